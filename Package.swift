@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "telegram-assistant",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "telegram-assistant", targets: ["telegram-assistant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // All logic lives here; the executable only parses arguments and calls into it.
+        .target(
+            name: "TelegramAssistant",
+            dependencies: [
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "telegram-assistant",
+            dependencies: [
+                "TelegramAssistant",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Fake servers that speak the real wire protocols over 127.0.0.1. Only tests depend on it.
+        .target(
+            name: "TestSupport",
+            dependencies: []
+        ),
+        .testTarget(
+            name: "TelegramAssistantTests",
+            dependencies: ["TelegramAssistant", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,174 @@
+import Configuration
+import Foundation
+import Logging
+import SystemPackage
+
+/// Every problem found in the configuration at once, so an operator fixes them in one go.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let problems: [String]
+    public var description: String {
+        "Configuration is invalid:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// The validated configuration of the assistant. Built only through `load`, which checks every value.
+public struct AssistantConfig: Sendable {
+    public var apiKey: String
+    public var baseURL: URL
+    public var model: String
+    public var fallbackModel: String?
+    public var systemPrompt: String
+    public var temperature: Double
+    public var maxOutputTokens: Int
+    public var maxHistoryMessages: Int
+    public var contextTokens: Int
+    public var inputPricePerMillion: Double
+    public var outputPricePerMillion: Double
+    public var appURL: String?
+    public var appName: String?
+    public var databasePath: String
+    public var logLevel: Logger.Level
+    public var logFile: String?
+    public var summarizeHistory: Bool
+    public var timeouts: LLMTimeouts
+
+    public static let defaultSystemPrompt =
+        "You are a helpful, concise assistant. Answer clearly and briefly; use Markdown only when it helps."
+
+    /// Reads the configuration: environment variables first, then the `.env` file (`envFile`, or
+    /// `.env` in the working directory when it exists). Throws `ConfigurationError` listing every problem.
+    public static func load(environment: [String: String], envFile: String?) async throws -> AssistantConfig {
+        let fileProvider: EnvironmentVariablesProvider
+        do {
+            fileProvider = try await EnvironmentVariablesProvider(
+                environmentFilePath: FilePath(envFile ?? ".env"), allowMissing: envFile == nil)
+        } catch {
+            throw ConfigurationError(problems: ["cannot read the env file \(envFile ?? ".env"): it does not exist or is not readable"])
+        }
+        let reader = ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: environment), fileProvider,
+        ])
+        let secrets: Set<String> = ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"]
+        return try parse { name in
+            let key = ConfigKey(name.lowercased().split(separator: "_").map(String.init))
+            return reader.string(forKey: key, isSecret: secrets.contains(name))
+        }
+    }
+
+    /// Validates raw values looked up by variable name. Blank values count as unset.
+    public static func parse(_ lookup: (String) -> String?) throws -> AssistantConfig {
+        var problems: [String] = []
+        func value(_ name: String) -> String? {
+            guard var text = lookup(name)?.trimmingCharacters(in: .whitespaces) else { return nil }
+            if text.count >= 2, let first = text.first, first == "\"" || first == "'", text.last == first {
+                text = String(text.dropFirst().dropLast())
+            }
+            return text.isEmpty ? nil : text
+        }
+        func number(_ name: String, default fallback: Double, in range: ClosedRange<Double>, describe: String) -> Double {
+            guard let text = value(name) else { return fallback }
+            guard let parsed = Double(text), range.contains(parsed) else {
+                problems.append("\(name) must be \(describe), got \"\(text)\"")
+                return fallback
+            }
+            return parsed
+        }
+        func integer(_ name: String, default fallback: Int, minimum: Int) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let parsed = Int(text), parsed >= minimum else {
+                problems.append("\(name) must be a whole number of at least \(minimum), got \"\(text)\"")
+                return fallback
+            }
+            return parsed
+        }
+
+        let apiKey = value("OPENAI_API_KEY") ?? ""
+        if apiKey.isEmpty { problems.append("OPENAI_API_KEY is required (set it in the environment or in .env)") }
+
+        let baseText = value("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
+        var baseURL = URL(string: "https://openrouter.ai/api/v1")!
+        if let url = URL(string: baseText), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil {
+            baseURL = url
+        } else {
+            problems.append("OPENAI_BASE_URL must be an http:// or https:// URL, got \"\(baseText)\"")
+        }
+
+        let systemPrompt = value("OPENAI_SYSTEM_PROMPT") ?? defaultSystemPrompt
+        let temperature = number("OPENAI_TEMPERATURE", default: 0.4, in: 0...2, describe: "a number between 0 and 2")
+        let maxOutput = integer("OPENAI_MAX_OUTPUT_TOKENS", default: 1000, minimum: 1)
+        let maxHistory = integer("OPENAI_MAX_HISTORY_MESSAGES", default: 20, minimum: 1)
+        let contextTokens = integer("OPENAI_CONTEXT_TOKENS", default: 8000, minimum: 1)
+        let inputPrice = number("INPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: "a price in USD of 0 or more")
+        let outputPrice = number("OUTPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: "a price in USD of 0 or more")
+        let firstByte = number("OPENAI_FIRST_BYTE_TIMEOUT", default: 60, in: 0.001...3600, describe: "a number of seconds above 0")
+        let idle = number("OPENAI_IDLE_TIMEOUT", default: 30, in: 0.001...3600, describe: "a number of seconds above 0")
+        let total = number("OPENAI_TOTAL_TIMEOUT", default: 300, in: 0.001...86400, describe: "a number of seconds above 0")
+
+        let promptTokens = TokenEstimator.estimate([OpenAI.Message(role: .system, content: systemPrompt)])
+        if contextTokens <= maxOutput + promptTokens + 16 {
+            problems.append(
+                "OPENAI_CONTEXT_TOKENS (\(contextTokens)) must leave room for OPENAI_MAX_OUTPUT_TOKENS (\(maxOutput)), the system prompt (about \(promptTokens) tokens) and a message")
+        }
+
+        var logLevel = Logger.Level.info
+        if let text = value("LOG_LEVEL") {
+            if let level = Logger.Level(rawValue: text.lowercased()) {
+                logLevel = level
+            } else {
+                problems.append("LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+            }
+        }
+
+        var summarize = false
+        if let text = value("SUMMARIZE_HISTORY") {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": summarize = true
+            case "false", "0", "no", "off": summarize = false
+            default: problems.append("SUMMARIZE_HISTORY must be true or false, got \"\(text)\"")
+            }
+        }
+
+        let databasePath: String
+        if let path = value("DATABASE_PATH") {
+            databasePath = path
+        } else if let state = value("STATE_DIRECTORY")?.split(separator: ":").first {
+            databasePath = "\(state)/assistant.sqlite"  // systemd's StateDirectory=
+        } else {
+            databasePath = "./data/assistant.sqlite"
+        }
+
+        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        return AssistantConfig(
+            apiKey: apiKey, baseURL: baseURL, model: value("OPENAI_MODEL") ?? "openai/gpt-5-nano",
+            fallbackModel: value("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
+            maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
+            inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
+            appURL: value("APP_URL"), appName: value("APP_NAME"), databasePath: databasePath, logLevel: logLevel,
+            logFile: value("LOG_FILE"), summarizeHistory: summarize,
+            timeouts: LLMTimeouts(
+                firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
+                total: .milliseconds(Int64(total * 1000))))
+    }
+
+    /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
+    public var redactedSummary: [(name: String, value: String)] {
+        [
+            ("OPENAI_API_KEY", Self.mask(apiKey)),
+            ("OPENAI_BASE_URL", baseURL.absoluteString),
+            ("OPENAI_MODEL", model),
+            ("OPENAI_FALLBACK_MODEL", fallbackModel ?? "(none)"),
+            ("OPENAI_TEMPERATURE", String(temperature)),
+            ("OPENAI_MAX_OUTPUT_TOKENS", String(maxOutputTokens)),
+            ("OPENAI_MAX_HISTORY_MESSAGES", String(maxHistoryMessages)),
+            ("OPENAI_CONTEXT_TOKENS", String(contextTokens)),
+            ("SUMMARIZE_HISTORY", String(summarizeHistory)),
+            ("DATABASE_PATH", databasePath),
+            ("LOG_LEVEL", logLevel.rawValue),
+        ]
+    }
+
+    /// Shows that a secret is set without showing it.
+    static func mask(_ secret: String) -> String {
+        secret.isEmpty ? "(not set)" : "•••• (\(secret.count) characters)"
+    }
+}

@@ -1,0 +1,34 @@
+/// How an attempt to answer a message ended. Front ends render it; the engine has already saved it.
+public enum ReplyOutcome: Sendable {
+    /// A complete answer.
+    case answered(Completion)
+    /// The answer stopped early: the stream broke after some text (`reason`), or the task was
+    /// cancelled by a stop request or shutdown (`reason == nil`, `partial` possibly empty). Any
+    /// partial text is saved as a partial answer.
+    case interrupted(partial: String, model: String, reason: LLMError?)
+    /// Nothing was shown; the user's turn is marked failed and left out of later requests.
+    case failed(LLMError)
+    /// The message alone does not fit the model's context; nothing was sent.
+    case messageTooLong(estimatedTokens: Int, budget: Int)
+
+    /// The marker shown after a partial answer.
+    public static let interruptedMarker = "(interrupted)"
+
+    /// The text to show after (or instead of) the streamed answer, if any.
+    public var notice: String? {
+        switch self {
+        case .answered(let completion):
+            completion.fallbackUsed ? "(answered by the fallback model \(completion.model))" : nil
+        case .interrupted(_, _, let reason):
+            if let reason, case .interrupted(_, let cause) = reason {
+                "\(Self.interruptedMarker) \(cause.userMessage)"
+            } else {
+                Self.interruptedMarker
+            }
+        case .failed(let error):
+            error.userMessage
+        case .messageTooLong(let tokens, let budget):
+            "Your message is too long for this model (about \(tokens) tokens; at most \(budget) fit). Please shorten it."
+        }
+    }
+}

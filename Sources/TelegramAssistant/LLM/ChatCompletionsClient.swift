@@ -1,0 +1,233 @@
+import Foundation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One streamed call to `POST {base}/chat/completions` of an OpenAI-compatible server.
+///
+/// It does not retry: `CompletionRunner` owns retries, fallback and deadlines.
+public struct ChatCompletionsClient: Sendable {
+    public let baseURL: URL
+    private let apiKey: String
+    private let extraHeaders: [String: String]
+    private let http: HTTPStreamingClient
+    /// libcurl's idle limit, a backstop behind the deadlines `CompletionRunner` enforces.
+    private let transportTimeout: TimeInterval
+
+    public init(
+        baseURL: URL, apiKey: String, appURL: String? = nil, appName: String? = nil,
+        http: HTTPStreamingClient, transportTimeout: TimeInterval = 600
+    ) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        var headers: [String: String] = [:]
+        if let appURL, let appName {
+            // OpenRouter's attribution headers.
+            headers["HTTP-Referer"] = appURL
+            headers["X-Title"] = appName
+        }
+        self.extraHeaders = headers
+        self.http = http
+        self.transportTimeout = transportTimeout
+    }
+
+    /// Starts the call. Returns once a 200 response has begun; any other status is thrown as the
+    /// matching `LLMError`. `activity` is touched on every byte that arrives, for idle deadlines.
+    public func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
+        var urlRequest = URLRequest(url: baseURL.appending(path: "chat/completions"))
+        urlRequest.httpMethod = "POST"
+        urlRequest.timeoutInterval = transportTimeout
+        urlRequest.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        urlRequest.setValue("text/event-stream", forHTTPHeaderField: "Accept")
+        for (name, value) in extraHeaders { urlRequest.setValue(value, forHTTPHeaderField: name) }
+        urlRequest.httpBody = try JSONEncoder().encode(request)
+
+        let response: HTTPStreamingResponse
+        do {
+            response = try await http.send(urlRequest)
+        } catch let error as URLError {
+            throw LLMError(transport: error, beforeFirstByte: true)
+        }
+        activity?.touch()
+        guard response.status == 200 else {
+            var body = Data()
+            do {
+                for try await chunk in response.body {
+                    body.append(chunk)
+                    if body.count > 65_536 { break }
+                }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // The status alone still says what went wrong.
+            }
+            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey)
+        }
+        return ChatCompletionStream(body: response.body, activity: activity)
+    }
+}
+
+/// What a streamed answer is made of.
+public enum ChatCompletionEvent: Sendable, Equatable {
+    /// The next piece of the answer's text.
+    case delta(String)
+    /// Token counts (usually in a final chunk with `choices: []`).
+    case usage(OpenAI.Usage)
+    /// The model stopped, and why (`stop`, `length`, …).
+    case finished(reason: String)
+}
+
+/// The events of one streamed answer, decoded as bytes arrive.
+///
+/// Ends normally only at `data: [DONE]`, or at the end of the body after a finish reason. A body that
+/// ends otherwise throws `LLMError.streamEndedUnexpectedly`, or `.emptyStream` if it held no event.
+public struct ChatCompletionStream: AsyncSequence, Sendable {
+    public typealias Element = ChatCompletionEvent
+    let body: AsyncThrowingStream<Data, any Error>
+    let activity: ActivityMonitor?
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(body: body.makeAsyncIterator(), activity: activity)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        var body: AsyncThrowingStream<Data, any Error>.AsyncIterator
+        let activity: ActivityMonitor?
+        var decoder = SSEDecoder()
+        var pending: [ChatCompletionEvent] = []
+        var pendingIndex = 0
+        var sawEvent = false
+        var sawFinish = false
+        var ended = false
+        let jsonDecoder = JSONDecoder()
+
+        init(body: AsyncThrowingStream<Data, any Error>.AsyncIterator, activity: ActivityMonitor?) {
+            self.body = body
+            self.activity = activity
+        }
+
+        public mutating func next() async throws -> ChatCompletionEvent? {
+            while true {
+                if pendingIndex < pending.count {
+                    defer { pendingIndex += 1 }
+                    return pending[pendingIndex]
+                }
+                pending.removeAll(keepingCapacity: true)
+                pendingIndex = 0
+                if ended { return nil }
+
+                let chunk: Data?
+                do {
+                    chunk = try await body.next(isolation: nil)
+                } catch let error as URLError {
+                    ended = true
+                    throw sawEvent ? LLMError.streamEndedUnexpectedly : LLMError(transport: error, beforeFirstByte: false)
+                }
+                guard let chunk else {
+                    try process(decoder.finish())
+                    if !ended {
+                        ended = true
+                        if !sawFinish { throw sawEvent ? LLMError.streamEndedUnexpectedly : LLMError.emptyStream }
+                    }
+                    continue
+                }
+                activity?.touch()
+                try process(decoder.feed(chunk))
+            }
+        }
+
+        private mutating func process(_ payloads: [String]) throws {
+            for payload in payloads where !ended {
+                sawEvent = true
+                if payload == "[DONE]" {
+                    ended = true
+                    return
+                }
+                let chunk: OpenAI.ChatChunk
+                do {
+                    chunk = try jsonDecoder.decode(OpenAI.ChatChunk.self, from: Data(payload.utf8))
+                } catch {
+                    throw LLMError.malformedEvent
+                }
+                if let error = chunk.error {
+                    throw LLMError.streamError(message: error.message ?? "unknown error")
+                }
+                for choice in chunk.choices ?? [] {
+                    if let text = choice.delta?.content, !text.isEmpty { pending.append(.delta(text)) }
+                    if let reason = choice.finishReason {
+                        sawFinish = true
+                        pending.append(.finished(reason: reason))
+                    }
+                }
+                if let usage = chunk.usage { pending.append(.usage(usage)) }
+            }
+        }
+    }
+}
+
+extension LLMError {
+    /// Classifies a non-200 answer. OpenAI's bodies are `{"error":{"code":…,"type":…}}`; other
+    /// servers vary, so the status decides when the body says nothing recognisable.
+    init(status: Int, headers: [String: String], body: Data, apiKey: String) {
+        let parsed = try? JSONDecoder().decode(OpenAI.ErrorBody.self, from: body)
+        let code = parsed?.error?.code ?? ""
+        let type = parsed?.error?.type ?? ""
+        let text = Self.redacted(parsed?.text ?? String(decoding: body.prefix(500), as: UTF8.self), apiKey: apiKey)
+        let lowered = text.lowercased()
+        switch status {
+        case 429:
+            if code == "insufficient_quota" || type == "insufficient_quota" || lowered.contains("quota") {
+                self = .quotaExceeded
+            } else {
+                self = .rateLimited(retryAfter: Self.retryAfter(headers))
+            }
+        case 400, 413, 422:
+            if code == "context_length_exceeded" || lowered.contains("context length")
+                || lowered.contains("maximum context") || lowered.contains("context_length")
+                || lowered.contains("too many tokens")
+            {
+                self = .contextLengthExceeded
+            } else if parsed?.error?.param == "max_tokens" || lowered.contains("max_completion_tokens") {
+                self = .maxTokensUnsupported
+            } else {
+                self = .badRequest(message: text)
+            }
+        case 401, 403:
+            self = .unauthorized(status: status, message: text)
+        case 402:
+            self = .quotaExceeded
+        case 404:
+            self = .modelNotFound(message: text)
+        case 500...599:
+            self = .server(status: status)
+        default:
+            self = .unexpectedStatus(status)
+        }
+    }
+
+    /// Maps a libcurl failure. A timeout before the first byte is a first-byte timeout.
+    init(transport error: URLError, beforeFirstByte: Bool) {
+        switch error.code {
+        case .timedOut:
+            self = .timeout(beforeFirstByte ? .firstByte : .idle)
+        default:
+            self = .connection("URLError \(error.code.rawValue)")
+        }
+    }
+
+    /// `Retry-After` as seconds (the HTTP-date form is rare from these APIs and treated as absent).
+    static func retryAfter(_ headers: [String: String]) -> Duration? {
+        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces),
+            let seconds = Double(value), seconds >= 0
+        else { return nil }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// Servers sometimes quote a prefix of the key back ("Incorrect API key provided: sk-…").
+    static func redacted(_ text: String, apiKey: String) -> String {
+        guard !apiKey.isEmpty else { return text }
+        return text.replacingOccurrences(of: apiKey, with: "[REDACTED]")
+    }
+}

@@ -1,0 +1,200 @@
+import Synchronization
+
+/// Token counts of one answer, marked when they were estimated rather than reported by the server.
+public struct TokenUsage: Sendable, Equatable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var estimated: Bool
+
+    public init(promptTokens: Int, completionTokens: Int, estimated: Bool) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.estimated = estimated
+    }
+}
+
+/// A finished answer and how it came about.
+public struct Completion: Sendable {
+    public var text: String
+    /// The model that answered: the fallback model when `fallbackUsed`.
+    public var model: String
+    public var fallbackUsed: Bool
+    public var usage: TokenUsage
+    /// HTTP attempts made, over both models.
+    public var attempts: Int
+    public var finishReason: String?
+    /// From the first request to the first piece of text.
+    public var timeToFirstToken: Duration?
+    public var latency: Duration
+}
+
+/// What to ask for in one completion.
+public struct CompletionRequest: Sendable {
+    public var messages: [OpenAI.Message]
+    public var model: String
+    public var fallbackModel: String?
+    public var temperature: Double
+    public var maxOutputTokens: Int
+
+    public init(messages: [OpenAI.Message], model: String, fallbackModel: String?, temperature: Double, maxOutputTokens: Int) {
+        self.messages = messages
+        self.model = model
+        self.fallbackModel = fallbackModel
+        self.temperature = temperature
+        self.maxOutputTokens = maxOutputTokens
+    }
+}
+
+/// A failed completion, with what is known about the attempts (for the log).
+public struct CompletionFailure: Error, Sendable {
+    public var error: LLMError
+    public var model: String
+    public var attempts: Int
+    public var fallbackUsed: Bool
+    public var timeToFirstToken: Duration?
+    /// Usage of the text that did reach the user, estimated.
+    public var usage: TokenUsage?
+}
+
+/// Makes one completion happen: streams it, retries transient faults before any text is shown,
+/// falls back to the second model once, and enforces the deadlines.
+///
+/// Retrying after text reached the user would show it twice, so a fault after the first delta ends
+/// the call as `LLMError.interrupted(partial:cause:)`.
+public struct CompletionRunner: Sendable {
+    let client: ChatCompletionsClient
+    let policy: RetryPolicy
+    let timeouts: LLMTimeouts
+    /// Used for backoff waits; injected so tests do not sleep.
+    let clock: any Clock<Duration>
+    /// Set once a server has said it wants `max_completion_tokens`, so later calls ask that way at once.
+    private let prefersMaxCompletionTokens = SharedFlag()
+
+    public init(client: ChatCompletionsClient, policy: RetryPolicy = RetryPolicy(), timeouts: LLMTimeouts, clock: any Clock<Duration> = ContinuousClock()) {
+        self.client = client
+        self.policy = policy
+        self.timeouts = timeouts
+        self.clock = clock
+    }
+
+    /// Streams the answer to `onDelta` as it arrives and returns it whole. Throws
+    /// `CompletionFailure`, or `CancellationError` when the calling task is cancelled.
+    public func complete(
+        _ request: CompletionRequest, onDelta: @escaping @Sendable (String) async -> Void
+    ) async throws -> Completion {
+        let start = ContinuousClock.now
+        var models = [request.model]
+        if let fallback = request.fallbackModel, fallback != request.model { models.append(fallback) }
+        var attempts = 0
+        var lastError = LLMError.connection("no attempt made")
+        var switchedTokenParameter = false
+        var lastIndex = 0
+
+        for (index, model) in models.enumerated() {
+            lastIndex = index
+            let attemptsAllowed = index == 0 ? policy.maxAttempts : 1
+            var attemptOnModel = 0
+            while attemptOnModel < attemptsAllowed {
+                attemptOnModel += 1
+                attempts += 1
+                let progress = AttemptProgress()
+                do {
+                    let outcome = try await attempt(request, model: model, start: start, progress: progress, onDelta: onDelta)
+                    return Completion(
+                        text: outcome.text, model: model, fallbackUsed: index > 0, usage: outcome.usage,
+                        attempts: attempts, finishReason: outcome.finishReason,
+                        timeToFirstToken: progress.snapshot.ttft, latency: ContinuousClock.now - start)
+                } catch let error as LLMError {
+                    let seen = progress.snapshot
+                    if !seen.text.isEmpty {
+                        let partialUsage = TokenUsage(
+                            promptTokens: TokenEstimator.estimate(request.messages),
+                            completionTokens: TokenEstimator.estimate(seen.text), estimated: true)
+                        throw CompletionFailure(
+                            error: .interrupted(partial: seen.text, cause: error), model: model, attempts: attempts,
+                            fallbackUsed: index > 0, timeToFirstToken: seen.ttft, usage: partialUsage)
+                    }
+                    if error == .maxTokensUnsupported, !switchedTokenParameter {
+                        switchedTokenParameter = true
+                        prefersMaxCompletionTokens.set()
+                        attemptOnModel -= 1  // a protocol detail, not a fault: it costs no attempt
+                        continue
+                    }
+                    lastError = error
+                    guard let wait = policy.delay(after: error, attempt: attemptOnModel), attemptOnModel < attemptsAllowed else { break }
+                    try await clock.sleep(for: wait)
+                }
+            }
+            if !lastError.allowsFallback { break }
+        }
+        throw CompletionFailure(
+            error: lastError, model: models[lastIndex], attempts: attempts, fallbackUsed: lastIndex > 0,
+            timeToFirstToken: nil, usage: nil)
+    }
+
+    private struct AttemptOutcome: Sendable {
+        var text: String
+        var usage: TokenUsage
+        var finishReason: String?
+    }
+
+    private func attempt(
+        _ request: CompletionRequest, model: String, start: ContinuousClock.Instant, progress: AttemptProgress,
+        onDelta: @escaping @Sendable (String) async -> Void
+    ) async throws -> AttemptOutcome {
+        let body = OpenAI.ChatRequest(
+            model: model, messages: request.messages, temperature: request.temperature,
+            maxOutputTokens: request.maxOutputTokens, usesMaxCompletionTokens: prefersMaxCompletionTokens.isSet)
+        let client = self.client
+        return try await timeouts.enforce { activity in
+            let stream = try await client.stream(body, activity: activity)
+            var text = ""
+            var usage: OpenAI.Usage?
+            var finishReason: String?
+            for try await event in stream {
+                switch event {
+                case .delta(let piece):
+                    text += piece
+                    progress.append(piece, now: ContinuousClock.now - start)
+                    await onDelta(piece)
+                case .usage(let reported):
+                    usage = reported
+                case .finished(let reason):
+                    finishReason = reason
+                }
+            }
+            let tokens = usage.map {
+                TokenUsage(promptTokens: $0.promptTokens, completionTokens: $0.completionTokens, estimated: false)
+            } ?? TokenUsage(
+                promptTokens: TokenEstimator.estimate(request.messages),
+                completionTokens: TokenEstimator.estimate(text), estimated: true)
+            return AttemptOutcome(text: text, usage: tokens, finishReason: finishReason)
+        }
+    }
+}
+
+/// What one attempt has shown the user so far; read after a failure to tell "nothing shown yet"
+/// (safe to retry) from "interrupted".
+final class AttemptProgress: Sendable {
+    struct Snapshot: Sendable {
+        var text = ""
+        var ttft: Duration?
+    }
+    private let state = Mutex(Snapshot())
+
+    func append(_ piece: String, now: Duration) {
+        state.withLock {
+            if $0.ttft == nil { $0.ttft = now }
+            $0.text += piece
+        }
+    }
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+}
+
+/// A flag that can only be raised, shared by copies of a struct.
+final class SharedFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

@@ -1,0 +1,128 @@
+/// Wire types of the OpenAI-compatible chat-completions API, exactly as they travel.
+public enum OpenAI {
+    /// One message of a chat-completions request.
+    public struct Message: Codable, Sendable, Equatable {
+        public var role: Role
+        public var content: String
+
+        public init(role: Role, content: String) {
+            self.role = role
+            self.content = content
+        }
+    }
+
+    /// The roles this project sends.
+    public enum Role: String, Codable, Sendable {
+        case system, user, assistant
+    }
+
+    /// The body of `POST /chat/completions`. Which of `max_tokens` and `max_completion_tokens` is
+    /// sent depends on the server: some reject one in favour of the other.
+    public struct ChatRequest: Encodable, Sendable {
+        public var model: String
+        public var messages: [Message]
+        public var temperature: Double
+        public var maxOutputTokens: Int
+        public var usesMaxCompletionTokens: Bool
+        public var stream: Bool = true
+
+        struct StreamOptions: Encodable { var include_usage = true }
+
+        enum CodingKeys: String, CodingKey {
+            case model, messages, temperature, stream
+            case streamOptions = "stream_options"
+            case maxTokens = "max_tokens"
+            case maxCompletionTokens = "max_completion_tokens"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(model, forKey: .model)
+            try container.encode(messages, forKey: .messages)
+            try container.encode(temperature, forKey: .temperature)
+            try container.encode(stream, forKey: .stream)
+            if stream { try container.encode(StreamOptions(), forKey: .streamOptions) }
+            try container.encode(
+                maxOutputTokens, forKey: usesMaxCompletionTokens ? .maxCompletionTokens : .maxTokens)
+        }
+    }
+
+    /// Token counts as the server reports them.
+    public struct Usage: Decodable, Sendable, Equatable {
+        public var promptTokens: Int
+        public var completionTokens: Int
+
+        enum CodingKeys: String, CodingKey {
+            case promptTokens = "prompt_tokens"
+            case completionTokens = "completion_tokens"
+        }
+    }
+
+    /// One `data:` event of a streamed answer. Every field may be missing: some chunks carry only
+    /// the role, only a finish reason, or only usage (with `choices: []`).
+    public struct ChatChunk: Decodable, Sendable {
+        public struct Choice: Decodable, Sendable {
+            public struct Delta: Decodable, Sendable {
+                public var content: String?
+            }
+            public var delta: Delta?
+            public var finishReason: String?
+
+            enum CodingKeys: String, CodingKey {
+                case delta
+                case finishReason = "finish_reason"
+            }
+        }
+        public var model: String?
+        public var choices: [Choice]?
+        public var usage: Usage?
+        public var error: ErrorBody.Detail?
+    }
+
+    /// An error answer. OpenAI sends `{"error": {...}}`; some compatible servers send
+    /// `{"detail": "..."}` or a bare `{"message": "..."}`.
+    public struct ErrorBody: Decodable, Sendable {
+        public struct Detail: Decodable, Sendable {
+            public var message: String?
+            public var type: String?
+            public var code: String?
+            public var param: String?
+
+            enum CodingKeys: String, CodingKey { case message, type, code, param }
+
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                message = try? container.decodeIfPresent(String.self, forKey: .message)
+                type = try? container.decodeIfPresent(String.self, forKey: .type)
+                param = try? container.decodeIfPresent(String.self, forKey: .param)
+                // `code` is a string at OpenAI and a number at some other servers.
+                if let text = try? container.decodeIfPresent(String.self, forKey: .code) {
+                    code = text
+                } else if let number = try? container.decodeIfPresent(Int.self, forKey: .code) {
+                    code = String(number)
+                } else {
+                    code = nil
+                }
+            }
+        }
+        public var error: Detail?
+        public var detail: String?
+        public var message: String?
+
+        enum CodingKeys: String, CodingKey { case error, detail, message }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            error = try? container.decodeIfPresent(Detail.self, forKey: .error)
+            if error == nil, let text = try? container.decodeIfPresent(String.self, forKey: .error) {
+                error = nil
+                message = text
+            }
+            detail = try? container.decodeIfPresent(String.self, forKey: .detail)
+            if message == nil { message = try? container.decodeIfPresent(String.self, forKey: .message) }
+        }
+
+        /// The most specific human-readable text the server gave.
+        public var text: String? { error?.message ?? detail ?? message }
+    }
+}

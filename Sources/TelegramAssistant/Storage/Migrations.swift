@@ -1,0 +1,48 @@
+import GRDB
+
+/// The schema, one named migration per change. Never edit a shipped migration: add a new one.
+enum Migrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: conversations and messages") { db in
+            try db.create(table: "conversation") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("kind", .text).notNull()
+                t.column("external_id", .integer)
+                t.column("model", .text)
+                t.column("summary", .text)
+                t.column("summary_through_message_id", .integer).notNull().defaults(to: 0)
+                t.column("window_start_message_id", .integer).notNull().defaults(to: 0)
+                t.column("requests", .integer).notNull().defaults(to: 0)
+                t.column("failures", .integer).notNull().defaults(to: 0)
+                t.column("prompt_tokens", .integer).notNull().defaults(to: 0)
+                t.column("completion_tokens", .integer).notNull().defaults(to: 0)
+                t.column("usage_estimated", .boolean).notNull().defaults(to: false)
+                t.column("cost_usd", .double).notNull().defaults(to: 0)
+                t.column("last_latency_ms", .integer)
+                t.column("last_ttft_ms", .integer)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+                t.uniqueKey(["kind", "external_id"])
+            }
+            try db.create(table: "message") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("conversation_id", .integer).notNull()
+                    .references("conversation", onDelete: .cascade)
+                t.column("role", .text).notNull()
+                    .check(sql: "role IN ('system', 'user', 'assistant')")
+                t.column("content", .text).notNull()
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('complete', 'partial', 'failed')")
+                t.column("model", .text)
+                t.column("prompt_tokens", .integer)
+                t.column("completion_tokens", .integer)
+                t.column("usage_estimated", .boolean).notNull().defaults(to: false)
+                t.column("created_at", .datetime).notNull()
+                t.column("updated_at", .datetime).notNull()
+            }
+            try db.create(index: "message_by_conversation", on: "message", columns: ["conversation_id", "id"])
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import GRDB
+
+/// Why the database could not be used; says which file and what to do, never a stack trace.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// Everything a model call changed, written in one transaction so a crash never leaves half of it.
+public struct CallRecord: Sendable {
+    /// The user turn the call answered.
+    public var userMessageID: Int64
+    /// The answer to save: complete, or partial when the stream broke or was stopped.
+    public var reply: (text: String, status: MessageRecord.Status, model: String)?
+    public var usage: TokenUsage?
+    public var costUSD: Double
+    public var latencyMs: Int?
+    public var ttftMs: Int?
+    public var failed: Bool
+}
+
+/// The SQLite database: the only place that speaks SQL. Calls are synchronous and short (WAL, one
+/// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
+public final class Store: Sendable {
+    private let writer: any DatabaseWriter
+
+    /// Opens (creating if needed, mode 0600) the database at `path` and migrates it.
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let files = FileManager.default
+        do {
+            if !files.fileExists(atPath: directory) {
+                try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+        } catch {
+            throw StoreError(description: "cannot create the database directory \(directory): \(error.localizedDescription)")
+        }
+        if !files.fileExists(atPath: path) {
+            let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw StoreError(description: "cannot create the database file \(path): \(String(cString: strerror(errno)))")
+            }
+            close(fd)
+        }
+        guard access(path, R_OK | W_OK) == 0, access(directory, W_OK) == 0 else {
+            throw StoreError(description: "the database \(path) is not writable (check the owner and permissions of the file and its directory)")
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try Migrations.migrator.migrate(pool)
+            writer = pool
+        } catch let error as DatabaseError {
+            throw StoreError(description: "cannot open the database \(path): \(error.message ?? "SQLite error \(error.resultCode)")")
+        }
+    }
+
+    /// A private in-memory database, for tests and throwaway runs.
+    public init() throws {
+        let queue = try DatabaseQueue()
+        try Migrations.migrator.migrate(queue)
+        writer = queue
+    }
+
+    /// The names of the migrations applied so far, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try writer.read { try Migrations.migrator.appliedMigrations($0) }
+    }
+
+    // MARK: Conversations
+
+    /// A new conversation.
+    public func createConversation(kind: String, externalID: Int64? = nil) throws -> ConversationRecord {
+        try writer.write { db in
+            let now = Date()
+            try db.execute(
+                sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                arguments: [kind, externalID, now, now])
+            return try ConversationRecord.fetchOne(db, key: db.lastInsertedRowID)!
+        }
+    }
+
+    /// The conversation for an external id (a Telegram chat), created on first use.
+    public func conversation(kind: String, externalID: Int64) throws -> ConversationRecord {
+        if let existing = try writer.read({ db in
+            try ConversationRecord.filter(Column("kind") == kind && Column("external_id") == externalID).fetchOne(db)
+        }) {
+            return existing
+        }
+        return try createConversation(kind: kind, externalID: externalID)
+    }
+
+    public func conversation(id: Int64) throws -> ConversationRecord? {
+        try writer.read { try ConversationRecord.fetchOne($0, key: id) }
+    }
+
+    /// The most recently used conversation of a kind (the terminal chat resumes it).
+    public func latestConversation(kind: String) throws -> ConversationRecord? {
+        try writer.read { db in
+            try ConversationRecord.filter(Column("kind") == kind)
+                .order(Column("updated_at").desc, Column("id").desc).fetchOne(db)
+        }
+    }
+
+    /// Sets (or with `nil`, resets) the conversation's model.
+    public func setModel(_ model: String?, conversationID: Int64) throws {
+        try update(conversationID, "model = ?", [model])
+    }
+
+    public func setWindowStart(_ messageID: Int64, conversationID: Int64) throws {
+        try update(conversationID, "window_start_message_id = ?", [messageID])
+    }
+
+    public func setSummary(_ summary: String, throughMessageID: Int64, conversationID: Int64) throws {
+        try update(conversationID, "summary = ?, summary_through_message_id = ?", [summary, throughMessageID])
+    }
+
+    /// Forgets the conversation's history and summary; its totals stay.
+    public func clear(conversationID: Int64) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM message WHERE conversation_id = ?", arguments: [conversationID])
+            try db.execute(
+                sql: """
+                    UPDATE conversation SET summary = NULL, summary_through_message_id = 0,
+                    window_start_message_id = 0, updated_at = ? WHERE id = ?
+                    """,
+                arguments: [Date(), conversationID])
+        }
+    }
+
+    private func update(_ conversationID: Int64, _ assignments: String, _ values: [(any DatabaseValueConvertible)?]) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
+                arguments: StatementArguments(values + [Date(), conversationID]))
+        }
+    }
+
+    // MARK: Messages
+
+    /// Saves a turn and returns it with its id.
+    @discardableResult
+    public func appendMessage(conversationID: Int64, role: OpenAI.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) throws -> MessageRecord {
+        try writer.write { db in
+            try insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, usage: nil)
+        }
+    }
+
+    private func insertMessage(
+        _ db: Database, conversationID: Int64, role: OpenAI.Role, content: String, status: MessageRecord.Status,
+        model: String?, usage: TokenUsage?
+    ) throws -> MessageRecord {
+        let now = Date()
+        try db.execute(
+            sql: """
+                INSERT INTO message (conversation_id, role, content, status, model, prompt_tokens,
+                completion_tokens, usage_estimated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                conversationID, role, content, status, model, usage?.promptTokens, usage?.completionTokens,
+                usage?.estimated ?? false, now, now,
+            ])
+        let id = db.lastInsertedRowID
+        try db.execute(sql: "UPDATE conversation SET updated_at = ? WHERE id = ?", arguments: [now, conversationID])
+        return try MessageRecord.fetchOne(db, key: id)!
+    }
+
+    /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
+    public func contextMessages(conversationID: Int64, fromID: Int64 = 0) throws -> [MessageRecord] {
+        try writer.read { db in
+            try MessageRecord
+                .filter(Column("conversation_id") == conversationID && Column("id") >= fromID && Column("status") != MessageRecord.Status.failed)
+                .order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Every turn of the conversation, failed ones included, oldest first.
+    public func allMessages(conversationID: Int64) throws -> [MessageRecord] {
+        try writer.read { db in
+            try MessageRecord.filter(Column("conversation_id") == conversationID).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Turns in `afterID < id < beforeID` that are not failed: what falls out of the window.
+    public func messages(conversationID: Int64, after afterID: Int64, before beforeID: Int64) throws -> [MessageRecord] {
+        try writer.read { db in
+            try MessageRecord
+                .filter(Column("conversation_id") == conversationID && Column("id") > afterID && Column("id") < beforeID && Column("status") != MessageRecord.Status.failed)
+                .order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Turns that will be remembered (not failed).
+    public func messageCount(conversationID: Int64) throws -> Int {
+        try writer.read { db in
+            try MessageRecord.filter(Column("conversation_id") == conversationID && Column("status") != MessageRecord.Status.failed).fetchCount(db)
+        }
+    }
+
+    /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
+    public func record(_ call: CallRecord, conversationID: Int64) throws {
+        try writer.write { db in
+            if let reply = call.reply {
+                _ = try insertMessage(
+                    db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
+                    model: reply.model, usage: call.usage)
+            } else if call.failed {
+                try db.execute(
+                    sql: "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
+                    arguments: [Date(), call.userMessageID])
+            }
+            try db.execute(
+                sql: """
+                    UPDATE conversation SET requests = requests + 1, failures = failures + ?,
+                    prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
+                    usage_estimated = usage_estimated OR ?, cost_usd = cost_usd + ?,
+                    last_latency_ms = COALESCE(?, last_latency_ms), last_ttft_ms = COALESCE(?, last_ttft_ms),
+                    updated_at = ? WHERE id = ?
+                    """,
+                arguments: [
+                    call.failed ? 1 : 0, call.usage?.promptTokens ?? 0, call.usage?.completionTokens ?? 0,
+                    call.usage?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, Date(), conversationID,
+                ])
+        }
+    }
+}

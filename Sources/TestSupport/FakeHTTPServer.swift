@@ -1,0 +1,223 @@
+import Foundation
+import Synchronization
+
+/// A request as the fake server received it.
+public struct ReceivedRequest: Sendable {
+    public var method: String
+    public var path: String
+    /// Header names lower-cased.
+    public var headers: [String: String]
+    public var body: Data
+}
+
+/// What the fake server sends back, step by step, so tests can script timing and faults exactly.
+public struct ScriptedResponse: Sendable {
+    public enum Step: Sendable {
+        /// Bytes sent as one HTTP chunk (a separate TCP write).
+        case bytes(Data)
+        /// Waits before the next step.
+        case pause(Duration)
+        /// Waits until the client closes the connection (or 30 s pass): a stalled server.
+        case waitForClientClose
+    }
+    public enum Ending: Sendable {
+        /// The terminating zero-length chunk, then close.
+        case complete
+        /// Close the socket mid-body: what a dropped connection looks like to the client.
+        case abort
+    }
+
+    public var status: Int
+    public var headers: [String: String]
+    /// Steps before the status line is sent (a server that takes its time to answer at all).
+    public var beforeHead: [Step]
+    public var steps: [Step]
+    public var ending: Ending
+
+    public init(status: Int, headers: [String: String] = [:], beforeHead: [Step] = [], steps: [Step] = [], ending: Ending = .complete) {
+        self.status = status
+        self.headers = headers
+        self.beforeHead = beforeHead
+        self.steps = steps
+        self.ending = ending
+    }
+
+    /// A complete JSON answer.
+    public static func json(_ status: Int, _ body: String, headers: [String: String] = [:]) -> ScriptedResponse {
+        var all = headers
+        all["Content-Type"] = "application/json"
+        return ScriptedResponse(status: status, headers: all, steps: [.bytes(Data(body.utf8))])
+    }
+}
+
+/// A minimal HTTP/1.1 server over POSIX sockets on 127.0.0.1, port chosen by the kernel.
+///
+/// Written for tests that need full control of the wire: every response is chunked, each scripted
+/// step is its own TCP write, and a response can stall or be cut off mid-body. One thread accepts,
+/// one thread serves each connection; every connection is closed after its response.
+public final class FakeHTTPServer: Sendable {
+    public let port: Int
+    private let listener: Int32
+    private let handler: @Sendable (ReceivedRequest) -> ScriptedResponse
+    private let disconnects = Mutex<Int>(0)
+
+    public init(handler: @escaping @Sendable (ReceivedRequest) -> ScriptedResponse) throws {
+        self.handler = handler
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FakeServerError.socket(errno) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 128) == 0 else {
+            close(fd)
+            throw FakeServerError.socket(errno)
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.name = "fake-http-accept"
+        thread.start()
+    }
+
+    /// How many times a client closed a connection while the server was still sending or waiting.
+    public var clientDisconnects: Int { disconnects.withLock { $0 } }
+
+    /// Stops accepting connections.
+    public func shutdown() {
+        Glibc.shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    deinit { shutdown() }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            var yes: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+            let thread = Thread { [self] in serve(client) }
+            thread.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        guard let request = readRequest(fd) else { return }
+        let response = handler(request)
+        for step in response.beforeHead where !perform(step, fd) { return }
+
+        var head = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
+        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        head += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        guard send(fd, Data(head.utf8)) else { return }
+        for step in response.steps where !perform(step, fd) { return }
+        if case .complete = response.ending { _ = send(fd, Data("0\r\n\r\n".utf8)) }
+    }
+
+    /// Returns false when the client has gone away.
+    private func perform(_ step: ScriptedResponse.Step, _ fd: Int32) -> Bool {
+        switch step {
+        case .bytes(let data):
+            guard !data.isEmpty else { return true }
+            var chunk = Data(String(data.count, radix: 16).utf8)
+            chunk.append(contentsOf: Array("\r\n".utf8))
+            chunk.append(data)
+            chunk.append(contentsOf: Array("\r\n".utf8))
+            if send(fd, chunk) { return true }
+        case .pause(let duration):
+            Thread.sleep(forTimeInterval: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+            return true
+        case .waitForClientClose:
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if poll(&poller, 1, 50) > 0 {
+                    let count = recv(fd, &buffer, buffer.count, 0)
+                    if count <= 0 { break }
+                }
+            }
+        }
+        disconnects.withLock { $0 += 1 }
+        return false
+    }
+
+    private func send(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let sent = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if sent <= 0 { return false }
+                offset += sent
+            }
+            return true
+        }
+    }
+
+    private func readRequest(_ fd: Int32) -> ReceivedRequest? {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        let separator = Data("\r\n\r\n".utf8)
+        var headEnd: Range<Data.Index>?
+        while headEnd == nil {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            data.append(contentsOf: buffer[0..<count])
+            headEnd = data.range(of: separator)
+        }
+        let headText = String(decoding: data[..<headEnd!.lowerBound], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst().split(separator: " ")
+        guard requestLine.count >= 2 else { return nil }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        if headers["expect"]?.lowercased() == "100-continue" {
+            _ = send(fd, Data("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        }
+        var body = Data(data[headEnd!.upperBound...])
+        let expected = Int(headers["content-length"] ?? "0") ?? 0
+        while body.count < expected {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            body.append(contentsOf: buffer[0..<count])
+        }
+        return ReceivedRequest(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body)
+    }
+
+    private static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 409: "Conflict"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
+
+public enum FakeServerError: Error {
+    case socket(Int32)
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TelegramAssistant
+
+/// `telegram-assistant`: parses the command line and hands over to the library.
+@main
+struct TelegramAssistantCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "telegram-assistant",
+        abstract: "An AI assistant for Telegram and the terminal, for any OpenAI-compatible endpoint.",
+        subcommands: [ChatCommand.self],
+        defaultSubcommand: ChatCommand.self)
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .customLong("env-file"), help: "Read configuration from this file instead of ./.env.")
+    var envFile: String?
+
+    /// Loads and validates the configuration, or exits 78 (EX_CONFIG) listing every problem.
+    func loadConfig() async throws -> AssistantConfig {
+        do {
+            return try await AssistantConfig.load(environment: ProcessInfo.processInfo.environment, envFile: envFile)
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(78)
+        }
+    }
+}
+
+struct ChatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat", abstract: "Chat with the model in the terminal; the conversation is remembered.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Flag(help: "Start a new conversation instead of resuming the last one.")
+    var new = false
+
+    @Option(
+        name: .customLong("log-file"),
+        help: "Where JSON logs go (default: LOG_FILE, else chat.log beside the database; '-' for stderr).")
+    var logFile: String?
+
+    func run() async throws {
+        let config = try await common.loadConfig()
+        let logPath = logFile ?? config.logFile ?? URL(fileURLWithPath: config.databasePath).deletingLastPathComponent().appendingPathComponent("chat.log").path
+        do {
+            try FileManager.default.createDirectory(
+                at: URL(fileURLWithPath: logPath).deletingLastPathComponent(), withIntermediateDirectories: true)
+            let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath)
+            let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            let assistant = try Assistant(config: config, logger: logger)
+            let conversation = try TerminalChat.openConversation(in: assistant.store, fresh: new)
+            let chat = TerminalChat(engine: assistant.engine, conversationID: conversation.id) { text in
+                FileHandle.standardOutput.write(Data(text.utf8))
+            }
+            let service = TerminalChatService(chat: chat, lines: StandardInput.lines())
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch let error as StoreError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Testing
+
+@testable import TelegramAssistant
+
+@Suite struct SSEDecoderTests {
+    /// Feeds `text` cut at the given byte offsets and collects every event.
+    func decode(_ text: String, cuts: [Int]) -> [String] {
+        let bytes = Array(text.utf8)
+        var decoder = SSEDecoder()
+        var events: [String] = []
+        var start = 0
+        for cut in cuts.sorted() + [bytes.count] where cut >= start && cut <= bytes.count {
+            events += decoder.feed(bytes[start..<cut])
+            start = cut
+        }
+        return events + decoder.finish()
+    }
+
+    @Test func decodesSeveralEventsInOneChunk() {
+        #expect(decode("data: a\n\ndata: b\n\ndata: [DONE]\n\n", cuts: []) == ["a", "b", "[DONE]"])
+    }
+
+    @Test func skipsCommentsKeepAlivesAndOtherFields() {
+        let text = ": OPENROUTER PROCESSING\n\nevent: message\nid: 7\nretry: 100\ndata: x\n\n:\n\n"
+        #expect(decode(text, cuts: []) == ["x"])
+    }
+
+    @Test func joinsMultiLineDataWithNewlines() {
+        #expect(decode("data: one\ndata: two\n\n", cuts: []) == ["one\ntwo"])
+    }
+
+    @Test func acceptsCRLFAndCRLineEndingsEvenWhenThePairIsSplit() {
+        let text = "data: a\r\n\r\ndata: b\r\rdata: c\n\n"
+        let whole = decode(text, cuts: [])
+        #expect(whole == ["a", "b", "c"])
+        for cut in 0...text.utf8.count {
+            #expect(decode(text, cuts: [cut]) == whole, "cut at \(cut)")
+        }
+    }
+
+    @Test func keepsMultiByteCharactersSplitAcrossChunks() {
+        let text = "data: {\"c\":\"héllo 👋🏽 日本\"}\n\n"
+        let expected = ["{\"c\":\"héllo 👋🏽 日本\"}"]
+        for cut in 0...text.utf8.count {
+            #expect(decode(text, cuts: [cut]) == expected, "cut at \(cut)")
+        }
+        #expect(decode(text, cuts: Array(0...text.utf8.count)) == expected)  // one byte at a time
+    }
+
+    @Test func dataWithoutSpaceAfterColonAndEmptyData() {
+        #expect(decode("data:x\n\ndata\n\n", cuts: []) == ["x", ""])
+    }
+
+    @Test func deliversALastEventThatLacksItsBlankLine() {
+        #expect(decode("data: a\n\ndata: b", cuts: []) == ["a", "b"])
+    }
+
+    @Test func anySplitOfARealisticStreamGivesTheSameEvents() {
+        let text = FakeSSE.sample
+        let expected = decode(text, cuts: [])
+        #expect(expected.count == 6)
+        var generator = SplitMix(seed: 42)
+        for _ in 0..<300 {
+            let count = Int(generator.next() % 12)
+            let cuts = (0..<count).map { _ in Int(generator.next() % UInt64(text.utf8.count + 1)) }
+            #expect(decode(text, cuts: cuts) == expected, "cuts \(cuts)")
+        }
+    }
+}
+
+/// A tiny deterministic generator so property tests repeat exactly.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum FakeSSE {
+    static let sample = """
+        : keep-alive\r
+        \r
+        data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\r
+        \r
+        data: {"choices":[{"index":0,"delta":{"content":"Grüß "}}]}\r
+        \r
+        data: {"choices":[{"index":0,"delta":{"content":"dich 🌍"}}]}
+
+        data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}
+
+        data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}
+
+        data: [DONE]
+
+
+        """
+}

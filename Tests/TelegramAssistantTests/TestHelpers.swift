@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import TestSupport
+
+@testable import TelegramAssistant
+
+/// A configuration pointing at a fake server, with overrides by variable name.
+func testConfig(_ server: FakeOpenAIServer, _ overrides: [String: String] = [:]) throws -> AssistantConfig {
+    var values = [
+        "OPENAI_API_KEY": server.settings.apiKey,
+        "OPENAI_BASE_URL": server.baseURL.absoluteString,
+        "OPENAI_MODEL": "test-model",
+    ]
+    values.merge(overrides) { $1 }
+    return try AssistantConfig.parse { values[$0] }
+}
+
+/// A log that tests can read back.
+final class LogCapture: Sendable {
+    let path: String
+    let sink: LogSink
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("log-\(UUID().uuidString).jsonl").path
+        sink = try LogSink(appendingTo: path)
+    }
+
+    var logger: Logger { Assistant.makeLogger(label: "test", level: .debug, sink: sink) }
+
+    var text: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    /// Every line parsed as a JSON object.
+    var records: [[String: Any]] {
+        text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A temporary directory removed when the value goes away.
+final class TemporaryDirectory: Sendable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("ta-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Collects streamed deltas.
+final class DeltaCollector: Sendable {
+    private let pieces = Mutex<[String]>([])
+    func append(_ piece: String) { pieces.withLock { $0.append(piece) } }
+    var all: [String] { pieces.withLock { $0 } }
+    var text: String { all.joined() }
+}
+
+import Synchronization
+
+/// The parts a test needs, wired like `Assistant` but with a test clock and a chosen store.
+struct Harness {
+    let server: FakeOpenAIServer
+    let config: AssistantConfig
+    let store: Store
+    let clock: RecordingClock
+    let log: LogCapture
+    let engine: ConversationEngine
+    let runner: CompletionRunner
+
+    init(
+        _ settings: FakeOpenAIServer.Settings = .init(), overrides: [String: String] = [:], store: Store? = nil,
+        server: FakeOpenAIServer? = nil, timeouts: LLMTimeouts? = nil
+    ) throws {
+        self.server = try server ?? FakeOpenAIServer(settings)
+        config = try testConfig(self.server, overrides)
+        self.store = try store ?? Store()
+        clock = RecordingClock()
+        log = try LogCapture()
+        let client = ChatCompletionsClient(
+            baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName,
+            http: HTTPStreamingClient(), transportTimeout: 30)
+        runner = CompletionRunner(
+            client: client, policy: RetryPolicy(random: { 0.5 }),
+            timeouts: timeouts ?? LLMTimeouts(firstByte: .seconds(10), idle: .seconds(10), total: .seconds(30)), clock: clock)
+        engine = ConversationEngine(settings: EngineSettings(config), store: self.store, runner: runner, logger: log.logger)
+    }
+
+    func request(_ content: String, model: String = "test-model") -> CompletionRequest {
+        CompletionRequest(
+            messages: [OpenAI.Message(role: .system, content: "sys"), OpenAI.Message(role: .user, content: content)],
+            model: model, fallbackModel: config.fallbackModel, temperature: 0.4, maxOutputTokens: 100)
+    }
+}
