@@ -60,6 +60,7 @@ public final class FakeHTTPServer: Sendable {
     private let listener: Int32
     private let handler: @Sendable (ReceivedRequest) -> ScriptedResponse
     private let disconnects = Mutex<Int>(0)
+    private let stopped = Mutex(false)
 
     public init(handler: @escaping @Sendable (ReceivedRequest) -> ScriptedResponse) throws {
         self.handler = handler
@@ -92,16 +93,19 @@ public final class FakeHTTPServer: Sendable {
     /// How many times a client closed a connection while the server was still sending or waiting.
     public var clientDisconnects: Int { disconnects.withLock { $0 } }
 
-    /// Stops accepting connections.
+    /// Stops accepting connections. Only the accept thread closes the listening socket, so its
+    /// descriptor number can never be reused under a thread that still uses it.
     public func shutdown() {
-        Glibc.shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        let first = stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        if first { Glibc.shutdown(listener, Int32(SHUT_RDWR)) }
     }
 
-    deinit { shutdown() }
-
     private func acceptLoop() {
-        while true {
+        defer { close(listener) }
+        while !stopped.withLock({ $0 }) {
             let client = accept(listener, nil, nil)
             if client < 0 {
                 if errno == EINTR { continue }

@@ -59,8 +59,10 @@ public struct LLMTimeouts: Sendable, Equatable {
         while true {
             let last = monitor.lastActivity
             let progressDeadline = last.map { $0 + idle } ?? start + firstByte
-            let deadline = min(totalDeadline, progressDeadline)
-            try await ContinuousClock().sleep(until: deadline)
+            // Before the first byte, wake at least every `idle` too: once bytes flow, the idle
+            // deadline may come long before the first-byte one.
+            let wake = min(totalDeadline, progressDeadline, last == nil ? ContinuousClock.now + idle : progressDeadline)
+            try await ContinuousClock().sleep(until: wake)
             let now = ContinuousClock.now
             if now >= totalDeadline { throw LLMError.timeout(.total) }
             if monitor.lastActivity == last, now >= progressDeadline {

@@ -126,6 +126,8 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                     throw sawEvent ? LLMError.streamEndedUnexpectedly : LLMError(transport: error, beforeFirstByte: false)
                 }
                 guard let chunk else {
+                    // A cancelled consumer sees the body end early: that is cancellation, not a fault.
+                    try Task.checkCancellation()
                     try process(decoder.finish())
                     if !ended {
                         ended = true

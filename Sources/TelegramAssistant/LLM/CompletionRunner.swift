@@ -105,6 +105,7 @@ public struct CompletionRunner: Sendable {
                         attempts: attempts, finishReason: outcome.finishReason,
                         timeToFirstToken: progress.snapshot.ttft, latency: ContinuousClock.now - start)
                 } catch let error as LLMError {
+                    try Task.checkCancellation()  // a stop request is not a fault to retry or report
                     let seen = progress.snapshot
                     if !seen.text.isEmpty {
                         let partialUsage = TokenUsage(

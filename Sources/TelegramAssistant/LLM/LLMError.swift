@@ -66,8 +66,8 @@ public indirect enum LLMError: Error, Sendable, Equatable {
     /// Transient faults that the same request may survive.
     var isRetryable: Bool {
         switch self {
-        case .rateLimited, .server, .connection, .timeout, .emptyStream, .streamEndedUnexpectedly,
-            .malformedEvent, .streamError:
+        case .rateLimited, .server, .connection, .timeout(.firstByte), .timeout(.idle), .emptyStream,
+            .streamEndedUnexpectedly, .malformedEvent, .streamError:
             true
         default:
             false
@@ -77,7 +77,8 @@ public indirect enum LLMError: Error, Sendable, Equatable {
     /// Faults where another model may do better once the primary has failed.
     var allowsFallback: Bool {
         switch self {
-        case .modelNotFound: true
+        // A whole deadline spent on one model is not worth spending again on it, but another may do.
+        case .modelNotFound, .timeout(.total): true
         default: isRetryable
         }
     }
