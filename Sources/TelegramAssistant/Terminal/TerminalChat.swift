@@ -75,7 +75,8 @@ public struct TerminalChat: Sendable {
             write(completion.text.hasSuffix("\n") ? "" : "\n")
             if let notice = outcome.notice { write(notice + "\n") }
         case .interrupted(let partial, _, _):
-            write((partial.isEmpty ? "" : " ") + (outcome.notice ?? ReplyOutcome.interruptedMarker) + "\n")
+            let separator = partial.isEmpty || partial.last?.isWhitespace == true ? "" : " "
+            write(separator + (outcome.notice ?? ReplyOutcome.interruptedMarker) + "\n")
         case .failed, .messageTooLong:
             write((outcome.notice ?? "") + "\n")
         }

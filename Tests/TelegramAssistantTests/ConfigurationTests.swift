@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+@testable import TelegramAssistant
+
+@Suite struct ConfigurationTests {
+    func parse(_ values: [String: String]) throws -> AssistantConfig {
+        try AssistantConfig.parse { values[$0] }
+    }
+
+    @Test func appliesTheDocumentedDefaults() throws {
+        let config = try parse(["OPENAI_API_KEY": "k"])
+        #expect(config.baseURL.absoluteString == "https://openrouter.ai/api/v1")
+        #expect(config.model == "openai/gpt-5-nano")
+        #expect(config.fallbackModel == nil)
+        #expect(config.systemPrompt == AssistantConfig.defaultSystemPrompt)
+        #expect(config.temperature == 0.4)
+        #expect(config.maxOutputTokens == 1000)
+        #expect(config.maxHistoryMessages == 20)
+        #expect(config.contextTokens == 8000)
+        #expect(config.inputPricePerMillion == 0)
+        #expect(config.outputPricePerMillion == 0)
+        #expect(config.databasePath == "./data/assistant.sqlite")
+        #expect(config.logLevel == .info)
+        #expect(config.summarizeHistory == false)
+        #expect(config.timeouts == LLMTimeouts(firstByte: .seconds(60), idle: .seconds(30), total: .seconds(300)))
+    }
+
+    @Test func listsEveryProblemAtOnce() {
+        let values = [
+            "OPENAI_TEMPERATURE": "hot", "OPENAI_MAX_OUTPUT_TOKENS": "-5", "OPENAI_BASE_URL": "ftp://nowhere",
+            "LOG_LEVEL": "loud", "SUMMARIZE_HISTORY": "maybe", "INPUT_PRICE_PER_MILLION": "free",
+        ]
+        #expect {
+            try parse(values)
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            let text = error.description
+            return error.problems.count == 7
+                && text.contains("OPENAI_API_KEY is required")
+                && text.contains(#"OPENAI_TEMPERATURE must be a number between 0 and 2, got "hot""#)
+                && text.contains(#"OPENAI_MAX_OUTPUT_TOKENS must be a whole number of at least 1, got "-5""#)
+                && text.contains(#"OPENAI_BASE_URL must be an http:// or https:// URL, got "ftp://nowhere""#)
+                && text.contains("LOG_LEVEL must be one of")
+                && text.contains("SUMMARIZE_HISTORY must be true or false")
+                && text.contains("INPUT_PRICE_PER_MILLION")
+        }
+    }
+
+    @Test func theContextMustLeaveRoomForTheAnswer() {
+        #expect {
+            try parse(["OPENAI_API_KEY": "k", "OPENAI_CONTEXT_TOKENS": "1000", "OPENAI_MAX_OUTPUT_TOKENS": "1000"])
+        } throws: { "\($0)".contains("OPENAI_CONTEXT_TOKENS (1000) must leave room") }
+    }
+
+    @Test func blankValuesCountAsUnsetAndQuotesAreStripped() throws {
+        let config = try parse(["OPENAI_API_KEY": "\"k\"", "OPENAI_MODEL": "  ", "OPENAI_FALLBACK_MODEL": "'backup'"])
+        #expect(config.apiKey == "k")
+        #expect(config.model == "openai/gpt-5-nano")
+        #expect(config.fallbackModel == "backup")
+    }
+
+    @Test func systemdStateDirectoryHoldsTheDatabase() throws {
+        let config = try parse(["OPENAI_API_KEY": "k", "STATE_DIRECTORY": "/var/lib/telegram-assistant"])
+        #expect(config.databasePath == "/var/lib/telegram-assistant/assistant.sqlite")
+        let explicit = try parse(["OPENAI_API_KEY": "k", "STATE_DIRECTORY": "/var/lib/x", "DATABASE_PATH": "/srv/a.sqlite"])
+        #expect(explicit.databasePath == "/srv/a.sqlite")
+    }
+
+    @Test func environmentOverridesTheEnvFile() async throws {
+        let directory = TemporaryDirectory()
+        let file = directory.path + "/test.env"
+        try """
+            # comment
+            OPENAI_API_KEY=from-file
+            OPENAI_MODEL=file-model
+            OPENAI_TEMPERATURE=1.5
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let config = try await AssistantConfig.load(environment: ["OPENAI_MODEL": "env-model"], envFile: file)
+        #expect(config.apiKey == "from-file")
+        #expect(config.model == "env-model")
+        #expect(config.temperature == 1.5)
+    }
+
+    @Test func aNamedEnvFileThatIsMissingIsAnError() async {
+        await #expect {
+            try await AssistantConfig.load(environment: ["OPENAI_API_KEY": "k"], envFile: "/nonexistent/assistant.env")
+        } throws: { "\($0)".contains("/nonexistent/assistant.env") }
+    }
+
+    @Test func theSummaryMasksSecrets() throws {
+        let config = try parse(["OPENAI_API_KEY": "sk-very-secret"])
+        let lines = config.redactedSummary.map { "\($0.name)=\($0.value)" }.joined(separator: "\n")
+        #expect(!lines.contains("sk-very-secret"))
+        #expect(lines.contains("OPENAI_API_KEY=•••• (14 characters)"))
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import TelegramAssistant
+
+@Suite struct ConversationEngineTests {
+    func newConversation(_ harness: Harness) throws -> Int64 {
+        try harness.store.createConversation(kind: "terminal").id
+    }
+
+    @Test func answersWithSystemPromptFirstAndRemembersBothTurns() async throws {
+        let harness = try Harness(overrides: ["OPENAI_SYSTEM_PROMPT": "Be brief."])
+        let id = try newConversation(harness)
+        let deltas = DeltaCollector()
+        guard case .answered(let completion) = await harness.engine.reply(to: "My name is Ada.", conversationID: id, onDelta: deltas.append) else {
+            Issue.record("expected an answer")
+            return
+        }
+        #expect(completion.text == "Echo: My name is Ada.")
+        #expect(deltas.text == completion.text)
+        _ = await harness.engine.reply(to: "What is my name?", conversationID: id) { _ in }
+        let second = try #require(harness.server.chatRequests.last)
+        #expect(second.messages.map(\.role) == ["system", "user", "assistant", "user"])
+        #expect(second.messages[0].content == "Be brief.")
+        #expect(second.messages[1].content == "My name is Ada.")
+        #expect(second.messages[2].content == "Echo: My name is Ada.")
+        let saved = try harness.store.allMessages(conversationID: id)
+        #expect(saved.map(\.status) == [.complete, .complete, .complete, .complete])
+        #expect(saved[1].model == "test-model")
+    }
+
+    @Test func theUserTurnIsSavedBeforeTheRequestAndMarkedFailedWhenNoTextCame() async throws {
+        let harness = try Harness()
+        let id = try newConversation(harness)
+        // While the answer streams, the user's turn is already on disk.
+        let store = harness.store
+        let seenDuringStream = Mutex<[String]>([])
+        _ = await harness.engine.reply(to: "saved first", conversationID: id) { _ in
+            let contents = (try? store.allMessages(conversationID: id).map(\.content)) ?? []
+            seenDuringStream.withLock { $0 = contents }
+        }
+        #expect(seenDuringStream.withLock { $0 } == ["saved first"])
+        try harness.engine.clear(conversationID: id)
+
+        harness.server.enqueue(.quotaExceeded)
+        let outcome = await harness.engine.reply(to: "lost to quota", conversationID: id) { _ in }
+        guard case .failed(.quotaExceeded) = outcome else {
+            Issue.record("expected quota failure, got \(outcome)")
+            return
+        }
+        #expect(outcome.notice == "The AI provider's quota is used up. Please tell the bot's operator.")
+        let saved = try harness.store.allMessages(conversationID: id)
+        #expect(saved.map(\.content) == ["lost to quota"])
+        #expect(saved.map(\.status) == [.failed])
+
+        _ = await harness.engine.reply(to: "second try", conversationID: id) { _ in }
+        let next = try #require(harness.server.chatRequests.last)
+        #expect(!next.messages.contains { $0.content == "lost to quota" }, "a failed turn is left out of later requests")
+        let stats = try harness.engine.stats(conversationID: id)
+        #expect(stats.requests == 3)
+        #expect(stats.failures == 1)
+    }
+
+    @Test func aBrokenStreamKeepsThePartialAnswerMarkedAndSaved() async throws {
+        let harness = try Harness()
+        let id = try newConversation(harness)
+        harness.server.enqueue(.droppedStream(after: "Once upon a "))
+        let outcome = await harness.engine.reply(to: "Tell a story", conversationID: id) { _ in }
+        guard case .interrupted(let partial, _, let reason?) = outcome else {
+            Issue.record("expected interrupted, got \(outcome)")
+            return
+        }
+        #expect(partial == "Once upon a ")
+        #expect(reason.errorType == "interrupted_stream_ended_unexpectedly")
+        #expect(outcome.notice?.hasPrefix("(interrupted)") == true)
+        let saved = try harness.store.allMessages(conversationID: id)
+        #expect(saved.map(\.status) == [.complete, .partial])
+        #expect(saved.last?.content == "Once upon a ")
+
+        _ = await harness.engine.reply(to: "go on", conversationID: id) { _ in }
+        let next = try #require(harness.server.chatRequests.last)
+        #expect(next.messages.map(\.content).contains("Once upon a "))
+    }
+
+    @Test func cancellingAReplyKeepsWhatWasShown() async throws {
+        let harness = try Harness()
+        let id = try newConversation(harness)
+        harness.server.enqueue(.stall(after: "Partial words "))
+        let deltas = DeltaCollector()
+        let engine = harness.engine
+        let task = Task { await engine.reply(to: "hi", conversationID: id, onDelta: deltas.append) }
+        while deltas.text.isEmpty { await Task.yield() }
+        task.cancel()
+        let outcome = await task.value
+        guard case .interrupted("Partial words ", _, nil) = outcome else {
+            Issue.record("expected a stopped reply, got \(outcome)")
+            return
+        }
+        #expect(outcome.notice == "(interrupted)")
+        let saved = try harness.store.allMessages(conversationID: id)
+        #expect(saved.map(\.status) == [.complete, .partial])
+    }
+
+    @Test func contextLengthTrimsHarderAndRetriesOnceThenSuggestsClear() async throws {
+        let harness = try Harness()
+        let id = try newConversation(harness)
+        for index in 1...4 { _ = await harness.engine.reply(to: "turn \(index)", conversationID: id) { _ in } }
+        harness.server.enqueue(.contextLengthExceeded)
+        guard case .answered = await harness.engine.reply(to: "turn 5", conversationID: id, onDelta: { _ in }) else {
+            Issue.record("expected the retry to succeed")
+            return
+        }
+        let requests = harness.server.chatRequests
+        let rejected = requests[requests.count - 2]
+        let retried = requests[requests.count - 1]
+        #expect(retried.messages.count < rejected.messages.count)
+        #expect(retried.messages.last?.content == "turn 5")
+        #expect(retried.messages[1].role == "user")
+
+        harness.server.enqueue(.contextLengthExceeded, .contextLengthExceeded)
+        let outcome = await harness.engine.reply(to: "turn 6", conversationID: id) { _ in }
+        guard case .failed(.contextLengthExceeded) = outcome else {
+            Issue.record("expected a context failure, got \(outcome)")
+            return
+        }
+        #expect(outcome.notice?.contains("/clear") == true)
+        #expect(harness.server.chatRequests.count == requests.count + 2, "retried exactly once")
+    }
+
+    @Test func theProviderNeverSeesARequestOverItsWindow() async throws {
+        // The fake rejects anything over 600 tokens; the engine's budget is 600 - 100 output.
+        let harness = try Harness(.init(contextWindow: 600), overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
+        let id = try newConversation(harness)
+        for index in 1...30 {
+            let outcome = await harness.engine.reply(to: "message \(index) " + String(repeating: "padding ", count: 40), conversationID: id) { _ in }
+            guard case .answered = outcome else {
+                Issue.record("turn \(index): \(outcome)")
+                return
+            }
+        }
+        #expect(harness.server.chatRequests.count == 30)
+    }
+
+    @Test func aMessageThatCannotFitIsRefusedWithoutACall() async throws {
+        let harness = try Harness(overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
+        let id = try newConversation(harness)
+        let outcome = await harness.engine.reply(to: String(repeating: "far too long ", count: 400), conversationID: id) { _ in }
+        guard case .messageTooLong(_, 500) = outcome else {
+            Issue.record("expected messageTooLong, got \(outcome)")
+            return
+        }
+        #expect(harness.server.requests.isEmpty)
+        #expect(try harness.store.allMessages(conversationID: id).map(\.status) == [.failed])
+    }
+
+    @Test func summariesFoldTurnsThatLeaveTheWindow() async throws {
+        let harness = try Harness(overrides: ["SUMMARIZE_HISTORY": "true", "OPENAI_MAX_HISTORY_MESSAGES": "4"])
+        let id = try newConversation(harness)
+        for index in 1...2 { _ = await harness.engine.reply(to: "fact \(index)", conversationID: id) { _ in } }
+        // The third turn makes 5 messages > 4: the oldest block is folded into a summary first.
+        harness.server.enqueue(.answer("User stated fact 1."), .answer("ok"))
+        _ = await harness.engine.reply(to: "fact 3", conversationID: id) { _ in }
+        let requests = harness.server.chatRequests
+        let summaryCall = requests[requests.count - 2]
+        #expect(summaryCall.messages.first?.content == ConversationEngine.summaryInstruction)
+        #expect(summaryCall.messages.last?.content.contains("User: fact 1") == true)
+        let reply = requests[requests.count - 1]
+        #expect(reply.messages.map(\.role).prefix(2) == ["system", "system"])
+        #expect(reply.messages[1].content.contains("User stated fact 1."))
+        #expect(reply.messages.count <= 2 + 4)
+        #expect(harness.log.records.contains { $0["event"] as? String == "summary_call" })
+        #expect(try harness.store.conversation(id: id)?.summary == "User stated fact 1.")
+    }
+
+    @Test func statsAddUpTokensAndCostWithSixDecimals() async throws {
+        let harness = try Harness(overrides: ["INPUT_PRICE_PER_MILLION": "0.15", "OUTPUT_PRICE_PER_MILLION": "0.6"])
+        let id = try newConversation(harness)
+        harness.server.enqueue(.answer("one two three"))
+        _ = await harness.engine.reply(to: "count", conversationID: id) { _ in }
+        let stats = try harness.engine.stats(conversationID: id)
+        let request = try #require(harness.server.chatRequests.last)
+        let prompt = FakeOpenAIServer.tokens(request.messages)
+        #expect(stats.promptTokens == prompt)
+        #expect(stats.completionTokens == 3)
+        #expect(stats.usageEstimated == false)
+        let cost = (Double(prompt) * 0.15 + 3 * 0.6) / 1_000_000
+        #expect(abs(stats.costUSD - cost) < 1e-12)
+        #expect(stats.text.contains("Estimated cost: $" + ConversationStats.sixDecimals(cost)))
+        #expect(ConversationStats.sixDecimals(0.0000042) == "0.000004")
+        #expect(ConversationStats.sixDecimals(1.5) == "1.500000")
+        #expect(stats.messages == 2)
+        #expect(stats.lastLatencyMs != nil)
+    }
+
+    @Test func estimatedUsageIsMarkedInStats() async throws {
+        let harness = try Harness(.init(sendsUsage: false))
+        let id = try newConversation(harness)
+        _ = await harness.engine.reply(to: "hi", conversationID: id) { _ in }
+        let stats = try harness.engine.stats(conversationID: id)
+        #expect(stats.usageEstimated)
+        #expect(stats.text.contains("Prompt tokens: \(stats.promptTokens) (estimated)"))
+    }
+
+    @Test func memorySurvivesARestart() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        let server = try FakeOpenAIServer()
+        let id: Int64
+        do {
+            let harness = try Harness(store: try Store(path: path), server: server)
+            id = try newConversation(harness)
+            _ = await harness.engine.reply(to: "The code word is pineapple.", conversationID: id) { _ in }
+        }
+        let restarted = try Harness(store: try Store(path: path), server: server)
+        _ = await restarted.engine.reply(to: "What was the code word?", conversationID: id) { _ in }
+        let request = try #require(server.chatRequests.last)
+        #expect(request.messages.map(\.content).contains("The code word is pineapple."))
+    }
+
+    @Test func modelChoiceIsPerConversation() async throws {
+        let harness = try Harness()
+        let first = try newConversation(harness)
+        let second = try newConversation(harness)
+        try harness.engine.setModel("other-model", conversationID: first)
+        _ = await harness.engine.reply(to: "a", conversationID: first) { _ in }
+        _ = await harness.engine.reply(to: "b", conversationID: second) { _ in }
+        #expect(harness.server.chatRequests.map(\.model) == ["other-model", "test-model"])
+        #expect(try harness.engine.model(for: first) == "other-model")
+    }
+
+    @Test func logsOneStructuredRecordPerCallAndNeverTheKey() async throws {
+        let harness = try Harness(.init(apiKey: "sk-test-secret-key-0123456789"), overrides: ["OPENAI_FALLBACK_MODEL": "backup"])
+        let id = try newConversation(harness)
+        _ = await harness.engine.reply(to: "hello", conversationID: id) { _ in }
+        harness.server.enqueue(.unauthorized)
+        _ = await harness.engine.reply(to: "again", conversationID: id) { _ in }
+
+        let calls = harness.log.records.filter { $0["event"] as? String == "model_call" }
+        #expect(calls.count == 2)
+        let ok = try #require(calls.first)
+        for key in ["conversation_id", "model", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "usage_estimated", "attempts", "fallback_used"] {
+            #expect(ok[key] != nil, "missing \(key)")
+        }
+        #expect(ok["latency_ms"] is NSNumber)
+        #expect(ok["error_type"] == nil)
+        #expect(ok["msg"] as? String == "model_call")
+        let failed = try #require(calls.last)
+        #expect(failed["error_type"] as? String == "unauthorized")
+        #expect(failed["level"] as? String == "error")
+        #expect(!harness.log.text.contains("sk-test-secret-key-0123456789"))
+        #expect(!harness.log.text.contains("hello"), "no message text at info level")
+    }
+}

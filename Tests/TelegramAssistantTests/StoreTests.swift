@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+@testable import TelegramAssistant
+
+@Suite struct StoreTests {
+    @Test func migratesAFreshDatabaseAndCreatesItPrivate() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/nested/assistant.sqlite"
+        let store = try Store(path: path)
+        #expect(try store.appliedMigrations() == ["v1: conversations and messages"])
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+
+    @Test func reopeningKeepsEverythingAndDoesNotMigrateAgain() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        let conversationID: Int64
+        do {
+            let store = try Store(path: path)
+            let conversation = try store.createConversation(kind: "terminal")
+            conversationID = conversation.id
+            let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "remember 42")
+            try store.record(
+                CallRecord(
+                    userMessageID: user.id, reply: ("42 noted", .complete, "m"),
+                    usage: TokenUsage(promptTokens: 10, completionTokens: 3, estimated: false), costUSD: 0.000013,
+                    latencyMs: 120, ttftMs: 40, failed: false),
+                conversationID: conversation.id)
+        }
+        let reopened = try Store(path: path)
+        #expect(try reopened.appliedMigrations().count == 1)
+        let messages = try reopened.contextMessages(conversationID: conversationID)
+        #expect(messages.map(\.content) == ["remember 42", "42 noted"])
+        #expect(messages.map(\.role) == [.user, .assistant])
+        let conversation = try #require(try reopened.conversation(id: conversationID))
+        #expect(conversation.requests == 1)
+        #expect(conversation.promptTokens == 10)
+        #expect(conversation.completionTokens == 3)
+        #expect(abs(conversation.costUSD - 0.000013) < 1e-12)
+        #expect(conversation.lastLatencyMs == 120)
+        #expect(try reopened.latestConversation(kind: "terminal")?.id == conversationID)
+    }
+
+    @Test func aFailedCallMarksTheUserTurnFailedAndLeavesItOutOfContext() throws {
+        let store = try Store()
+        let conversation = try store.createConversation(kind: "terminal")
+        let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "lost")
+        try store.record(CallRecord(userMessageID: user.id, reply: nil, usage: nil, costUSD: 0, failed: true), conversationID: conversation.id)
+        #expect(try store.contextMessages(conversationID: conversation.id).isEmpty)
+        #expect(try store.allMessages(conversationID: conversation.id).map(\.status) == [.failed])
+        let totals = try #require(try store.conversation(id: conversation.id))
+        #expect(totals.requests == 1)
+        #expect(totals.failures == 1)
+    }
+
+    @Test func clearForgetsHistoryButKeepsTotals() throws {
+        let store = try Store()
+        let conversation = try store.createConversation(kind: "terminal")
+        let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "hi")
+        try store.record(
+            CallRecord(userMessageID: user.id, reply: ("hello", .complete, "m"), usage: TokenUsage(promptTokens: 5, completionTokens: 1, estimated: true), costUSD: 0, failed: false),
+            conversationID: conversation.id)
+        try store.setSummary("s", throughMessageID: user.id, conversationID: conversation.id)
+        try store.clear(conversationID: conversation.id)
+        #expect(try store.messageCount(conversationID: conversation.id) == 0)
+        let after = try #require(try store.conversation(id: conversation.id))
+        #expect(after.summary == nil)
+        #expect(after.requests == 1)
+        #expect(after.usageEstimated)
+    }
+
+    @Test func chatConversationsAreFoundByTheirExternalID() throws {
+        let store = try Store()
+        let first = try store.conversation(kind: "telegram", externalID: -100123)
+        let again = try store.conversation(kind: "telegram", externalID: -100123)
+        let other = try store.conversation(kind: "telegram", externalID: 42)
+        #expect(first.id == again.id)
+        #expect(first.id != other.id)
+    }
+
+    @Test func anUnwritableLocationIsAClearError() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o400])
+        if getuid() == 0 {
+            // root may write anything; a path under a regular file fails for everyone instead.
+            let bad = path + "/inside-a-file.sqlite"
+            #expect { try Store(path: bad) } throws: { "\($0)".contains("inside-a-file.sqlite") || "\($0)".contains(directory.path) }
+            return
+        }
+        #expect { try Store(path: path) } throws: { "\($0)".contains("not writable") }
+    }
+}
