@@ -248,8 +248,21 @@ public final class FakeOpenAIServer: Sendable {
         return sse
     }
 
+    /// `text` as a JSON string literal.
     static func quoted(_ text: String) -> String {
-        String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+        var json = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": json += "\\\""
+            case "\\": json += "\\\\"
+            case "\n": json += "\\n"
+            case "\r": json += "\\r"
+            case "\t": json += "\\t"
+            case _ where scalar.value < 0x20: json += String(format: "\\u%04x", scalar.value)
+            default: json.unicodeScalars.append(scalar)
+            }
+        }
+        return json + "\""
     }
 
     static func stream(_ sse: String, chunkSize: Int, pause: Duration?) -> ScriptedResponse {

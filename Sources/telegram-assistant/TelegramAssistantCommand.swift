@@ -60,7 +60,8 @@ struct ChatCommand: AsyncParsableCommand {
             let service = TerminalChatService(chat: chat, lines: StandardInput.lines())
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let error as StoreError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))

@@ -78,7 +78,7 @@ public final class Store: Sendable {
             try db.execute(
                 sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 arguments: [kind, externalID, now, now])
-            return try ConversationRecord.fetchOne(db, key: db.lastInsertedRowID)!
+            return try ConversationRecord.find(db, key: db.lastInsertedRowID)
         }
     }
 
@@ -164,7 +164,7 @@ public final class Store: Sendable {
             ])
         let id = db.lastInsertedRowID
         try db.execute(sql: "UPDATE conversation SET updated_at = ? WHERE id = ?", arguments: [now, conversationID])
-        return try MessageRecord.fetchOne(db, key: id)!
+        return try MessageRecord.find(db, key: id)
     }
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.

@@ -68,7 +68,6 @@ public struct TerminalChat: Sendable {
 
     private func answer(_ text: String) async {
         let write = self.write
-        write("\n")
         let outcome = await engine.reply(to: text, conversationID: conversationID) { piece in write(piece) }
         switch outcome {
         case .answered(let completion):
