@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "telegram-assistant", targets: ["telegram-assistant"]),
+        .executable(name: "telegram-assistant-bench", targets: ["Benchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +37,11 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: []
+        ),
+        // Prints measurements (table and JSON) against the fake servers; not part of the product.
+        .executableTarget(
+            name: "Benchmarks",
+            dependencies: ["TelegramAssistant", "TestSupport"]
         ),
         .testTarget(
             name: "TelegramAssistantTests",

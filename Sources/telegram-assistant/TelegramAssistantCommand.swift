@@ -48,9 +48,7 @@ struct ChatCommand: AsyncParsableCommand {
         let config = try await common.loadConfig()
         let logPath = logFile ?? config.logFile ?? URL(fileURLWithPath: config.databasePath).deletingLastPathComponent().appendingPathComponent("chat.log").path
         do {
-            try FileManager.default.createDirectory(
-                at: URL(fileURLWithPath: logPath).deletingLastPathComponent(), withIntermediateDirectories: true)
-            let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath)
+            let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath, creatingDirectory: true)
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
             let assistant = try Assistant(config: config, logger: logger)
             let conversation = try TerminalChat.openConversation(in: assistant.store, fresh: new)
@@ -64,6 +62,9 @@ struct ChatCommand: AsyncParsableCommand {
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let error as StoreError {
+            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        } catch let error as LogFileError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode(1)
         }

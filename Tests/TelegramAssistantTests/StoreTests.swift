@@ -83,7 +83,7 @@ import Testing
     @Test func anUnwritableLocationIsAClearError() throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o400])
+        _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o400])
         if getuid() == 0 {
             // root may write anything; a path under a regular file fails for everyone instead.
             let bad = path + "/inside-a-file.sqlite"

@@ -47,7 +47,7 @@ import TestSupport
         let harness = try Harness()
         harness.server.enqueue(.rateLimited(retryAfterSeconds: 3600))
         let (screen, _) = try await run(harness, ["hi"])
-        #expect(screen.contains("\nRate limit reached. Please wait a moment and try again.\n"))
+        #expect(screen.contains("> Rate limit reached. Please wait a moment and try again.\n\n>"))
         #expect(!screen.contains("URLError"))
     }
 

@@ -31,8 +31,8 @@ public final class ConversationEngine: Sendable {
             model = try self.model(for: conversationID)
             userTurn = try store.appendMessage(conversationID: conversationID, role: .user, content: text)
         } catch {
-            logger.error("store_failed", metadata: ["conversation_id": "\(conversationID)", "error": "\(error)"])
-            return .failed(.connection("storage"))
+            logStoreFailure(error, conversationID: conversationID)
+            return .storageFailed
         }
 
         var dropExtraBlock = false
@@ -48,8 +48,8 @@ public final class ConversationEngine: Sendable {
                 }
                 messages = built
             } catch {
-                logger.error("store_failed", metadata: ["conversation_id": "\(conversationID)", "error": "\(error)"])
-                return .failed(.connection("storage"))
+                logStoreFailure(error, conversationID: conversationID)
+                return .storageFailed
             }
 
             let shown = Mutex("")
@@ -245,8 +245,14 @@ public final class ConversationEngine: Sendable {
         do {
             try store.record(call, conversationID: conversationID)
         } catch {
-            logger.error("store_failed", metadata: ["conversation_id": .stringConvertible(conversationID), "error": "\(error)"])
+            logStoreFailure(error, conversationID: conversationID)
         }
+    }
+
+    private func logStoreFailure(_ error: any Error, conversationID: Int64) {
+        logger.error(
+            "store_failed",
+            metadata: ["conversation_id": .stringConvertible(conversationID), "error_type": "storage", "error": "\(error)"])
     }
 
     /// The one structured record per model call.

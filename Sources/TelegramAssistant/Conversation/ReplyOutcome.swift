@@ -10,6 +10,8 @@ public enum ReplyOutcome: Sendable {
     case failed(LLMError)
     /// The message alone does not fit the model's context; nothing was sent.
     case messageTooLong(estimatedTokens: Int, budget: Int)
+    /// The database could not be read or written; nothing was sent (the error is in the log).
+    case storageFailed
 
     /// The marker shown after a partial answer.
     public static let interruptedMarker = "(interrupted)"
@@ -29,6 +31,8 @@ public enum ReplyOutcome: Sendable {
             error.userMessage
         case .messageTooLong(let tokens, let budget):
             "Your message is too long for this model (about \(tokens) tokens; at most \(budget) fit). Please shorten it."
+        case .storageFailed:
+            "Could not save the conversation, so nothing was sent. Please try again; if it persists, tell the bot's operator."
         }
     }
 }

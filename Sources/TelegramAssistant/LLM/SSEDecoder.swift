@@ -1,3 +1,5 @@
+import Foundation
+
 /// A synchronous decoder for `text/event-stream` bodies that is correct for any split of the byte
 /// stream: events, lines, CRLF pairs and multi-byte UTF-8 characters may all be cut across chunks.
 ///
@@ -15,25 +17,48 @@ public struct SSEDecoder: Sendable {
     public init() {}
 
     /// Feeds the next chunk of bytes; returns the `data` payloads of every event it completed.
-    public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) -> [String] where Bytes.Element == UInt8 {
+    public mutating func feed(_ data: Data) -> [String] {
+        data.withUnsafeBytes { feed(buffer: $0) }
+    }
+
+    /// Feeds the next chunk of bytes; returns the `data` payloads of every event it completed.
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [String] {
+        bytes.withUnsafeBytes { feed(buffer: $0) }
+    }
+
+    /// Scans for line ends and copies whole runs of bytes, not one byte at a time.
+    private mutating func feed(buffer: UnsafeRawBufferPointer) -> [String] {
         var events: [String] = []
-        for byte in bytes {
-            if pendingCR {
-                pendingCR = false
-                if byte == UInt8(ascii: "\n") { continue }
-            }
-            switch byte {
-            case UInt8(ascii: "\n"):
-                endLine(into: &events)
-            case UInt8(ascii: "\r"):
-                pendingCR = true
-                endLine(into: &events)
-            default:
-                line.append(byte)
-            }
+        let count = buffer.count
+        guard count > 0 else { return events }
+        var index = 0
+        if pendingCR {
+            pendingCR = false
+            if buffer[0] == Self.lf { index = 1 }
         }
+        var runStart = index
+        while index < count {
+            let byte = buffer[index]
+            if byte == Self.lf || byte == Self.cr {
+                line.append(contentsOf: buffer[runStart..<index])
+                endLine(into: &events)
+                if byte == Self.cr {
+                    if index + 1 < count {
+                        if buffer[index + 1] == Self.lf { index += 1 }
+                    } else {
+                        pendingCR = true
+                    }
+                }
+                runStart = index + 1
+            }
+            index += 1
+        }
+        if runStart < count { line.append(contentsOf: buffer[runStart..<count]) }
         return events
     }
+
+    private static let lf = UInt8(ascii: "\n")
+    private static let cr = UInt8(ascii: "\r")
 
     /// Call at the end of the stream: returns an event that was complete except for its final blank
     /// line (some servers close the connection right after the last `data:` line).

@@ -2,6 +2,11 @@ import Foundation
 import Logging
 import Synchronization
 
+/// The log file could not be opened.
+public struct LogFileError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
 /// Where JSON log lines go: a file descriptor written with one `write` per line, so lines from
 /// concurrent tasks never interleave.
 public final class LogSink: Sendable {
@@ -17,11 +22,20 @@ public final class LogSink: Sendable {
         self.ownsDescriptor = ownsDescriptor
     }
 
-    /// Appends to `path`, creating it with mode 0600.
-    public convenience init(appendingTo path: String) throws {
+    /// Appends to `path`, creating it with mode 0600 (and its directory, mode 0700, when asked).
+    public convenience init(appendingTo path: String, creatingDirectory: Bool = false) throws {
+        if creatingDirectory {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw LogFileError(description: "cannot create the log directory \(directory) (check that its parent exists and is writable)")
+            }
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw StoreError(description: "cannot open the log file \(path): \(String(cString: strerror(errno)))")
+            throw LogFileError(description: "cannot open the log file \(path): \(String(cString: strerror(errno)))")
         }
         self.init(fd: fd, ownsDescriptor: true)
     }

@@ -34,7 +34,7 @@ public final class Store: Sendable {
                 try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             }
         } catch {
-            throw StoreError(description: "cannot create the database directory \(directory): \(error.localizedDescription)")
+            throw StoreError(description: "cannot create the database directory \(directory) (check that its parent exists and is writable)")
         }
         if !files.fileExists(atPath: path) {
             let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)

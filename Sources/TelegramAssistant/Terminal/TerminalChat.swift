@@ -76,7 +76,7 @@ public struct TerminalChat: Sendable {
         case .interrupted(let partial, _, _):
             let separator = partial.isEmpty || partial.last?.isWhitespace == true ? "" : " "
             write(separator + (outcome.notice ?? ReplyOutcome.interruptedMarker) + "\n")
-        case .failed, .messageTooLong:
+        case .failed, .messageTooLong, .storageFailed:
             write((outcome.notice ?? "") + "\n")
         }
     }

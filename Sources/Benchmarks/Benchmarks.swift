@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import TelegramAssistant
+import TestSupport
+
+/// `swift run -c release telegram-assistant-bench [--json PATH]`: measures the parts of the LLM path
+/// that are ours (decoding, bridging, bookkeeping) against the in-process fake server, and prints a table.
+@main
+struct Benchmarks {
+    struct Row: Codable {
+        var name: String
+        var value: Double
+        var unit: String
+        var note: String
+    }
+
+    static func main() async throws {
+        var rows: [Row] = []
+        rows += sseDecoder()
+        rows += try await streaming()
+        rows += try await cancellation()
+        rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
+
+        print("| benchmark | value | unit | note |")
+        print("|---|---:|---|---|")
+        for row in rows {
+            print("| \(row.name) | \(String(format: "%.3f", row.value)) | \(row.unit) | \(row.note) |")
+        }
+        let arguments = CommandLine.arguments
+        if let index = arguments.firstIndex(of: "--json"), index + 1 < arguments.count {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(rows).write(to: URL(fileURLWithPath: arguments[index + 1]))
+        }
+    }
+
+    /// A 30 KB answer (about 1,500 events), fed in 1 KB network reads.
+    static func sseDecoder() -> [Row] {
+        var sse = ""
+        for index in 0..<1500 {
+            sse += "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"wörd\(index % 10) \"}}]}\n\n"
+        }
+        let bytes = Array(sse.utf8)
+        let rounds = 200
+        var events = 0
+        let start = cpuSeconds()
+        for _ in 0..<rounds {
+            var decoder = SSEDecoder()
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + 1024, bytes.count)
+                events += decoder.feed(bytes[offset..<end]).count
+                offset = end
+            }
+        }
+        let elapsed = cpuSeconds() - start
+        let megabytes = Double(bytes.count * rounds) / 1_048_576
+        return [
+            Row(name: "SSE decode throughput", value: megabytes / elapsed, unit: "MiB/CPU-s", note: "1 KiB reads, \(bytes.count) B stream"),
+            Row(name: "SSE decode per event", value: elapsed / Double(events) * 1e9, unit: "ns", note: "\(events) events"),
+        ]
+    }
+
+    /// Whole completions through HTTP, SSE, JSON and the runner, the fake server sending as fast as it can.
+    static func streaming() async throws -> [Row] {
+        let server = try FakeOpenAIServer()
+        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: server.settings.apiKey, http: HTTPStreamingClient())
+        let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
+        let answer = String(repeating: "token ", count: 500)
+        let request = CompletionRequest(
+            messages: [OpenAI.Message(role: .user, content: "hi")], model: "bench", fallbackModel: nil, temperature: 0, maxOutputTokens: 600)
+        let count = 200
+        for _ in 0..<count { server.enqueue(.answer(answer, chunkSize: 256)) }
+        // Warm up the connection pool and code paths.
+        server.enqueue(.answer(answer, chunkSize: 256))
+        _ = try await runner.complete(request) { _ in }
+
+        let wallStart = ContinuousClock.now
+        let cpuStart = cpuSeconds()
+        var ttfts: [Double] = []
+        for _ in 0..<count {
+            let completion = try await runner.complete(request) { _ in }
+            ttfts.append(milliseconds(completion.timeToFirstToken ?? .zero))
+        }
+        let cpu = cpuSeconds() - cpuStart
+        let wall = ContinuousClock.now - wallStart
+        ttfts.sort()
+        return [
+            Row(name: "completions per CPU-second", value: Double(count) / cpu, unit: "completions", note: "500-token answers, client and fake server in one process"),
+            Row(name: "completion wall time", value: milliseconds(wall) / Double(count), unit: "ms", note: "mean over \(count)"),
+            Row(name: "time to first token p50", value: ttfts[ttfts.count / 2], unit: "ms", note: "request sent → first delta, loopback"),
+        ]
+    }
+
+    /// How fast a cancelled reply lets go: cancel → the call returns.
+    static func cancellation() async throws -> [Row] {
+        let server = try FakeOpenAIServer()
+        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: server.settings.apiKey, http: HTTPStreamingClient())
+        let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
+        let request = CompletionRequest(
+            messages: [OpenAI.Message(role: .user, content: "hi")], model: "bench", fallbackModel: nil, temperature: 0, maxOutputTokens: 10)
+        var samples: [Double] = []
+        for _ in 0..<20 {
+            server.enqueue(.stall(after: "some text "))
+            let started = Flag()
+            let task = Task { try await runner.complete(request) { _ in started.set() } }
+            while !started.isSet { await Task.yield() }
+            let cancelled = ContinuousClock.now
+            task.cancel()
+            _ = await task.result
+            let elapsed = ContinuousClock.now - cancelled
+            samples.append(milliseconds(elapsed))
+        }
+        samples.sort()
+        return [
+            Row(name: "cancel → call returns p50", value: samples[samples.count / 2], unit: "ms", note: "stalled stream, 20 samples"),
+            Row(name: "cancel → call returns max", value: samples.last ?? 0, unit: "ms", note: "requirement: < 100 ms"),
+        ]
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    static func peakRSSKilobytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss
+    }
+}
+
+import Synchronization
+
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
