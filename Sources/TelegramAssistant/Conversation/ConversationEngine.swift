@@ -105,13 +105,9 @@ public final class ConversationEngine: Sendable {
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, model),
                         usage: usage, costUSD: settings.cost(of: usage), latencyMs: nil, ttftMs: nil, failed: true),
                     conversationID: conversationID)
-                logger.info(
-                    "model_call",
-                    metadata: [
-                        "event": "model_call", "conversation_id": .stringConvertible(conversationID), "model": "\(model)",
-                        "error_type": "cancelled", "completion_tokens": .stringConvertible(usage.completionTokens),
-                        "usage_estimated": .stringConvertible(true),
-                    ])
+                logCall(
+                    conversationID: conversationID, model: model, latency: nil, ttft: nil, usage: usage, attempts: 1,
+                    fallbackUsed: false, error: nil, cancelled: true)
                 return .interrupted(partial: partial, model: model, reason: nil)
             }
         }
@@ -258,7 +254,7 @@ public final class ConversationEngine: Sendable {
     /// The one structured record per model call.
     private func logCall(
         conversationID: Int64, model: String, latency: Duration?, ttft: Duration?, usage: TokenUsage?, attempts: Int,
-        fallbackUsed: Bool, error: LLMError?
+        fallbackUsed: Bool, error: LLMError?, cancelled: Bool = false
     ) {
         var metadata: Logger.Metadata = [
             "event": "model_call",
@@ -275,6 +271,7 @@ public final class ConversationEngine: Sendable {
             metadata["usage_estimated"] = .stringConvertible(usage.estimated)
         }
         guard let error else {
+            if cancelled { metadata["error_type"] = "cancelled" }  // stopped by the user or by shutdown
             logger.info("model_call", metadata: metadata)
             return
         }
