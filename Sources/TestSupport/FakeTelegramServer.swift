@@ -1,0 +1,525 @@
+import Foundation
+import Synchronization
+
+/// A fake Telegram Bot API server on 127.0.0.1 that is as strict as Telegram where it matters to
+/// this bot: per-chat, per-group and global flood limits answered with 429 and `retry_after`,
+/// "message is not modified", the 4096-code-point limit, entity bounds in UTF-16, 409 for a second
+/// poller, drafts only in private chats, migrated groups, blocked users and unknown methods.
+///
+/// Tests inject updates with `deliver`, then read what users would see with `visibleMessages`.
+public final class FakeTelegramServer: Sendable {
+    /// Flood limits, as token buckets (capacity, refill per second) and Telegram's 20-per-minute
+    /// sliding window for groups. `scale` multiplies every rate, so tests run faster with the same shape.
+    public struct Limits: Sendable {
+        public var perChatBurst: Double = 3
+        public var perChatPerSecond: Double = 1
+        public var perGroupPerMinute: Int = 20
+        public var globalBurst: Double = 30
+        public var globalPerSecond: Double = 30
+        public var scale: Double = 1
+
+        public init(scale: Double = 1) { self.scale = scale }
+    }
+
+    /// A message the bot sent, as the chat shows it now.
+    public struct SentMessage: Sendable, Equatable {
+        public var chatID: Int64
+        public var messageID: Int
+        public var text: String
+        public var entities: [Entity]
+        public var replyTo: Int?
+        public var edits: Int
+    }
+
+    public struct Entity: Codable, Sendable, Equatable {
+        public var type: String
+        public var offset: Int
+        public var length: Int
+        public var url: String?
+        public var language: String?
+    }
+
+    /// One call the bot made.
+    public struct Call: Sendable {
+        public var method: String
+        public var parameters: [String: JSONValue]
+        public var at: ContinuousClock.Instant
+        public var status: Int
+    }
+
+    private struct Bucket {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var pendingUpdates: [String] = []  // JSON of each update, in order
+        var nextUpdateID: Int64 = 1000
+        var pollGeneration = 0
+        var webhookSet = false
+        var chats: [Int64: String] = [:]  // id → type
+        var blocked: Set<Int64> = []
+        var migrated: [Int64: Int64] = [:]
+        var messages: [Int64: [SentMessage]] = [:]
+        var drafts: [Int64: [Int64: String]] = [:]  // chat → draft id → text
+        var nextMessageID = 1
+        var calls: [Call] = []
+        var chatBuckets: [Int64: Bucket] = [:]
+        var groupWindows: [Int64: [ContinuousClock.Instant]] = [:]
+        var globalBucket: Bucket?
+        var tooManyRequests = 0
+        var commands: [[String: JSONValue]] = []
+        var failNext: [String: [(Int, String)]] = [:]
+    }
+
+    public let token: String
+    public let bot: (id: Int64, username: String)
+    public let limits: Limits
+    public let supportsDrafts: Bool
+    private let state = Mutex(State())
+    private let condition = NSCondition()
+    private let server = Mutex<FakeHTTPServer?>(nil)
+
+    public init(token: String = "123456:TEST-token", botUsername: String = "test_assistant_bot", limits: Limits = Limits(), supportsDrafts: Bool = true) throws {
+        self.token = token
+        self.bot = (id: 123456, username: botUsername)
+        self.limits = limits
+        self.supportsDrafts = supportsDrafts
+        let http = try FakeHTTPServer { [weak self] request in
+            self?.respond(request) ?? .json(503, "{}")
+        }
+        server.withLock { $0 = http }
+    }
+
+    deinit { server.withLock { $0?.shutdown() } }
+
+    public var baseURL: URL { URL(string: "http://127.0.0.1:\(server.withLock { $0!.port })")! }
+
+    // MARK: Scripting
+
+    /// Makes a chat known, as if the user had opened it; `type` is `private`, `group` or `supergroup`.
+    public func addChat(_ id: Int64, type: String) {
+        state.withLock { $0.chats[id] = type }
+    }
+
+    /// The user blocked the bot: every send to the chat answers 403.
+    public func block(chatID: Int64) {
+        state.withLock { _ = $0.blocked.insert(chatID) }
+    }
+
+    /// The group became a supergroup with a new id: sends to the old id answer 400 with `migrate_to_chat_id`.
+    public func migrate(chatID: Int64, to newID: Int64) {
+        state.withLock {
+            $0.migrated[chatID] = newID
+            $0.chats[newID] = "supergroup"
+        }
+    }
+
+    /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
+    public func setWebhook() {
+        state.withLock { $0.webhookSet = true }
+    }
+
+    /// The next call of `method` fails with this status and description.
+    public func failNext(_ method: String, status: Int, description: String) {
+        state.withLock { $0.failNext[method, default: []].append((status, description)) }
+    }
+
+    /// Queues an update whose JSON body (without `update_id`) is given; returns its id.
+    @discardableResult
+    public func deliver(updateJSON body: String) -> Int64 {
+        let id = state.withLock { state -> Int64 in
+            let id = state.nextUpdateID
+            state.nextUpdateID += 1
+            state.pendingUpdates.append("{\"update_id\":\(id),\(body)}")
+            return id
+        }
+        condition.broadcast()
+        return id
+    }
+
+    /// Queues a text message from a user. Returns the update id.
+    @discardableResult
+    public func deliverText(
+        _ text: String, chatID: Int64, chatType: String = "private", userID: Int64? = nil, isBot: Bool = false,
+        messageID: Int = 1, replyToBotMessage: Int? = nil, username: String? = nil
+    ) -> Int64 {
+        addChat(chatID, type: chatType)
+        let from = userID ?? chatID
+        var message = "\"message_id\":\(messageID),\"date\":1700000000,"
+        message += "\"from\":{\"id\":\(from),\"is_bot\":\(isBot),\"first_name\":\"User\(from)\"\(username.map { ",\"username\":\"\($0)\"" } ?? "")},"
+        message += "\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"\(chatType == "private" ? "" : ",\"title\":\"Group\"")},"
+        message += "\"text\":\(FakeOpenAIServer.quoted(text))"
+        if let replied = replyToBotMessage {
+            message += ",\"reply_to_message\":{\"message_id\":\(replied),\"date\":1700000000,\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"from\":{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Bot\",\"username\":\"\(bot.username)\"},\"text\":\"earlier\"}"
+        }
+        if text.hasPrefix("/") {
+            let length = text.prefix { !$0.isWhitespace }.utf16.count
+            message += ",\"entities\":[{\"type\":\"bot_command\",\"offset\":0,\"length\":\(length)}]"
+        }
+        return deliver(updateJSON: "\"message\":{\(message)}")
+    }
+
+    /// Queues a photo message (no text).
+    @discardableResult
+    public func deliverPhoto(chatID: Int64, userID: Int64? = nil) -> Int64 {
+        addChat(chatID, type: "private")
+        let from = userID ?? chatID
+        return deliver(
+            updateJSON:
+                "\"message\":{\"message_id\":7,\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"private\"},\"photo\":[{\"file_id\":\"x\",\"file_unique_id\":\"y\",\"width\":1,\"height\":1}]}"
+        )
+    }
+
+    /// Queues the update Telegram sends when the user presses a draft's stop button.
+    @discardableResult
+    public func deliverStop(chatID: Int64, draftID: Int64) -> Int64 {
+        deliver(updateJSON: "\"stopped_message_generation\":{\"chat\":{\"id\":\(chatID),\"type\":\"private\"},\"draft_id\":\(draftID)}")
+    }
+
+    // MARK: What happened
+
+    /// The bot's messages in a chat, oldest first, as they read now.
+    public func visibleMessages(chatID: Int64) -> [SentMessage] {
+        state.withLock { $0.messages[chatID] ?? [] }
+    }
+
+    public var calls: [Call] { state.withLock { $0.calls } }
+    public func calls(_ method: String) -> [Call] { calls.filter { $0.method == method } }
+    /// How many 429s the server answered.
+    public var tooManyRequests: Int { state.withLock { $0.tooManyRequests } }
+    /// Updates not yet confirmed by a higher offset.
+    public var pendingUpdateCount: Int { state.withLock { $0.pendingUpdates.count } }
+    /// getUpdates calls received so far, answered or still waiting.
+    public var pollsReceived: Int { state.withLock { $0.pollGeneration } }
+    public var registeredCommands: [[String: JSONValue]] { state.withLock { $0.commands } }
+    public func drafts(chatID: Int64) -> [Int64: String] { state.withLock { $0.drafts[chatID] ?? [:] } }
+
+    // MARK: Serving
+
+    private func respond(_ request: ReceivedRequest) -> ScriptedResponse {
+        let prefix = "/bot\(token)/"
+        guard request.path.hasPrefix("/bot") else { return Self.failure(404, "Not Found") }
+        guard request.path.hasPrefix(prefix) else { return Self.failure(401, "Unauthorized") }
+        let method = String(request.path.dropFirst(prefix.count))
+        let parameters: [String: JSONValue]
+        if request.body.isEmpty {
+            parameters = [:]
+        } else if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: request.body) {
+            parameters = object
+        } else {
+            return record(method, [:], Self.failure(400, "Bad Request: invalid JSON body"))
+        }
+        if let scripted = state.withLock({ state -> (Int, String)? in
+            guard var queue = state.failNext[method], !queue.isEmpty else { return nil }
+            let first = queue.removeFirst()
+            state.failNext[method] = queue
+            return first
+        }) {
+            return record(method, parameters, Self.failure(scripted.0, scripted.1))
+        }
+        let response: ScriptedResponse
+        switch method {
+        case "getMe":
+            response = Self.ok("{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Assistant\",\"username\":\"\(bot.username)\"}")
+        case "deleteWebhook":
+            state.withLock { $0.webhookSet = false }
+            response = Self.ok("true")
+        case "setMyCommands":
+            response = setMyCommands(parameters)
+        case "getUpdates":
+            response = getUpdates(parameters)
+        case "sendMessage":
+            response = send(parameters, edit: false)
+        case "editMessageText":
+            response = send(parameters, edit: true)
+        case "sendMessageDraft" where supportsDrafts:
+            response = sendDraft(parameters)
+        case "sendChatAction":
+            response = chatAction(parameters)
+        case "deleteMessage":
+            response = deleteMessage(parameters)
+        default:
+            response = Self.failure(404, "Not Found: method not found")
+        }
+        return record(method, parameters, response)
+    }
+
+    private func record(_ method: String, _ parameters: [String: JSONValue], _ response: ScriptedResponse) -> ScriptedResponse {
+        state.withLock {
+            $0.calls.append(Call(method: method, parameters: parameters, at: .now, status: response.status))
+            if response.status == 429 { $0.tooManyRequests += 1 }
+        }
+        return response
+    }
+
+    private func setMyCommands(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard case .array(let list)? = parameters["commands"], list.count <= 100 else {
+            return Self.failure(400, "Bad Request: commands list is too long or missing")
+        }
+        var commands: [[String: JSONValue]] = []
+        for item in list {
+            guard case .object(let command) = item, case .string(let name)? = command["command"],
+                case .string(let description)? = command["description"],
+                (1...32).contains(name.count), name.allSatisfy({ ($0.isLowercase && $0.isASCII) || $0.isNumber || $0 == "_" }),
+                (1...256).contains(description.count)
+            else { return Self.failure(400, "Bad Request: BOT_COMMAND_INVALID") }
+            commands.append(command)
+        }
+        state.withLock { $0.commands = commands }
+        return Self.ok("true")
+    }
+
+    private func getUpdates(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        if state.withLock({ $0.webhookSet }) {
+            return Self.failure(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+        }
+        guard parameters["allowed_updates"] != nil else {
+            return Self.failure(400, "Bad Request: this fake insists on an explicit allowed_updates")
+        }
+        let offset = parameters["offset"]?.int64 ?? 0
+        let timeout = min(50, max(0, parameters["timeout"]?.int ?? 0))
+        let generation = state.withLock { state -> Int in
+            state.pollGeneration += 1
+            // A higher offset confirms (and forgets) every update below it.
+            state.pendingUpdates.removeAll { Self.updateID(of: $0) < offset }
+            return state.pollGeneration
+        }
+        condition.broadcast()  // wake an older poll so it can end with 409
+        let deadline = Date().addingTimeInterval(Double(timeout))
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let (current, ready) = state.withLock { ($0.pollGeneration, $0.pendingUpdates.filter { Self.updateID(of: $0) >= offset }) }
+            if current != generation {
+                return Self.failure(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+            }
+            if !ready.isEmpty {
+                return Self.ok("[" + ready.prefix(parameters["limit"]?.int ?? 100).joined(separator: ",") + "]")
+            }
+            if Date() >= deadline { return Self.ok("[]") }
+            _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
+        }
+    }
+
+    private static func updateID(of json: String) -> Int64 {
+        let digits = json.dropFirst("{\"update_id\":".count).prefix { $0.isNumber || $0 == "-" }
+        return Int64(digits) ?? 0
+    }
+
+    /// Checks the chat exists and may be written to, then spends flood budget. Returns a failure or nil.
+    private func admit(_ chatID: Int64, countsAgainstFlood: Bool) -> ScriptedResponse? {
+        let (type, blocked, migratedTo) = state.withLock { ($0.chats[chatID], $0.blocked.contains(chatID), $0.migrated[chatID]) }
+        if let migratedTo {
+            return Self.failure(400, "Bad Request: group chat was upgraded to a supergroup chat", parameters: "{\"migrate_to_chat_id\":\(migratedTo)}")
+        }
+        guard let type else { return Self.failure(400, "Bad Request: chat not found") }
+        if blocked {
+            return Self.failure(403, type == "private" ? "Forbidden: bot was blocked by the user" : "Forbidden: bot was kicked from the group chat")
+        }
+        guard countsAgainstFlood else { return nil }
+        let now = ContinuousClock.now
+        let scale = limits.scale
+        let wait: Double? = state.withLock { state in
+            func refill(_ bucket: Bucket?, burst: Double, rate: Double) -> Bucket {
+                guard var bucket else { return Bucket(tokens: burst, updated: now) }
+                let elapsed = Double((now - bucket.updated).components.attoseconds) / 1e18 + Double((now - bucket.updated).components.seconds)
+                bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
+                bucket.updated = now
+                return bucket
+            }
+            var chat = refill(state.chatBuckets[chatID], burst: limits.perChatBurst, rate: limits.perChatPerSecond * scale)
+            var global = refill(state.globalBucket, burst: limits.globalBurst, rate: limits.globalPerSecond * scale)
+            var window = state.groupWindows[chatID] ?? []
+            let minute = Duration.seconds(60 / scale)
+            window.removeAll { now - $0 >= minute }
+            defer {
+                state.chatBuckets[chatID] = chat
+                state.globalBucket = global
+                state.groupWindows[chatID] = window
+            }
+            if chat.tokens < 1 { return (1 - chat.tokens) / (limits.perChatPerSecond * scale) }
+            if global.tokens < 1 { return (1 - global.tokens) / (limits.globalPerSecond * scale) }
+            if type != "private", window.count >= limits.perGroupPerMinute {
+                let oldest = window[0]
+                return Double((minute - (now - oldest)).components.seconds) + 1
+            }
+            chat.tokens -= 1
+            global.tokens -= 1
+            if type != "private" { window.append(now) }
+            return nil
+        }
+        if let wait {
+            let seconds = max(1, Int(wait.rounded(.up)))
+            return Self.failure(429, "Too Many Requests: retry after \(seconds)", parameters: "{\"retry_after\":\(seconds)}", headers: ["Retry-After": String(seconds)])
+        }
+        return nil
+    }
+
+    /// Validates text and entities exactly as Telegram counts them: code points for the length,
+    /// UTF-16 code units for entity bounds. Returns the entities, or the error description.
+    private static func validate(text: String, entities: JSONValue?) -> Result<[Entity], ValidationFailure> {
+        var entityList: [Entity] = []
+        if let entities {
+            guard let data = try? JSONEncoder().encode(entities), let decoded = try? JSONDecoder().decode([Entity].self, from: data) else {
+                return .failure(ValidationFailure("Bad Request: can't parse entities: entities must be an array of MessageEntity"))
+            }
+            entityList = decoded
+        }
+        if text.unicodeScalars.count > 4096 { return .failure(ValidationFailure("Bad Request: message is too long")) }
+        let units = text.utf16.count
+        let known: Set<String> = [
+            "bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link", "blockquote",
+            "expandable_blockquote", "url", "mention", "hashtag", "bot_command", "email",
+        ]
+        for entity in entityList {
+            guard known.contains(entity.type) else {
+                return .failure(ValidationFailure("Bad Request: can't parse entities: unsupported entity type \"\(entity.type)\""))
+            }
+            guard entity.offset >= 0, entity.length > 0, entity.offset + entity.length <= units else {
+                return .failure(ValidationFailure("Bad Request: can't parse entities: entity beyond the end of the text at UTF-16 offset \(entity.offset)"))
+            }
+            if entity.type == "text_link", entity.url?.isEmpty ?? true {
+                return .failure(ValidationFailure("Bad Request: can't parse entities: text_link without url"))
+            }
+        }
+        return .success(entityList)
+    }
+
+    struct ValidationFailure: Error {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    private func send(_ parameters: [String: JSONValue], edit: Bool) -> ScriptedResponse {
+        guard let chatID = parameters["chat_id"]?.int64 else { return Self.failure(400, "Bad Request: chat_id is empty") }
+        guard case .string(let text)? = parameters["text"] else { return Self.failure(400, "Bad Request: message text is empty") }
+        if parameters["parse_mode"] != nil { return Self.failure(400, "Bad Request: this bot must not use parse_mode") }
+        if text.isEmpty || text.allSatisfy(\.isWhitespace) { return Self.failure(400, "Bad Request: message text is empty") }
+        let entities: [Entity]
+        switch Self.validate(text: text, entities: parameters["entities"]) {
+        case .success(let valid): entities = valid
+        case .failure(let problem): return Self.failure(400, problem.description)
+        }
+        if let failure = admit(chatID, countsAgainstFlood: true) { return failure }
+        if edit {
+            guard let messageID = parameters["message_id"]?.int else { return Self.failure(400, "Bad Request: message to edit not found") }
+            return state.withLock { state in
+                guard var list = state.messages[chatID], let index = list.firstIndex(where: { $0.messageID == messageID }) else {
+                    return Self.failure(400, "Bad Request: message to edit not found")
+                }
+                if list[index].text == text && list[index].entities == entities {
+                    return Self.failure(
+                        400,
+                        "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"
+                    )
+                }
+                list[index].text = text
+                list[index].entities = entities
+                list[index].edits += 1
+                state.messages[chatID] = list
+                return Self.ok(Self.messageJSON(list[index], chatType: state.chats[chatID] ?? "private", bot: bot))
+            }
+        }
+        var replyTo: Int?
+        if case .object(let reply)? = parameters["reply_parameters"] { replyTo = reply["message_id"]?.int }
+        return state.withLock { state in
+            let message = SentMessage(chatID: chatID, messageID: state.nextMessageID, text: text, entities: entities, replyTo: replyTo, edits: 0)
+            state.nextMessageID += 1
+            state.messages[chatID, default: []].append(message)
+            state.drafts[chatID] = nil  // a real message replaces the draft
+            return Self.ok(Self.messageJSON(message, chatType: state.chats[chatID] ?? "private", bot: bot))
+        }
+    }
+
+    private func sendDraft(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard let chatID = parameters["chat_id"]?.int64 else { return Self.failure(400, "Bad Request: chat_id is empty") }
+        guard let draftID = parameters["draft_id"]?.int64, draftID != 0 else { return Self.failure(400, "Bad Request: draft_id must be non-zero") }
+        let type = state.withLock { $0.chats[chatID] }
+        guard type == "private" else { return Self.failure(400, "Bad Request: message drafts can be sent only to private chats") }
+        var text = ""
+        if case .string(let given)? = parameters["text"] { text = given }
+        if case .failure(let problem) = Self.validate(text: text, entities: parameters["entities"]) {
+            return Self.failure(400, problem.description)
+        }
+        if let failure = admit(chatID, countsAgainstFlood: true) { return failure }
+        state.withLock { $0.drafts[chatID, default: [:]][draftID] = text }
+        return Self.ok("true")
+    }
+
+    private func chatAction(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard let chatID = parameters["chat_id"]?.int64 else { return Self.failure(400, "Bad Request: chat_id is empty") }
+        if let failure = admit(chatID, countsAgainstFlood: false) { return failure }
+        return Self.ok("true")
+    }
+
+    private func deleteMessage(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard let chatID = parameters["chat_id"]?.int64, let messageID = parameters["message_id"]?.int else {
+            return Self.failure(400, "Bad Request: message to delete not found")
+        }
+        return state.withLock { state in
+            guard let index = state.messages[chatID]?.firstIndex(where: { $0.messageID == messageID }) else {
+                return Self.failure(400, "Bad Request: message to delete not found")
+            }
+            state.messages[chatID]?.remove(at: index)
+            return Self.ok("true")
+        }
+    }
+
+    private static func messageJSON(_ message: SentMessage, chatType: String, bot: (id: Int64, username: String)) -> String {
+        "{\"message_id\":\(message.messageID),\"date\":1700000000,\"from\":{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Assistant\",\"username\":\"\(bot.username)\"},\"chat\":{\"id\":\(message.chatID),\"type\":\"\(chatType)\"},\"text\":\(FakeOpenAIServer.quoted(message.text))}"
+    }
+
+    static func ok(_ result: String) -> ScriptedResponse {
+        .json(200, "{\"ok\":true,\"result\":\(result)}")
+    }
+
+    static func failure(_ status: Int, _ description: String, parameters: String? = nil, headers: [String: String] = [:]) -> ScriptedResponse {
+        let extra = parameters.map { ",\"parameters\":\($0)" } ?? ""
+        return .json(status, "{\"ok\":false,\"error_code\":\(status),\"description\":\(FakeOpenAIServer.quoted(description))\(extra)}", headers: headers)
+    }
+}
+
+/// Any JSON value, for recording what a client sent.
+public enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    public var int: Int? { if case .number(let value) = self { Int(exactly: value) } else { nil } }
+    public var int64: Int64? { if case .number(let value) = self { Int64(exactly: value) } else { nil } }
+    public var string: String? { if case .string(let value) = self { value } else { nil } }
+    public var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
+}
