@@ -25,11 +25,3 @@ public struct Assistant: Sendable {
         Logger(label: label) { label in JSONLogHandler(label: label, level: level, sink: sink) }
     }
 }
-
-extension Duration {
-    /// The duration in (fractional) seconds.
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
-    }
-}

@@ -284,11 +284,3 @@ public final class ConversationEngine: Sendable {
         }
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, for logs and the database.
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
-    }
-}

@@ -1,0 +1,153 @@
+/// Telegram's flood limits as budgets. Defaults follow the Bot FAQ: about one message per second
+/// per chat, 20 per minute per group, about 30 per second overall; edits and drafts count too.
+/// `scale` multiplies every rate (tests run the same shapes faster).
+public struct TelegramLimits: Sendable {
+    public var perChatPerSecond: Double = 1
+    public var perGroupPerMinute: Double = 20
+    public var globalPerSecond: Double = 30
+    /// How many calls may go back to back before the global rate applies.
+    public var globalBurst: Double = 5
+    public var scale: Double = 1
+
+    public init(scale: Double = 1) { self.scale = scale }
+}
+
+/// The one budget keeper for every call that shows something in a chat.
+///
+/// Final messages wait for budget and are never dropped; intermediate updates (drafts, edits while
+/// streaming) only go when budget is free *and* no final message is waiting anywhere, so the budget
+/// goes first to what users need most, and streaming thins out when the bot is busy. A 429 blocks
+/// the chat for `retry_after` (and everything, when several chats are limited at once).
+public actor SendScheduler {
+    /// A token bucket measured on the scheduler's clock.
+    struct Bucket {
+        let capacity: Double
+        let perSecond: Double
+        var tokens: Double
+        var updated: Duration
+
+        init(capacity: Double, perSecond: Double, now: Duration) {
+            self.capacity = capacity
+            self.perSecond = perSecond
+            tokens = capacity
+            updated = now
+        }
+
+        mutating func refill(_ now: Duration) {
+            tokens = min(capacity, tokens + (now - updated).seconds * perSecond)
+            updated = now
+        }
+
+        /// How long until a whole token is there.
+        func wait(_ now: Duration) -> Duration {
+            tokens >= 1 ? .zero : .seconds((1 - tokens) / perSecond)
+        }
+    }
+
+    private let limits: TelegramLimits
+    private let clock: any Clock<Duration>
+    private let elapsed: @Sendable () -> Duration
+    private var chats: [Int64: Bucket] = [:]
+    private var groups: [Int64: Bucket] = [:]
+    private var global: Bucket
+    private var blockedUntil: [Int64: Duration] = [:]
+    private var globalBlockedUntil: Duration = .zero
+    private var recentLimits: [(chat: Int64, at: Duration)] = []
+    private var waitingFinals = 0
+
+    public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration> = ContinuousClock()) {
+        self.limits = limits
+        self.clock = clock
+        elapsed = Self.stopwatch(clock)
+        global = Bucket(capacity: limits.globalBurst, perSecond: limits.globalPerSecond * limits.scale, now: .zero)
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
+    }
+
+    /// Waits until a final (must-deliver) call to `chat` may go, and spends its budget.
+    public func acquireFinal(chat: Int64, isGroup: Bool) async throws {
+        waitingFinals += 1
+        defer { waitingFinals -= 1 }
+        while true {
+            let wait = self.wait(chat: chat, isGroup: isGroup)
+            if wait == .zero {
+                spend(chat: chat, isGroup: isGroup)
+                return
+            }
+            try await clock.sleep(for: wait)
+        }
+    }
+
+    /// Spends budget for an intermediate update if it can go right now without delaying any final
+    /// message; otherwise returns false and the caller shows the user a later, fuller text instead.
+    public func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
+        guard waitingFinals == 0, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
+        // Keep some global headroom for finals that have not asked yet.
+        guard global.tokens >= min(2, limits.globalBurst) else { return false }
+        spend(chat: chat, isGroup: isGroup)
+        return true
+    }
+
+    /// Final calls waiting for budget right now.
+    var finalsWaiting: Int { waitingFinals }
+
+    /// Records a 429: the chat waits `retryAfter`; when several chats are limited within a second the
+    /// limit is global and everything waits.
+    public func rateLimited(chat: Int64, retryAfter: Int) {
+        let now = elapsed()
+        let until = now + .seconds(max(1, retryAfter))
+        blockedUntil[chat] = max(blockedUntil[chat] ?? .zero, until)
+        recentLimits.removeAll { now - $0.at > .seconds(1) }
+        recentLimits.append((chat, now))
+        if Set(recentLimits.map(\.chat)).count >= 3 { globalBlockedUntil = max(globalBlockedUntil, until) }
+    }
+
+    /// How long the caller would wait for a final call now (zero when it could go at once).
+    func wait(chat: Int64, isGroup: Bool) -> Duration {
+        let now = elapsed()
+        global.refill(now)
+        var waits = [global.wait(now), (blockedUntil[chat] ?? .zero) - now, globalBlockedUntil - now]
+        var chatBucket = chats[chat] ?? bucket(perSecond: limits.perChatPerSecond, now: now)
+        chatBucket.refill(now)
+        chats[chat] = chatBucket
+        waits.append(chatBucket.wait(now))
+        if isGroup {
+            var groupBucket = groups[chat] ?? bucket(perSecond: (limits.perGroupPerMinute - 1) / 60, now: now)
+            groupBucket.refill(now)
+            groups[chat] = groupBucket
+            waits.append(groupBucket.wait(now))
+        }
+        return max(.zero, waits.max() ?? .zero)
+    }
+
+    /// A bucket of one token: no bursts per chat or group, so even a sliding window sees the rate.
+    private func bucket(perSecond: Double, now: Duration) -> Bucket {
+        Bucket(capacity: 1, perSecond: perSecond * limits.scale, now: now)
+    }
+
+    private func spend(chat: Int64, isGroup: Bool) {
+        global.tokens -= 1
+        chats[chat]?.tokens -= 1
+        if isGroup { groups[chat]?.tokens -= 1 }
+        if chats.count > 10_000 { forgetIdleChats() }
+    }
+
+    /// Full buckets carry no information: drop them so memory follows active chats only.
+    private func forgetIdleChats() {
+        let now = elapsed()
+        chats = chats.filter { _, bucket in
+            var refilled = bucket
+            refilled.refill(now)
+            return refilled.tokens < refilled.capacity
+        }
+        groups = groups.filter { _, bucket in
+            var refilled = bucket
+            refilled.refill(now)
+            return refilled.tokens < refilled.capacity
+        }
+        blockedUntil = blockedUntil.filter { $0.value > now }
+    }
+}

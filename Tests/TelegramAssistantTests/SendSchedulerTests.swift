@@ -1,0 +1,105 @@
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import TelegramAssistant
+
+@Suite struct SendSchedulerTests {
+    /// Acquires finals and records the virtual time each was granted.
+    final class Timeline: Sendable {
+        private let entries = Mutex<[(chat: Int64, at: Duration)]>([])
+        func add(_ chat: Int64, _ at: Duration) { entries.withLock { $0.append((chat, at)) } }
+        var all: [(chat: Int64, at: Duration)] { entries.withLock { $0 }.sorted { $0.at < $1.at } }
+
+        /// The most calls in any window of `length`.
+        func busiest(window length: Duration, chat: Int64? = nil) -> Int {
+            let times = all.filter { chat == nil || $0.chat == chat }.map(\.at)
+            var best = 0
+            for (index, start) in times.enumerated() {
+                best = max(best, times[index...].prefix { $0 - start < length }.count)
+            }
+            return best
+        }
+    }
+
+    @Test func finalsToOneChatAreSpacedOneSecondApart() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        let timeline = Timeline()
+        for _ in 0..<5 {
+            try await scheduler.acquireFinal(chat: 1, isGroup: false)
+            timeline.add(1, clock.now.offset)
+        }
+        #expect(timeline.all.map(\.at) == [.zero, .seconds(1), .seconds(2), .seconds(3), .seconds(4)])
+    }
+
+    @Test func aGroupGetsAtMostTwentyPerMinute() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        let timeline = Timeline()
+        for _ in 0..<45 {
+            try await scheduler.acquireFinal(chat: -100, isGroup: true)
+            timeline.add(-100, clock.now.offset)
+        }
+        #expect(timeline.busiest(window: .seconds(60)) <= 20)
+        #expect(timeline.busiest(window: .seconds(1)) == 1)
+    }
+
+    @Test func twoHundredFinalsStayWithinTheGlobalBudget() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        let timeline = Timeline()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chat in Int64(1)...200 {
+                group.addTask {
+                    try await scheduler.acquireFinal(chat: chat, isGroup: false)
+                    timeline.add(chat, clock.now.offset)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(timeline.all.count == 200)
+        #expect(timeline.busiest(window: .seconds(1)) <= 35)  // a burst of 5, then 30 per second
+        let last = try #require(timeline.all.last?.at)
+        #expect(last < .seconds(8))
+    }
+
+    @Test func intermediatesYieldToFinalsAndToTheChatBudget() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        #expect(await scheduler.tryAcquireIntermediate(chat: 1, isGroup: false))
+        // The chat's budget is spent for a second: the next update is skipped, not queued.
+        #expect(await scheduler.tryAcquireIntermediate(chat: 1, isGroup: false) == false)
+        // Another chat is free.
+        #expect(await scheduler.tryAcquireIntermediate(chat: 2, isGroup: false))
+    }
+
+    @Test func intermediatesAreRefusedWhileAFinalWaits() async throws {
+        let scheduler = SendScheduler(clock: ContinuousClock())  // real time: the final must really wait
+        try await scheduler.acquireFinal(chat: 1, isGroup: false)
+        let waiting = Task { try await scheduler.acquireFinal(chat: 1, isGroup: false) }
+        // The second final for chat 1 now waits about a second; meanwhile chat 2 may not stream.
+        while await scheduler.finalsWaiting == 0 { await Task.yield() }
+        #expect(await scheduler.tryAcquireIntermediate(chat: 2, isGroup: false) == false)
+        waiting.cancel()
+        _ = await waiting.result
+        #expect(await scheduler.tryAcquireIntermediate(chat: 2, isGroup: false))
+    }
+
+    @Test func a429BlocksTheChatForRetryAfter() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        await scheduler.rateLimited(chat: 7, retryAfter: 30)
+        #expect(await scheduler.tryAcquireIntermediate(chat: 7, isGroup: false) == false)
+        try await scheduler.acquireFinal(chat: 7, isGroup: false)
+        #expect(clock.now.offset >= .seconds(30))
+    }
+
+    @Test func limitsOnSeveralChatsAtOnceBlockEverything() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        for chat in Int64(1)...3 { await scheduler.rateLimited(chat: chat, retryAfter: 5) }
+        try await scheduler.acquireFinal(chat: 99, isGroup: false)
+        #expect(clock.now.offset >= .seconds(5))
+    }
+}
