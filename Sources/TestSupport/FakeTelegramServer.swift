@@ -80,7 +80,7 @@ public final class FakeTelegramServer: Sendable {
     private let condition = NSCondition()
     private let server = Mutex<FakeHTTPServer?>(nil)
 
-    public init(token: String = "123456:TEST-token", botUsername: String = "test_assistant_bot", limits: Limits = Limits(), supportsDrafts: Bool = true) throws {
+    public init(token: String = "123456:TEST-token-abcdefghijklmnopqrstuv", botUsername: String = "test_assistant_bot", limits: Limits = Limits(), supportsDrafts: Bool = true) throws {
         self.token = token
         self.bot = (id: 123456, username: botUsername)
         self.limits = limits
@@ -168,6 +168,15 @@ public final class FakeTelegramServer: Sendable {
         return deliver(
             updateJSON:
                 "\"message\":{\"message_id\":7,\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"private\"},\"photo\":[{\"file_id\":\"x\",\"file_unique_id\":\"y\",\"width\":1,\"height\":1}]}"
+        )
+    }
+
+    /// Queues the service message an upgraded group leaves behind.
+    @discardableResult
+    public func deliverMigration(from oldID: Int64, to newID: Int64) -> Int64 {
+        deliver(
+            updateJSON:
+                "\"message\":{\"message_id\":99,\"date\":1700000000,\"from\":{\"id\":1,\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(oldID),\"type\":\"group\",\"title\":\"Group\"},\"migrate_to_chat_id\":\(newID)}"
         )
     }
 

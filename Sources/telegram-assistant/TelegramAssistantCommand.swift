@@ -10,8 +10,8 @@ struct TelegramAssistantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "telegram-assistant",
         abstract: "An AI assistant for Telegram and the terminal, for any OpenAI-compatible endpoint.",
-        subcommands: [ChatCommand.self],
-        defaultSubcommand: ChatCommand.self)
+        subcommands: [RunCommand.self, ChatCommand.self],
+        defaultSubcommand: RunCommand.self)
 }
 
 /// Options every subcommand shares.
@@ -20,12 +20,50 @@ struct CommonOptions: ParsableArguments {
     var envFile: String?
 
     /// Loads and validates the configuration, or exits 78 (EX_CONFIG) listing every problem.
-    func loadConfig() async throws -> AssistantConfig {
+    func loadConfig(requireTelegram: Bool = false) async throws -> AssistantConfig {
         do {
-            return try await AssistantConfig.load(environment: ProcessInfo.processInfo.environment, envFile: envFile)
+            return try await AssistantConfig.load(
+                environment: ProcessInfo.processInfo.environment, envFile: envFile, requireTelegram: requireTelegram)
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(78)
+        }
+    }
+}
+
+/// Prints `error: …` to standard error and exits non-zero.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the Telegram bot (long polling). The default command.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let config = try await common.loadConfig(requireTelegram: true)
+        do {
+            let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
+            let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            let assistant = try Assistant(config: config, logger: logger)
+            let bot: TelegramBot
+            do {
+                bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger)
+            } catch let error as BotStartError {
+                logger.critical("start_failed", metadata: ["error": "\(error.description)"])
+                throw fail(error.description)
+            }
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: bot)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch let error as StoreError {
+            throw fail(error.description)
+        } catch let error as LogFileError {
+            throw fail(error.description)
         }
     }
 }
@@ -62,11 +100,9 @@ struct ChatCommand: AsyncParsableCommand {
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch let error as StoreError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(1)
+            throw fail(error.description)
         } catch let error as LogFileError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode(1)
+            throw fail(error.description)
         }
     }
 }

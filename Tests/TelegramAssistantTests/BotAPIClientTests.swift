@@ -4,7 +4,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct BotAPIClientTests {
+@Suite(.timeLimit(.minutes(2))) struct BotAPIClientTests {
     func client(_ server: FakeTelegramServer, token: String? = nil) -> BotAPIClient {
         BotAPIClient(baseURL: server.baseURL, token: token ?? server.token, http: HTTPStreamingClient())
     }

@@ -4,7 +4,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct ChatCompletionsClientTests {
+@Suite(.timeLimit(.minutes(2))) struct ChatCompletionsClientTests {
     func client(_ server: FakeOpenAIServer, key: String? = nil, appURL: String? = nil, appName: String? = nil) -> ChatCompletionsClient {
         ChatCompletionsClient(
             baseURL: server.baseURL, apiKey: key ?? server.settings.apiKey, appURL: appURL, appName: appName,

@@ -4,7 +4,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct CompletionRunnerTests {
+@Suite(.timeLimit(.minutes(2))) struct CompletionRunnerTests {
     func failure(_ harness: Harness, _ request: CompletionRequest, deltas: DeltaCollector = DeltaCollector()) async -> CompletionFailure? {
         do {
             _ = try await harness.runner.complete(request) { deltas.append($0) }
@@ -176,7 +176,7 @@ import TestSupport
     }
 }
 
-@Suite struct DeadlineTests {
+@Suite(.timeLimit(.minutes(2))) struct DeadlineTests {
     func run(_ behavior: FakeOpenAIServer.Behavior, timeouts: LLMTimeouts) async throws -> (CompletionFailure?, Harness) {
         let harness = try Harness(timeouts: timeouts)
         harness.server.enqueue(behavior, behavior, behavior)

@@ -3,7 +3,7 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct ConfigurationTests {
+@Suite(.timeLimit(.minutes(2))) struct ConfigurationTests {
     func parse(_ values: [String: String]) throws -> AssistantConfig {
         try AssistantConfig.parse { values[$0] }
     }

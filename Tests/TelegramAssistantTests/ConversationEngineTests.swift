@@ -5,7 +5,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct ConversationEngineTests {
+@Suite(.timeLimit(.minutes(2))) struct ConversationEngineTests {
     func newConversation(_ harness: Harness) throws -> Int64 {
         try harness.store.createConversation(kind: "terminal").id
     }

@@ -2,7 +2,7 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct HistoryWindowTests {
+@Suite(.timeLimit(.minutes(2))) struct HistoryWindowTests {
     let system = [OpenAI.Message(role: .system, content: "You are terse.")]
 
     /// A random history ending with a user turn, like the engine's (the new turn is saved first).

@@ -4,7 +4,7 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct JSONLogHandlerTests {
+@Suite(.timeLimit(.minutes(2))) struct JSONLogHandlerTests {
     @Test func writesOneParsableObjectPerLineWithTypedValues() throws {
         let log = try LogCapture()
         var logger = log.logger

@@ -2,7 +2,7 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct MarkdownRendererTests {
+@Suite(.timeLimit(.minutes(2))) struct MarkdownRendererTests {
     func entity(_ type: String, _ offset: Int, _ length: Int, url: String? = nil, language: String? = nil) -> Telegram.MessageEntity {
         .init(type: type, offset: offset, length: length, url: url, language: language)
     }
@@ -82,7 +82,7 @@ import Testing
     }
 }
 
-@Suite struct SplitTests {
+@Suite(.timeLimit(.minutes(2))) struct SplitTests {
     @Test func shortTextIsOnePart() {
         let text = FormattedText(text: "hello", entities: [])
         #expect(text.split() == [text])

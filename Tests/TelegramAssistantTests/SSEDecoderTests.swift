@@ -2,7 +2,7 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct SSEDecoderTests {
+@Suite(.timeLimit(.minutes(2))) struct SSEDecoderTests {
     /// Feeds `text` cut at the given byte offsets and collects every event.
     func decode(_ text: String, cuts: [Int]) -> [String] {
         let bytes = Array(text.utf8)

@@ -4,7 +4,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct SendSchedulerTests {
+@Suite(.timeLimit(.minutes(2))) struct SendSchedulerTests {
     /// Acquires finals and records the virtual time each was granted.
     final class Timeline: Sendable {
         private let entries = Mutex<[(chat: Int64, at: Duration)]>([])

@@ -3,12 +3,12 @@ import Testing
 
 @testable import TelegramAssistant
 
-@Suite struct StoreTests {
+@Suite(.timeLimit(.minutes(2))) struct StoreTests {
     @Test func migratesAFreshDatabaseAndCreatesItPrivate() throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/nested/assistant.sqlite"
         let store = try Store(path: path)
-        #expect(try store.appliedMigrations() == ["v1: conversations and messages"])
+        #expect(try store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
@@ -30,7 +30,7 @@ import Testing
                 conversationID: conversation.id)
         }
         let reopened = try Store(path: path)
-        #expect(try reopened.appliedMigrations().count == 1)
+        #expect(try reopened.appliedMigrations().count == 2)
         let messages = try reopened.contextMessages(conversationID: conversationID)
         #expect(messages.map(\.content) == ["remember 42", "42 noted"])
         #expect(messages.map(\.role) == [.user, .assistant])

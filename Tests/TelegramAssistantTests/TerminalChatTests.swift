@@ -5,7 +5,7 @@ import TestSupport
 
 @testable import TelegramAssistant
 
-@Suite struct TerminalChatTests {
+@Suite(.timeLimit(.minutes(2))) struct TerminalChatTests {
     final class Screen: Sendable {
         private let content = Mutex("")
         func write(_ text: String) { content.withLock { $0 += text } }

@@ -31,13 +31,15 @@ public struct AssistantConfig: Sendable {
     public var logFile: String?
     public var summarizeHistory: Bool
     public var timeouts: LLMTimeouts
+    /// Present when loaded for the Telegram bot (`requireTelegram`).
+    public var telegram: TelegramConfig?
 
     public static let defaultSystemPrompt =
         "You are a helpful, concise assistant. Answer clearly and briefly; use Markdown only when it helps."
 
     /// Reads the configuration: environment variables first, then the `.env` file (`envFile`, or
     /// `.env` in the working directory when it exists). Throws `ConfigurationError` listing every problem.
-    public static func load(environment: [String: String], envFile: String?) async throws -> AssistantConfig {
+    public static func load(environment: [String: String], envFile: String?, requireTelegram: Bool = false) async throws -> AssistantConfig {
         let fileProvider: EnvironmentVariablesProvider
         do {
             fileProvider = try await EnvironmentVariablesProvider(
@@ -49,14 +51,14 @@ public struct AssistantConfig: Sendable {
             EnvironmentVariablesProvider(environmentVariables: environment), fileProvider,
         ])
         let secrets: Set<String> = ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"]
-        return try parse { name in
+        return try parse(requireTelegram: requireTelegram) { name in
             let key = ConfigKey(name.lowercased().split(separator: "_").map(String.init))
             return reader.string(forKey: key, isSecret: secrets.contains(name))
         }
     }
 
     /// Validates raw values looked up by variable name. Blank values count as unset.
-    public static func parse(_ lookup: (String) -> String?) throws -> AssistantConfig {
+    public static func parse(requireTelegram: Bool = false, _ lookup: (String) -> String?) throws -> AssistantConfig {
         var problems: [String] = []
         func value(_ name: String) -> String? {
             guard var text = lookup(name)?.trimmingCharacters(in: .whitespaces) else { return nil }
@@ -137,6 +139,8 @@ public struct AssistantConfig: Sendable {
             databasePath = "./data/assistant.sqlite"
         }
 
+        let telegram = requireTelegram ? TelegramConfig.parse(value, problems: &problems) : nil
+
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return AssistantConfig(
             apiKey: apiKey, baseURL: baseURL, model: value("OPENAI_MODEL") ?? "openai/gpt-5-nano",
@@ -147,7 +151,8 @@ public struct AssistantConfig: Sendable {
             logFile: value("LOG_FILE"), summarizeHistory: summarize,
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
-                total: .milliseconds(Int64(total * 1000))))
+                total: .milliseconds(Int64(total * 1000))),
+            telegram: telegram)
     }
 
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
@@ -164,7 +169,14 @@ public struct AssistantConfig: Sendable {
             ("SUMMARIZE_HISTORY", String(summarizeHistory)),
             ("DATABASE_PATH", databasePath),
             ("LOG_LEVEL", logLevel.rawValue),
-        ]
+        ] + (telegram.map { telegram in
+            [
+                ("TELEGRAM_BOT_TOKEN", Self.mask(telegram.token)),
+                ("TELEGRAM_API_URL", telegram.apiURL.absoluteString),
+                ("ALLOWED_USER_IDS", telegram.allowedUserIDs.isEmpty ? "(everyone)" : telegram.allowedUserIDs.sorted().map(String.init).joined(separator: ",")),
+                ("MAX_CONCURRENT_REPLIES", String(telegram.maxConcurrentReplies)),
+            ]
+        } ?? [])
     }
 
     /// Shows that a secret is set without showing it.

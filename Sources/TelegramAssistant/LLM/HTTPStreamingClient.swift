@@ -45,15 +45,22 @@ public final class HTTPStreamingClient: Sendable {
         let (body, bodyContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let task = session.dataTask(with: request)
         let taskBox = TaskBox(task)
-        bodyContinuation.onTermination = { _ in taskBox.task.cancel() }
+        let delegate = self.delegate
+        let id = task.taskIdentifier
+        // Cancelling (or dropping the body) ends the waiting here at once, without relying on the
+        // HTTP stack to report the cancelled transfer: a transfer it loses must not hang its caller.
+        bodyContinuation.onTermination = { _ in
+            delegate.abandon(id)
+            taskBox.task.cancel()
+        }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<HTTPStreamingResponse, any Error>) in
-                delegate.register(
-                    task.taskIdentifier,
-                    Handler(head: head, body: body, bodyContinuation: bodyContinuation))
-                task.resume()
+                if delegate.register(id, Handler(head: head, body: body, bodyContinuation: bodyContinuation)) {
+                    task.resume()
+                }
             }
         } onCancel: {
+            delegate.abandon(id)
             taskBox.task.cancel()
         }
     }
@@ -73,8 +80,26 @@ public final class HTTPStreamingClient: Sendable {
     private final class Delegate: NSObject, URLSessionDataDelegate, Sendable {
         private let handlers = Mutex<[Int: Handler]>([:])
 
-        func register(_ id: Int, _ handler: Handler) {
-            handlers.withLock { $0[id] = handler }
+        /// Registers a transfer. Returns false (and ends it) when the calling task is already
+        /// cancelled: its cancellation handler may have run before there was anything to cancel.
+        func register(_ id: Int, _ handler: Handler) -> Bool {
+            let cancelled = handlers.withLock { table -> Bool in
+                if Task.isCancelled { return true }
+                table[id] = handler
+                return false
+            }
+            if cancelled {
+                handler.head?.resume(throwing: CancellationError())
+                handler.bodyContinuation.finish(throwing: CancellationError())
+            }
+            return !cancelled
+        }
+
+        /// Ends a transfer from our side: whoever waits for its head or body gets `CancellationError`.
+        func abandon(_ id: Int) {
+            guard let handler = handlers.withLock({ $0.removeValue(forKey: id) }) else { return }
+            handler.head?.resume(throwing: CancellationError())
+            handler.bodyContinuation.finish(throwing: CancellationError())
         }
 
         func urlSession(

@@ -43,6 +43,25 @@ enum Migrations {
             }
             try db.create(index: "message_by_conversation", on: "message", columns: ["conversation_id", "id"])
         }
+        migrator.registerMigration("v2: telegram updates") { db in
+            // Every update is written here before its offset is confirmed to Telegram, and marked
+            // as it is handled: a restart resumes what was received but not answered, and never
+            // answers the same update twice.
+            try db.create(table: "telegram_update") { t in
+                t.primaryKey("update_id", .integer)
+                t.column("chat_id", .integer)
+                t.column("payload", .text).notNull()
+                t.column("status", .text).notNull()
+                    .check(sql: "status IN ('received', 'answering', 'handled')")
+                t.column("received_at", .datetime).notNull()
+                t.column("handled_at", .datetime)
+            }
+            try db.create(index: "telegram_update_open", on: "telegram_update", columns: ["status", "update_id"])
+            try db.create(table: "telegram_state") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .integer).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -22,7 +22,7 @@ public struct CallRecord: Sendable {
 /// The SQLite database: the only place that speaks SQL. Calls are synchronous and short (WAL, one
 /// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
 public final class Store: Sendable {
-    private let writer: any DatabaseWriter
+    let writer: any DatabaseWriter
 
     /// Opens (creating if needed, mode 0600) the database at `path` and migrates it.
     public init(path: String) throws {

@@ -31,14 +31,20 @@ public struct BotAPIClient: Sendable {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONEncoder().encode(parameters)
 
-        let status: Int
-        var body = Data()
+        let http = self.http
+        let finished = request
+        let (status, body): (Int, Data)
         do {
-            let response = try await http.send(request)
-            status = response.status
-            for try await chunk in response.body { body.append(chunk) }
+            (status, body) = try await withDeadline(.seconds(timeout + 5)) {
+                let response = try await http.send(finished)
+                var body = Data()
+                for try await chunk in response.body { body.append(chunk) }
+                return (response.status, body)
+            }
         } catch let error as URLError {
             throw TelegramError.network("\(method): URLError \(error.code.rawValue)")
+        } catch is DeadlineExceeded {
+            throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
         }
         guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body) else {
             throw TelegramError.malformedResponse(status: status)

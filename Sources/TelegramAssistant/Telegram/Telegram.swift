@@ -83,6 +83,8 @@ public enum Telegram {
 
         enum CodingKeys: String, CodingKey {
             case message_id, message_thread_id, from, chat, date, text, entities, caption, reply_to_message, migrate_to_chat_id
+            /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
+            case hasNonTextContent = "x_has_non_text_content"
         }
 
         /// Content keys that make a message something other than text.
@@ -125,7 +127,9 @@ public enum Telegram {
             reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
             migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
             let all = try decoder.container(keyedBy: AnyKey.self)
-            hasNonTextContent = Self.nonTextKeys.contains { all.contains(AnyKey(stringValue: $0)) }
+            hasNonTextContent =
+                (try container.decodeIfPresent(Bool.self, forKey: .hasNonTextContent) ?? false)
+                || Self.nonTextKeys.contains { all.contains(AnyKey(stringValue: $0)) }
         }
     }
 

@@ -1,0 +1,255 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Handles one message of one chat: access, commands, rate limit, then the streamed model reply.
+/// The router guarantees a chat's messages reach it one at a time, in order.
+public struct ChatSession: Sendable {
+    let context: BotContext
+    let refused: RefusalMemory
+
+    static let help = """
+        I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.
+
+        /help – this message
+        /clear – forget this chat's history
+        /stats – messages, tokens and estimated cost of this chat
+        /model – show the model; /model NAME switches to another allowed model
+        """
+
+    public func handle(_ incoming: Incoming) async {
+        let update = incoming.update
+        guard let message = update.message else { return }
+        let chat = ChatHandle(id: message.chat.id, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
+        let user = message.from?.id
+        defer { markHandled(update.update_id) }
+
+        if incoming.interruptedByRestart {
+            await notify(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+            return
+        }
+        if !context.config.allowedUserIDs.isEmpty, !(user.map(context.config.allowedUserIDs.contains) ?? false) {
+            context.logger.info("access_denied", metadata: ["chat_id": .stringConvertible(chat.id), "user_id": .stringConvertible(user ?? 0)])
+            if refused.firstTime(user ?? chat.id) {
+                await notify(chat, "Sorry, this bot is private.", replyTo: message.message_id)
+            }
+            return
+        }
+        guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            if message.hasNonTextContent {
+                await notify(chat, "I can only read text messages.", replyTo: message.message_id)
+            }
+            return
+        }
+        if let command = Command(rawText) {
+            await notify(chat, self.command(command, chat: chat, user: user), replyTo: message.message_id)
+            return
+        }
+        if let wait = context.rateLimiter.admit(user ?? chat.id) {
+            await notify(chat, "You're sending messages too fast. Please try again in \(max(1, Int(wait.seconds.rounded(.up)))) s.", replyTo: message.message_id)
+            return
+        }
+        await reply(to: text(for: rawText, in: chat), message: message, chat: chat, incoming: incoming)
+    }
+
+    /// The message as the model should see it: the bot's @mention removed in groups.
+    func text(for raw: String, in chat: ChatHandle) -> String {
+        guard chat.isGroup, let username = context.bot.username else { return raw }
+        return raw.replacingOccurrences(of: "@\(username)", with: "", options: .caseInsensitive)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming) async {
+        let updateID = incoming.update.update_id
+        let conversation: ConversationRecord
+        do {
+            conversation = try context.store.conversation(kind: "telegram", externalID: chat.id)
+            try context.store.setUpdateStatus(updateID, .answering)
+        } catch {
+            context.logger.error("store_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": "storage", "error": "\(error)"])
+            await notify(chat, ReplyOutcome.storageFailed.notice ?? "", replyTo: message.message_id)
+            return
+        }
+        let draftID = max(1, updateID)
+        let stop = StopSignal()
+        context.stops.register(chat: chat.id, draft: draftID, stop)
+        defer { context.stops.remove(chat: chat.id, draft: draftID) }
+
+        let stream = ReplyStream(
+            chat: chat, sender: context.sender, drafts: context.drafts, draftID: draftID, replyTo: message.message_id,
+            tick: context.tick, clock: context.clock)
+        let engine = context.engine
+        let replies = context.replies
+        let model = (try? engine.model(for: conversation.id)) ?? engine.settings.model
+        var outcome: ReplyOutcome?
+        var deliveryError: TelegramError?
+        do {
+            outcome = try await stream.run(
+                produce: { append in
+                    await Self.stoppable(stop, model: model) {
+                        do {
+                            return try await replies.withPermit {
+                                await engine.reply(to: text, conversationID: conversation.id, onDelta: { append($0) })
+                            }
+                        } catch {
+                            return .interrupted(partial: "", model: model, reason: nil)  // stopped while waiting its turn
+                        }
+                    }
+                },
+                final: Self.render)
+        } catch let error as TelegramError {
+            deliveryError = error
+        } catch {
+            // Cancelled by shutdown before the answer was complete.
+        }
+        logReply(outcome, stream: stream, chat: chat, user: message.from?.id, incoming: incoming, deliveryError: deliveryError)
+    }
+
+    /// Runs `body` until it finishes or the stop signal fires, in which case `body` is cancelled
+    /// (the engine then saves and returns what was shown so far).
+    static func stoppable(_ stop: StopSignal, model: String, _ body: @escaping @Sendable () async -> ReplyOutcome) async -> ReplyOutcome {
+        await withTaskGroup(of: ReplyOutcome?.self) { group in
+            group.addTask { await body() }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            var outcome: ReplyOutcome?
+            while let next = await group.next() {
+                group.cancelAll()
+                if let next { outcome = next }
+            }
+            return outcome ?? .interrupted(partial: "", model: model, reason: nil)
+        }
+    }
+
+    /// The final text of a reply: the answer as formatted text, with any notice in italics after it.
+    static func render(_ outcome: ReplyOutcome) -> FormattedText? {
+        var text: FormattedText
+        switch outcome {
+        case .answered(let completion):
+            text = MarkdownRenderer.render(completion.text)
+        case .interrupted(let partial, _, _):
+            text = MarkdownRenderer.render(String(partial.reversed().drop(while: \.isWhitespace).reversed()))
+        case .failed, .messageTooLong, .storageFailed:
+            return FormattedText(text: outcome.notice ?? "Something went wrong. Please try again.")
+        }
+        if let notice = outcome.notice {
+            if !text.text.isEmpty { text.append("\n\n") }
+            text.wrap("italic") { $0.append(notice) }
+        }
+        return text.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? FormattedText(text: "(empty answer)") : text
+    }
+
+    // MARK: Commands
+
+    func command(_ command: Command, chat: ChatHandle, user: Int64?) -> String {
+        do {
+            let conversation = try context.store.conversation(kind: "telegram", externalID: chat.id)
+            switch command.name {
+            case "start", "help":
+                return Self.help
+            case "clear":
+                try context.engine.clear(conversationID: conversation.id)
+                return "History cleared. Let's start fresh."
+            case "stats":
+                var text = try context.engine.stats(conversationID: conversation.id).text
+                if context.isAdmin(user) {
+                    let totals = try context.store.telegramTotals()
+                    text += "\n\nAll chats: \(totals.chats) chats, \(totals.requests) requests, \(totals.promptTokens) prompt and \(totals.completionTokens) completion tokens, estimated cost $\(ConversationStats.sixDecimals(totals.costUSD))"
+                }
+                return text
+            case "model":
+                let allowed = context.allowedModels
+                let current = try context.engine.model(for: conversation.id)
+                guard !command.argument.isEmpty else {
+                    return "Model: \(current)\nAllowed: \(allowed.joined(separator: ", "))"
+                }
+                if chat.isGroup, !context.isAdmin(user) {
+                    return "Only the bot's admins can change the model in a group."
+                }
+                guard allowed.contains(command.argument) else {
+                    return "\(command.argument) is not allowed. Choose one of: \(allowed.joined(separator: ", "))"
+                }
+                try context.engine.setModel(command.argument, conversationID: conversation.id)
+                return "Model switched to \(command.argument) for this chat."
+            default:
+                return "Unknown command /\(command.name). Try /help."
+            }
+        } catch {
+            context.logger.error("store_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": "storage", "error": "\(error)"])
+            return ReplyOutcome.storageFailed.notice ?? ""
+        }
+    }
+
+    // MARK: Helpers
+
+    /// A short message that must arrive (a refusal, a command's answer, a notice).
+    func notify(_ chat: ChatHandle, _ text: String, replyTo: Int) async {
+        let metrics = ReplyMetrics()
+        do {
+            try await context.sender.sendFinal(chat, FormattedText(text: text), replyTo: chat.isGroup ? replyTo : nil, metrics: metrics)
+        } catch let error as TelegramError {
+            context.logger.warning("send_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": .string(error.errorType)])
+        } catch {}
+    }
+
+    private func markHandled(_ updateID: Int64) {
+        do {
+            try context.store.setUpdateStatus(updateID, .handled)
+        } catch {
+            context.logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
+        }
+    }
+
+    private func logReply(
+        _ outcome: ReplyOutcome?, stream: ReplyStream, chat: ChatHandle, user: Int64?, incoming: Incoming, deliveryError: TelegramError?
+    ) {
+        var metadata: Logger.Metadata = [
+            "event": "reply",
+            "chat_id": .stringConvertible(chat.id),
+            "user_id": .stringConvertible(user ?? 0),
+            "latency_ms": .stringConvertible((ContinuousClock.now - incoming.receivedAt).milliseconds),
+            "telegram_calls": .stringConvertible(stream.metrics.calls),
+            "rate_limited": .stringConvertible(stream.metrics.rateLimited),
+        ]
+        if let visible = stream.firstVisible {
+            metadata["first_visible_ms"] = .stringConvertible((visible - incoming.receivedAt).milliseconds)
+        }
+        var errorType: String? = deliveryError?.errorType
+        switch outcome {
+        case .answered(let completion):
+            metadata["model"] = .string(completion.model)
+            metadata["ttft_ms"] = completion.timeToFirstToken.map { .stringConvertible($0.milliseconds) }
+            metadata["prompt_tokens"] = .stringConvertible(completion.usage.promptTokens)
+            metadata["completion_tokens"] = .stringConvertible(completion.usage.completionTokens)
+            metadata["usage_estimated"] = .stringConvertible(completion.usage.estimated)
+        case .interrupted(_, let model, let reason):
+            metadata["model"] = .string(model)
+            errorType = errorType ?? reason?.errorType ?? "stopped"
+        case .failed(let error):
+            errorType = errorType ?? error.errorType
+        case .messageTooLong:
+            errorType = errorType ?? "message_too_long"
+        case .storageFailed:
+            errorType = errorType ?? "storage"
+        case nil:
+            errorType = errorType ?? "cancelled"
+        }
+        if let errorType {
+            metadata["error_type"] = .string(errorType)
+            if deliveryError != nil {
+                context.logger.warning("reply", metadata: metadata)
+                return
+            }
+        }
+        context.logger.info("reply", metadata: metadata)
+    }
+}
+
+/// Users already told they may not use the bot: they are told once, not on every message.
+public final class RefusalMemory: Sendable {
+    private let users = Mutex<Set<Int64>>([])
+    public init() {}
+    func firstTime(_ user: Int64) -> Bool { users.withLock { $0.insert(user).inserted } }
+}

@@ -1,0 +1,35 @@
+import Synchronization
+
+/// A token bucket per user: `perMinute` messages, refilled continuously.
+public final class UserRateLimiter: Sendable {
+    private let perMinute: Double
+    private let elapsed: @Sendable () -> Duration
+    private let buckets = Mutex<[Int64: (tokens: Double, at: Duration)]>([:])
+
+    public init(perMinute: Int, clock: any Clock<Duration> = ContinuousClock()) {
+        self.perMinute = Double(perMinute)
+        elapsed = Self.stopwatch(clock)
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
+    }
+
+    /// Takes a token for `user`; returns nil when allowed, or how long until the next one.
+    public func admit(_ user: Int64) -> Duration? {
+        let now = elapsed()
+        return buckets.withLock { buckets in
+            if buckets.count > 10_000 { buckets = buckets.filter { now - $0.value.at < .seconds(60) } }
+            var (tokens, at) = buckets[user] ?? (perMinute, now)
+            tokens = min(perMinute, tokens + (now - at).seconds * perMinute / 60)
+            at = now
+            defer { buckets[user] = (tokens, at) }
+            if tokens >= 1 {
+                tokens -= 1
+                return nil
+            }
+            return .seconds((1 - tokens) * 60 / perMinute)
+        }
+    }
+}

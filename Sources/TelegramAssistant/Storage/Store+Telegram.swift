@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+
+/// Where an update stands. `answering` survives only a crash: the reply may be half-sent.
+public enum UpdateStatus: String, Sendable, DatabaseValueConvertible {
+    case received, answering, handled
+}
+
+/// An update that was received but not yet handled, to be resumed after a restart.
+public struct StoredUpdate: Sendable, Equatable {
+    public var update: Telegram.Update
+    public var status: UpdateStatus
+}
+
+extension Store {
+    /// The offset to confirm with the next getUpdates: one past the last update saved.
+    public func telegramOffset() throws -> Int64? {
+        try writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM telegram_state WHERE key = 'offset'")
+        }
+    }
+
+    /// Saves newly received updates and advances the offset in one transaction, before Telegram is
+    /// told (by the next getUpdates) that they were received. Returns the updates not seen before.
+    public func saveReceived(_ updates: [Telegram.Update]) throws -> [Telegram.Update] {
+        guard let last = updates.map(\.update_id).max() else { return [] }
+        let encoder = JSONEncoder()
+        return try writer.write { db in
+            var fresh: [Telegram.Update] = []
+            for update in updates {
+                let payload = String(decoding: try encoder.encode(update), as: UTF8.self)
+                try db.execute(
+                    sql: """
+                        INSERT INTO telegram_update (update_id, chat_id, payload, status, received_at)
+                        VALUES (?, ?, ?, 'received', ?) ON CONFLICT(update_id) DO NOTHING
+                        """,
+                    arguments: [update.update_id, update.chatID, payload, Date()])
+                if db.changesCount > 0 { fresh.append(update) }
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO telegram_state (key, value) VALUES ('offset', ?)
+                    ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)
+                    """,
+                arguments: [last + 1])
+            return fresh
+        }
+    }
+
+    public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END WHERE update_id = ?",
+                arguments: [status, status, Date(), updateID])
+        }
+    }
+
+    /// Updates not yet handled, oldest first.
+    public func openUpdates() throws -> [StoredUpdate] {
+        let decoder = JSONDecoder()
+        return try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT payload, status FROM telegram_update WHERE status != 'handled' ORDER BY update_id")
+                .compactMap { row in
+                    let payload: String = row["payload"]
+                    guard let update = try? decoder.decode(Telegram.Update.self, from: Data(payload.utf8)) else { return nil }
+                    return StoredUpdate(update: update, status: row["status"])
+                }
+        }
+    }
+
+    /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
+    /// none of them can come back.
+    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
+                arguments: [Date().addingTimeInterval(-age)])
+        }
+    }
+
+    /// A group became a supergroup: its conversation moves to the new chat id, history intact.
+    public func migrateChat(from oldID: Int64, to newID: Int64) throws {
+        try writer.write { db in
+            let exists = try Bool.fetchOne(
+                db, sql: "SELECT EXISTS(SELECT 1 FROM conversation WHERE kind = 'telegram' AND external_id = ?)", arguments: [newID]) ?? false
+            if !exists {
+                try db.execute(
+                    sql: "UPDATE conversation SET external_id = ?, updated_at = ? WHERE kind = 'telegram' AND external_id = ?",
+                    arguments: [newID, Date(), oldID])
+            }
+        }
+    }
+
+    /// Totals over every Telegram chat, for admins' /stats.
+    public func telegramTotals() throws -> (chats: Int, requests: Int, promptTokens: Int, completionTokens: Int, costUSD: Double) {
+        try writer.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS chats, COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt,
+                    COALESCE(SUM(completion_tokens), 0) AS completion, COALESCE(SUM(cost_usd), 0) AS cost
+                    FROM conversation WHERE kind = 'telegram'
+                    """)
+            return (row?["chats"] ?? 0, row?["requests"] ?? 0, row?["prompt"] ?? 0, row?["completion"] ?? 0, row?["cost"] ?? 0)
+        }
+    }
+}
+
+extension Telegram.Update {
+    /// The chat an update belongs to, if any.
+    public var chatID: Int64? {
+        message?.chat.id ?? stopped_message_generation?.chat.id
+    }
+}

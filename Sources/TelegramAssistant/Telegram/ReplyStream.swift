@@ -1,0 +1,181 @@
+import Synchronization
+
+/// Whether the Bot API server accepts `sendMessageDraft`; learned once, shared by all replies.
+public final class DraftSupport: Sendable {
+    private let supported = Mutex(true)
+    public init() {}
+    var isSupported: Bool { supported.withLock { $0 } }
+    func markUnsupported() { supported.withLock { $0 = false } }
+}
+
+/// Streams one answer into one chat as it is generated.
+///
+/// Private chats see a draft (`sendMessageDraft`, one draft id per reply, with a stop button) that
+/// the final `sendMessage` replaces; groups, and servers without drafts, see a message that is
+/// edited as text arrives and finally edited into the complete answer. Intermediate updates go only
+/// when the scheduler has budget to spare; the final text always goes. Text over 4096 code points
+/// continues in new messages. The typing indicator runs until text is visible.
+public final class ReplyStream: Sendable {
+    struct State {
+        var text = ""
+        var version = 0
+        var shownVersion = 0
+        /// Parts already sent in their final form.
+        var committed = 0
+        /// The message being edited while streaming (edit mode), and which part it holds.
+        var current: (messageID: Int, part: Int)?
+        var firstVisible: ContinuousClock.Instant?
+        var useDrafts: Bool
+    }
+
+    let chat: ChatHandle
+    let sender: TelegramSender
+    let drafts: DraftSupport
+    let draftID: Int64
+    /// The user's message, quoted by the first part in groups.
+    let replyTo: Int?
+    let metrics = ReplyMetrics()
+    /// How often the pump looks for new text; the scheduler decides what actually goes.
+    let tick: Duration
+    let typingInterval: Duration
+    let clock: any Clock<Duration>
+    private let state: Mutex<State>
+
+    public init(
+        chat: ChatHandle, sender: TelegramSender, drafts: DraftSupport, draftID: Int64, replyTo: Int?,
+        tick: Duration = .milliseconds(250), typingInterval: Duration = .seconds(4), clock: any Clock<Duration> = ContinuousClock()
+    ) {
+        self.chat = chat
+        self.sender = sender
+        self.drafts = drafts
+        self.draftID = draftID
+        self.replyTo = replyTo
+        self.tick = tick
+        self.typingInterval = typingInterval
+        self.clock = clock
+        state = Mutex(State(useDrafts: !chat.isGroup && drafts.isSupported))
+    }
+
+    /// When text first became visible to the user.
+    public var firstVisible: ContinuousClock.Instant? { state.withLock { $0.firstVisible } }
+
+    /// Runs `produce` (which calls `append` with each piece of text) while streaming what it
+    /// produces, then sends `final` of its result. Returns the result of `produce`.
+    public func run<T: Sendable>(
+        produce: @escaping @Sendable (_ append: @escaping @Sendable (String) -> Void) async -> T,
+        final: @escaping @Sendable (T) -> FormattedText?
+    ) async throws -> T {
+        let result = await withTaskGroup(of: T?.self) { group in
+            group.addTask { [self] in
+                await pump()
+                return nil
+            }
+            group.addTask { [self] in
+                await produce { piece in self.append(piece) }
+            }
+            var produced: T?
+            while let next = await group.next() {
+                if let next {
+                    produced = next
+                    group.cancelAll()
+                }
+            }
+            return produced
+        }
+        guard let result else { throw CancellationError() }
+        if let text = final(result) { try await finish(text) }
+        return result
+    }
+
+    func append(_ piece: String) {
+        state.withLock {
+            $0.text += piece
+            $0.version += 1
+        }
+    }
+
+    /// Typing until text is visible; then intermediate updates whenever there is new text and budget.
+    private func pump() async {
+        var sinceTyping = typingInterval
+        while !Task.isCancelled {
+            let (visible, pending) = state.withLock { ($0.firstVisible != nil, $0.version != $0.shownVersion) }
+            if !visible, sinceTyping >= typingInterval {
+                await sender.typing(chat, metrics: metrics)
+                sinceTyping = .zero
+            }
+            if pending {
+                try? await showIntermediate()
+            }
+            do {
+                try await clock.sleep(for: tick)
+            } catch {
+                return
+            }
+            sinceTyping += tick
+        }
+    }
+
+    private func showIntermediate() async throws {
+        let (text, version) = state.withLock { ($0.text, $0.version) }
+        let parts = MarkdownRenderer.render(text).split()
+        try await sync(parts, final: false)
+        state.withLock { $0.shownVersion = max($0.shownVersion, version) }
+    }
+
+    /// Sends the complete answer: every part not yet sent in its final form.
+    private func finish(_ text: FormattedText) async throws {
+        let parts = text.text.isEmpty ? [] : text.split()
+        try await sync(parts, final: true)
+    }
+
+    /// Brings the chat up to date with `parts`. Parts before the last are complete once a later part
+    /// exists; the last part is complete only when `final`.
+    private func sync(_ parts: [FormattedText], final: Bool) async throws {
+        let committed = state.withLock { $0.committed }
+        guard committed < parts.count else { return }
+        for index in committed..<parts.count {
+            let part = parts[index]
+            let complete = final || index < parts.count - 1
+            let (current, useDrafts) = state.withLock { ($0.current, $0.useDrafts) }
+            let quote = index == 0 && chat.isGroup ? replyTo : nil
+            if complete {
+                if let current, current.part == index {
+                    do {
+                        try await sender.editFinal(chat, messageID: current.messageID, part, metrics: metrics)
+                    } catch TelegramError.messageToEditNotFound {
+                        // Deleted, or left behind in a group that became a supergroup: send it anew.
+                        try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
+                    }
+                } else {
+                    try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
+                }
+                state.withLock {
+                    $0.committed = index + 1
+                    $0.current = nil
+                    if $0.firstVisible == nil { $0.firstVisible = .now }
+                }
+                continue
+            }
+            // The part still being written.
+            if useDrafts {
+                do {
+                    if try await sender.draft(chat, draftID: draftID &+ Int64(index), part, metrics: metrics) { markVisible() }
+                } catch TelegramError.notFound {
+                    drafts.markUnsupported()  // an older Bot API server: stream by editing instead
+                    state.withLock { $0.useDrafts = false }
+                } catch TelegramError.badRequest {
+                    state.withLock { $0.useDrafts = false }
+                }
+            } else if let current, current.part == index {
+                if try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics) { markVisible() }
+            } else if let message = try await sender.sendIntermediate(chat, part, replyTo: quote, metrics: metrics) {
+                state.withLock { $0.current = (message.message_id, index) }
+                markVisible()
+            }
+        }
+    }
+
+    private func markVisible() {
+        state.withLock { if $0.firstVisible == nil { $0.firstVisible = .now } }
+    }
+}

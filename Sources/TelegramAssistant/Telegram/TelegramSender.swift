@@ -1,0 +1,150 @@
+import Logging
+import Synchronization
+
+/// A chat as the sender addresses it. Shared by reference because a group upgraded to a supergroup
+/// changes its id in the middle of a reply.
+public final class ChatHandle: Sendable {
+    private let current: Mutex<Int64>
+    public let isGroup: Bool
+    public let threadID: Int?
+
+    public init(id: Int64, isGroup: Bool, threadID: Int? = nil) {
+        current = Mutex(id)
+        self.isGroup = isGroup
+        self.threadID = threadID
+    }
+
+    public var id: Int64 { current.withLock { $0 } }
+    func move(to id: Int64) { current.withLock { $0 = id } }
+}
+
+/// What one reply cost in Telegram calls, for its log line.
+public final class ReplyMetrics: Sendable {
+    private let counts = Mutex((calls: 0, rateLimited: 0))
+    public init() {}
+    func call() { counts.withLock { $0.calls += 1 } }
+    func limited() { counts.withLock { $0.rateLimited += 1 } }
+    public var calls: Int { counts.withLock { $0.calls } }
+    public var rateLimited: Int { counts.withLock { $0.rateLimited } }
+}
+
+/// Every call that shows something in a chat goes through here: budgets from the scheduler,
+/// `retry_after` honoured, transient failures retried for final messages, and a plain-text resend
+/// when Telegram rejects the entities, so a reply is never lost to formatting.
+public struct TelegramSender: Sendable {
+    public let client: BotAPIClient
+    let scheduler: SendScheduler
+    let clock: any Clock<Duration>
+    /// Called when a group turns out to have moved to a new id (so its history can follow).
+    let onMigrate: @Sendable (_ from: Int64, _ to: Int64) -> Void
+
+    public init(
+        client: BotAPIClient, scheduler: SendScheduler, clock: any Clock<Duration> = ContinuousClock(),
+        onMigrate: @escaping @Sendable (Int64, Int64) -> Void
+    ) {
+        self.client = client
+        self.scheduler = scheduler
+        self.clock = clock
+        self.onMigrate = onMigrate
+    }
+
+    /// Sends a message that must arrive. Throws only what retrying cannot fix (blocked, kicked,
+    /// unauthorized) or after repeated transient failures.
+    @discardableResult
+    public func sendFinal(_ chat: ChatHandle, _ text: FormattedText, replyTo: Int? = nil, metrics: ReplyMetrics) async throws -> Telegram.Message {
+        try await deliver(chat, text, metrics: metrics) { chatID, text in
+            try await client.sendMessage(chatID: chatID, text: text.text, entities: text.entities, replyTo: replyTo, threadID: chat.threadID)
+        }
+    }
+
+    /// Edits a message into its final text; must arrive like `sendFinal`.
+    public func editFinal(_ chat: ChatHandle, messageID: Int, _ text: FormattedText, metrics: ReplyMetrics) async throws {
+        try await deliver(chat, text, metrics: metrics) { chatID, text in
+            try await client.editMessageText(chatID: chatID, messageID: messageID, text: text.text, entities: text.entities)
+        }
+    }
+
+    /// Shows a streaming draft if budget allows right now; returns false when skipped.
+    public func draft(_ chat: ChatHandle, draftID: Int64, _ text: FormattedText, metrics: ReplyMetrics) async throws -> Bool {
+        try await intermediate(chat, metrics: metrics) {
+            try await client.sendMessageDraft(
+                chatID: chat.id, draftID: draftID, text: text.text, entities: text.entities, canStop: true, threadID: chat.threadID)
+        }
+    }
+
+    /// Edits a streaming message if budget allows right now; returns false when skipped.
+    public func editIntermediate(_ chat: ChatHandle, messageID: Int, _ text: FormattedText, metrics: ReplyMetrics) async throws -> Bool {
+        try await intermediate(chat, metrics: metrics) {
+            try await client.editMessageText(chatID: chat.id, messageID: messageID, text: text.text, entities: text.entities)
+        }
+    }
+
+    /// Starts a streaming message if budget allows right now; returns nil when skipped.
+    public func sendIntermediate(_ chat: ChatHandle, _ text: FormattedText, replyTo: Int?, metrics: ReplyMetrics) async throws -> Telegram.Message? {
+        var sent: Telegram.Message?
+        _ = try await intermediate(chat, metrics: metrics) {
+            sent = try await client.sendMessage(chatID: chat.id, text: text.text, entities: text.entities, replyTo: replyTo, threadID: chat.threadID)
+        }
+        return sent
+    }
+
+    /// The typing indicator. Best effort: a failure only means no indicator.
+    public func typing(_ chat: ChatHandle, metrics: ReplyMetrics) async {
+        metrics.call()
+        _ = try? await client.sendChatAction(chatID: chat.id, threadID: chat.threadID)
+    }
+
+    private func intermediate(_ chat: ChatHandle, metrics: ReplyMetrics, _ call: () async throws -> Void) async throws -> Bool {
+        guard await scheduler.tryAcquireIntermediate(chat: chat.id, isGroup: chat.isGroup) else { return false }
+        metrics.call()
+        do {
+            try await call()
+            return true
+        } catch TelegramError.rateLimited(let retryAfter) {
+            metrics.limited()
+            await scheduler.rateLimited(chat: chat.id, retryAfter: retryAfter)
+            return false
+        } catch TelegramError.migrated(let newID) {
+            onMigrate(chat.id, newID)
+            chat.move(to: newID)
+            return false
+        } catch let error as TelegramError {
+            switch error {
+            case .server, .network, .cannotParseEntities, .malformedResponse: return false  // the final message will carry the text
+            default: throw error
+            }
+        }
+    }
+
+    private func deliver<T>(
+        _ chat: ChatHandle, _ text: FormattedText, metrics: ReplyMetrics,
+        _ call: (Int64, FormattedText) async throws -> T
+    ) async throws -> T {
+        var text = text
+        var transientFailures = 0
+        while true {
+            try await scheduler.acquireFinal(chat: chat.id, isGroup: chat.isGroup)
+            metrics.call()
+            do {
+                return try await call(chat.id, text)
+            } catch TelegramError.rateLimited(let retryAfter) {
+                metrics.limited()
+                await scheduler.rateLimited(chat: chat.id, retryAfter: retryAfter)
+            } catch TelegramError.cannotParseEntities where !text.entities.isEmpty {
+                text.entities = []  // the same words, unformatted: never lose a reply to formatting
+            } catch TelegramError.migrated(let newID) {
+                onMigrate(chat.id, newID)
+                chat.move(to: newID)
+            } catch let error as TelegramError {
+                switch error {
+                case .server, .network, .malformedResponse:
+                    transientFailures += 1
+                    guard transientFailures < 6 else { throw error }
+                    try await clock.sleep(for: .milliseconds(250 << min(transientFailures, 6)))
+                default:
+                    throw error
+                }
+            }
+        }
+    }
+}
