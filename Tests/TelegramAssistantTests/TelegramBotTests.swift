@@ -152,6 +152,25 @@ import TestSupport
         #expect(harness.telegram.tooManyRequests == 0)
     }
 
+    @Test func aChatIsAnsweredInOrderAndAFullQueueSaysSo() async throws {
+        let harness = try BotHarness()
+        harness.llm.enqueue(.answer("first answer, slowly", chunkSize: 30, pause: .milliseconds(40)))
+        try await harness.withBot { _ in
+            for index in 1...6 { harness.telegram.deliverText("m\(index)", chatID: 610, messageID: index) }
+            try await harness.eventually("six messages back") { harness.texts(610).count == 6 }
+            try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 }
+        }
+        let texts = harness.texts(610)
+        let answers = texts.filter { !$0.hasPrefix("I'm still answering") }
+        #expect(answers.count == 4)
+        #expect(Array(answers.prefix(3)) == ["first answer, slowly", "Echo: m2", "Echo: m3"])
+        #expect(texts.filter { $0.hasPrefix("I'm still answering") }.count == 2)
+        // Strictly in the order sent (which of m4…m6 overflowed depends on how polls batch them).
+        let asked = harness.llm.chatRequests.compactMap { $0.messages.last?.content.dropFirst() }.compactMap { Int($0) }
+        #expect(asked.count == 4)
+        #expect(asked == asked.sorted())
+    }
+
     @Test func accessIsLimitedToAllowedUsersWithOneRefusal() async throws {
         let harness = try BotHarness(overrides: ["ALLOWED_USER_IDS": "42"])
         try await harness.withBot { _ in

@@ -6,7 +6,13 @@ import Synchronization
 public final class ChatRouter: Sendable {
     private struct Mailbox {
         var queue: [Incoming] = []
+        /// A task is serving this chat.
         var running = false
+        /// It has taken a message out of the queue and is answering it.
+        var busy = false
+
+        /// Messages waiting behind the one being answered (or about to be).
+        var waiting: Int { busy ? queue.count : max(0, queue.count - 1) }
     }
 
     let context: BotContext
@@ -57,7 +63,7 @@ public final class ChatRouter: Sendable {
         let decision = mailboxes.withLock { boxes -> Decision in
             var box = boxes[chatID] ?? Mailbox()
             defer { boxes[chatID] = box }
-            if box.running, box.queue.count >= maxQueued { return .overflow }
+            if box.running, box.waiting >= maxQueued { return .overflow }
             box.queue.append(incoming)
             if box.running { return .queued }
             box.running = true
@@ -85,6 +91,7 @@ public final class ChatRouter: Sendable {
                 return nil
             }
             let first = box.queue.removeFirst()
+            box.busy = true
             boxes[chatID] = box
             return first
         }) {
