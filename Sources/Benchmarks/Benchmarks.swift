@@ -17,8 +17,10 @@ struct Benchmarks {
     static func main() async throws {
         var rows: [Row] = []
         rows += sseDecoder()
+        rows += markdown()
         rows += try await streaming()
         rows += try await cancellation()
+        rows += try await BotBenchmark.run()
         rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
 
         print("| benchmark | value | unit | note |")
@@ -59,6 +61,18 @@ struct Benchmarks {
             Row(name: "SSE decode throughput", value: megabytes / elapsed, unit: "MiB/CPU-s", note: "1 KiB reads, \(bytes.count) B stream"),
             Row(name: "SSE decode per event", value: elapsed / Double(events) * 1e9, unit: "ns", note: "\(events) events"),
         ]
+    }
+
+    /// Rendering a typical 4 KB Markdown answer into text + entities and splitting it.
+    static func markdown() -> [Row] {
+        let paragraph = "Streaming **answers** word by word, with `code`, *emphasis* and a [link](https://example.org). "
+        let answer = (0..<8).map { _ in String(repeating: paragraph, count: 5) }.joined(separator: "\n\n") + "\n```swift\nlet x = 1\n```"
+        let rounds = 200
+        let start = cpuSeconds()
+        var entities = 0
+        for _ in 0..<rounds { entities += MarkdownRenderer.render(answer).split().reduce(0) { $0 + $1.entities.count } }
+        let elapsed = cpuSeconds() - start
+        return [Row(name: "Markdown render + split", value: elapsed / Double(rounds) * 1000, unit: "ms", note: "\(answer.utf8.count) B answer, \(entities / rounds) entities")]
     }
 
     /// Whole completions through HTTP, SSE, JSON and the runner, the fake server sending as fast as it can.

@@ -8,6 +8,8 @@ public struct ReceivedRequest: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
     public var body: Data
+    /// When the whole request had arrived.
+    public var receivedAt: ContinuousClock.Instant
 }
 
 /// What the fake server sends back, step by step, so tests can script timing and faults exactly.
@@ -202,7 +204,8 @@ public final class FakeHTTPServer: Sendable {
             guard count > 0 else { return nil }
             body.append(contentsOf: buffer[0..<count])
         }
-        return ReceivedRequest(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body)
+        return ReceivedRequest(
+            method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body, receivedAt: .now)
     }
 
     private static func reason(_ status: Int) -> String {

@@ -134,7 +134,7 @@ public final class FakeTelegramServer: Sendable {
             state.pendingUpdates.append("{\"update_id\":\(id),\(body)}")
             return id
         }
-        condition.broadcast()
+        wakePolls()
         return id
     }
 
@@ -294,7 +294,7 @@ public final class FakeTelegramServer: Sendable {
             state.pendingUpdates.removeAll { Self.updateID(of: $0) < offset }
             return state.pollGeneration
         }
-        condition.broadcast()  // wake an older poll so it can end with 409
+        wakePolls()  // an older poll ends with 409
         let deadline = Date().addingTimeInterval(Double(timeout))
         condition.lock()
         defer { condition.unlock() }
@@ -309,6 +309,14 @@ public final class FakeTelegramServer: Sendable {
             if Date() >= deadline { return Self.ok("[]") }
             _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
         }
+    }
+
+    /// Wakes waiting long polls. Taking the lock means a poll between its check and its wait cannot
+    /// miss the wake-up, so updates reach the bot at once, as with Telegram.
+    private func wakePolls() {
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
     }
 
     private static func updateID(of json: String) -> Int64 {

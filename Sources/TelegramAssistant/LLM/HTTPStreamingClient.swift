@@ -29,6 +29,9 @@ public final class HTTPStreamingClient: Sendable {
         configuration.httpCookieStorage = nil
         configuration.urlCache = nil
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        // The default (6 per host) silently queues every stream past the sixth: with one model
+        // provider and one Bot API host, that would cap the whole bot at six replies at once.
+        configuration.httpMaximumConnectionsPerHost = 1024
         delegate = Delegate()
         session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
     }

@@ -35,11 +35,12 @@ public final class ReplyStream: Sendable {
     /// The user's message, quoted by the first part in groups.
     let replyTo: Int?
     let metrics = ReplyMetrics()
-    /// How often the pump looks for new text; the scheduler decides what actually goes.
+    /// The shortest gap between two attempts to show new text; the scheduler decides what goes.
     let tick: Duration
     let typingInterval: Duration
     let clock: any Clock<Duration>
     private let state: Mutex<State>
+    private let changed = ChangeSignal()
 
     public init(
         chat: ChatHandle, sender: TelegramSender, drafts: DraftSupport, draftID: Int64, replyTo: Int?,
@@ -67,6 +68,10 @@ public final class ReplyStream: Sendable {
     ) async throws -> T {
         let result = await withTaskGroup(of: T?.self) { group in
             group.addTask { [self] in
+                await typing()
+                return nil
+            }
+            group.addTask { [self] in
                 await pump()
                 return nil
             }
@@ -92,47 +97,58 @@ public final class ReplyStream: Sendable {
             $0.text += piece
             $0.version += 1
         }
+        changed.notify()
     }
 
-    /// Typing until text is visible; then intermediate updates whenever there is new text and budget.
+    /// The typing indicator from the start until text is visible, refreshed before it expires.
+    private func typing() async {
+        while !Task.isCancelled, state.withLock({ $0.firstVisible == nil }) {
+            await sender.typing(chat, metrics: metrics)
+            do {
+                try await clock.sleep(for: typingInterval)
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Shows new text as soon as it arrives (the first text at once), then at most once per `tick`;
+    /// the scheduler decides whether an update actually goes, so a busy bot shows fewer of them.
     private func pump() async {
-        var sinceTyping = typingInterval
         while !Task.isCancelled {
-            let (visible, pending) = state.withLock { ($0.firstVisible != nil, $0.version != $0.shownVersion) }
-            if !visible, sinceTyping >= typingInterval {
-                await sender.typing(chat, metrics: metrics)
-                sinceTyping = .zero
-            }
-            if pending {
-                try? await showIntermediate()
-            }
+            await changed.wait()
+            guard !Task.isCancelled else { return }
+            try? await showIntermediate()
+            if state.withLock({ $0.version != $0.shownVersion }) { changed.notify() }  // text the scheduler held back
             do {
                 try await clock.sleep(for: tick)
             } catch {
                 return
             }
-            sinceTyping += tick
         }
     }
 
     private func showIntermediate() async throws {
         let (text, version) = state.withLock { ($0.text, $0.version) }
         let parts = MarkdownRenderer.render(text).split()
-        try await sync(parts, final: false)
-        state.withLock { $0.shownVersion = max($0.shownVersion, version) }
+        if try await sync(parts, final: false) {
+            state.withLock { $0.shownVersion = max($0.shownVersion, version) }
+        }
     }
 
     /// Sends the complete answer: every part not yet sent in its final form.
     private func finish(_ text: FormattedText) async throws {
         let parts = text.text.isEmpty ? [] : text.split()
-        try await sync(parts, final: true)
+        _ = try await sync(parts, final: true)
     }
 
     /// Brings the chat up to date with `parts`. Parts before the last are complete once a later part
-    /// exists; the last part is complete only when `final`.
-    private func sync(_ parts: [FormattedText], final: Bool) async throws {
+    /// exists; the last part is complete only when `final`. Returns false when the scheduler held
+    /// back the update of the part still being written.
+    private func sync(_ parts: [FormattedText], final: Bool) async throws -> Bool {
         let committed = state.withLock { $0.committed }
-        guard committed < parts.count else { return }
+        guard committed < parts.count else { return true }
+        var shown = true
         for index in committed..<parts.count {
             let part = parts[index]
             let complete = final || index < parts.count - 1
@@ -159,20 +175,25 @@ public final class ReplyStream: Sendable {
             // The part still being written.
             if useDrafts {
                 do {
-                    if try await sender.draft(chat, draftID: draftID &+ Int64(index), part, metrics: metrics) { markVisible() }
+                    shown = try await sender.draft(chat, draftID: draftID &+ Int64(index), part, metrics: metrics)
                 } catch TelegramError.notFound {
                     drafts.markUnsupported()  // an older Bot API server: stream by editing instead
                     state.withLock { $0.useDrafts = false }
+                    shown = false
                 } catch TelegramError.badRequest {
                     state.withLock { $0.useDrafts = false }
+                    shown = false
                 }
             } else if let current, current.part == index {
-                if try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics) { markVisible() }
+                shown = try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics)
             } else if let message = try await sender.sendIntermediate(chat, part, replyTo: quote, metrics: metrics) {
                 state.withLock { $0.current = (message.message_id, index) }
-                markVisible()
+            } else {
+                shown = false
             }
+            if shown { markVisible() }
         }
+        return shown
     }
 
     private func markVisible() {
