@@ -68,11 +68,11 @@ public final class StopRegistry: Sendable {
         var chat: Int64
         var draft: Int64
     }
-    private let signals = Mutex<[Key: StopSignal]>([:])
+    private let signals = Mutex<[Key: ChangeSignal]>([:])
 
     public init() {}
 
-    func register(chat: Int64, draft: Int64, _ signal: StopSignal) {
+    func register(chat: Int64, draft: Int64, _ signal: ChangeSignal) {
         signals.withLock { $0[Key(chat: chat, draft: draft)] = signal }
     }
 
@@ -86,7 +86,7 @@ public final class StopRegistry: Sendable {
         let signal = signals.withLock { signals in
             signals.first { $0.key.chat == chat && (0..<64).contains(draft &- $0.key.draft) }?.value
         }
-        signal?.fire()
+        signal?.notify()
         return signal != nil
     }
 }

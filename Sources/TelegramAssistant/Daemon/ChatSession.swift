@@ -71,7 +71,7 @@ public struct ChatSession: Sendable {
             return
         }
         let draftID = max(1, updateID)
-        let stop = StopSignal()
+        let stop = ChangeSignal()  // fired by the draft's stop button
         context.stops.register(chat: chat.id, draft: draftID, stop)
         defer { context.stops.remove(chat: chat.id, draft: draftID) }
 
@@ -107,7 +107,7 @@ public struct ChatSession: Sendable {
 
     /// Runs `body` until it finishes or the stop signal fires, in which case `body` is cancelled
     /// (the engine then saves and returns what was shown so far).
-    static func stoppable(_ stop: StopSignal, model: String, _ body: @escaping @Sendable () async -> ReplyOutcome) async -> ReplyOutcome {
+    static func stoppable(_ stop: ChangeSignal, model: String, _ body: @escaping @Sendable () async -> ReplyOutcome) async -> ReplyOutcome {
         await withTaskGroup(of: ReplyOutcome?.self) { group in
             group.addTask { await body() }
             group.addTask {
