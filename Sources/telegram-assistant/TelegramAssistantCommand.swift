@@ -51,7 +51,9 @@ struct RunCommand: AsyncParsableCommand {
             let assistant = try Assistant(config: config, logger: logger)
             let bot: TelegramBot
             do {
-                bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger)
+                bot = try await TelegramBot.connect(
+                    config: config, engine: assistant.engine, store: assistant.store, logger: logger,
+                    notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment))
             } catch let error as BotStartError {
                 logger.critical("start_failed", metadata: ["error": "\(error.description)"])
                 throw fail(error.description)

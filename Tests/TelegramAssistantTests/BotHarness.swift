@@ -33,7 +33,7 @@ struct BotHarness {
         config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
     }
 
-    func connect() async throws -> TelegramBot {
+    func connect(notifier: SystemdNotifier = SystemdNotifier(environment: [:])) async throws -> TelegramBot {
         let http = HTTPStreamingClient()
         let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
         let runner = CompletionRunner(
@@ -42,7 +42,7 @@ struct BotHarness {
         let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: log.logger)
         return try await TelegramBot.connect(
             config: config, engine: engine, store: store, logger: log.logger, http: http,
-            limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10))
+            limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10), notifier: notifier)
     }
 
     /// Runs the bot while `body` runs, then stops it the way a shutdown does.

@@ -12,6 +12,8 @@ public struct TelegramConfig: Sendable {
     public var userRateLimitPerMinute: Int
     public var maxConcurrentReplies: Int
     public var pollTimeout: Int
+    /// How long replies in flight may finish after SIGTERM before they are cut off.
+    public var shutdownGrace: Duration
 
     /// Validates the Telegram variables, adding what is wrong to `problems`.
     static func parse(_ value: (String) -> String?, problems: inout [String]) -> TelegramConfig {
@@ -55,7 +57,8 @@ public struct TelegramConfig: Sendable {
                 .filter { !$0.isEmpty },
             userRateLimitPerMinute: integer("USER_RATE_LIMIT_PER_MINUTE", default: 10, in: 1...10_000),
             maxConcurrentReplies: integer("MAX_CONCURRENT_REPLIES", default: 32, in: 1...10_000),
-            pollTimeout: integer("TELEGRAM_POLL_TIMEOUT", default: 50, in: 1...50))
+            pollTimeout: integer("TELEGRAM_POLL_TIMEOUT", default: 50, in: 1...50),
+            shutdownGrace: .seconds(integer("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3600)))
     }
 
     static func looksLikeToken(_ token: String) -> Bool {

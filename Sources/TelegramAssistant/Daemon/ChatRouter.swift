@@ -20,6 +20,7 @@ public final class ChatRouter: Sendable {
     /// Messages a chat may have waiting behind the one being answered.
     let maxQueued: Int
     private let mailboxes = Mutex<[Int64: Mailbox]>([:])
+    private let served = Mutex<Set<Int64>>([])
 
     public init(context: BotContext, maxQueued: Int = 3) {
         self.context = context
@@ -59,6 +60,7 @@ public final class ChatRouter: Sendable {
         }
 
         let chatID = message.chat.id
+        served.withLock { _ = $0.insert(chatID) }
         enum Decision { case queued, start, overflow }
         let decision = mailboxes.withLock { boxes -> Decision in
             var box = boxes[chatID] ?? Mailbox()
@@ -101,6 +103,9 @@ public final class ChatRouter: Sendable {
 
     /// Chats being served right now.
     public var activeChats: Int { mailboxes.withLock { $0.count } }
+
+    /// Chats served since start.
+    public var chatsServed: Int { served.withLock { $0.count } }
 
     /// In private chats, everything. In groups: our commands, replies to our messages, @mentions.
     func isAddressedToUs(_ message: Telegram.Message) -> Bool {

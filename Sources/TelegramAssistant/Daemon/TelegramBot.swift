@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Why the bot could not start; the message is for the operator.
 public struct BotStartError: Error, CustomStringConvertible, Sendable {
@@ -13,6 +14,7 @@ public struct TelegramBot: Service {
     public let context: BotContext
     let poller: UpdatePoller
     let router: ChatRouter
+    let notifier: SystemdNotifier
 
     /// The commands shown in Telegram's menu.
     static let commands: [Telegram.BotCommand] = [
@@ -28,7 +30,8 @@ public struct TelegramBot: Service {
     public static func connect(
         config: AssistantConfig, engine: ConversationEngine, store: Store, logger: Logger,
         http: HTTPStreamingClient = HTTPStreamingClient(), limits: TelegramLimits = TelegramLimits(),
-        clock: any Clock<Duration> = ContinuousClock(), tick: Duration = .milliseconds(250)
+        clock: any Clock<Duration> = ContinuousClock(), tick: Duration = .milliseconds(250),
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:])
     ) async throws -> TelegramBot {
         guard let telegram = config.telegram else { throw BotStartError(description: "the Telegram configuration is missing") }
         let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http)
@@ -60,31 +63,84 @@ public struct TelegramBot: Service {
         return TelegramBot(
             context: context,
             poller: UpdatePoller(client: client, store: store, pollTimeout: telegram.pollTimeout, logger: logger, clock: clock),
-            router: ChatRouter(context: context))
+            router: ChatRouter(context: context), notifier: notifier)
     }
+
+    /// Thrown when replies were still running when the shutdown grace period ended; they were cut
+    /// off (each finalized as "(interrupted)"), which is an orderly end, not a failure.
+    struct GraceExpired: Error {}
 
     public func run() async throws {
         let router = self.router
         let poller = self.poller
         let store = context.store
+        let notifier = self.notifier
+        let grace = context.config.shutdownGrace
+        let logger = context.logger
+        let status = StatusReporter(notifier: notifier, router: router)
         try? store.pruneHandledUpdates()
-        try await withThrowingDiscardingTaskGroup { group in
-            // First what a restart left open: unanswered updates, and replies cut off mid-way.
-            for open in try store.openUpdates() {
-                let incoming = Incoming(update: open.update, interruptedByRestart: open.status == .answering)
-                if let work = router.route(incoming) { group.addTask { await work() } }
-            }
-            // Then new updates. On shutdown polling stops at once; replies in progress finish.
-            let (updates, continuation) = AsyncStream.makeStream(of: Incoming.self)
-            group.addTask {
-                defer { continuation.finish() }
-                try await cancelWhenGracefulShutdown {
-                    try await poller.run { update in continuation.yield(Incoming(update: update)) }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                // First what a restart left open: unanswered updates, and replies cut off mid-way.
+                for open in try store.openUpdates() {
+                    let incoming = Incoming(update: open.update, interruptedByRestart: open.status == .answering)
+                    if let work = router.route(incoming) { group.addTask { await work() } }
+                }
+                // Then new updates. On shutdown polling stops at once; replies in progress finish.
+                let (updates, continuation) = AsyncStream.makeStream(of: Incoming.self)
+                group.addTask {
+                    defer { continuation.finish() }
+                    try await cancelWhenGracefulShutdown {
+                        try await poller.run(onPoll: { status.polled() }) { update in continuation.yield(Incoming(update: update)) }
+                    }
+                }
+                notifier.notify("READY=1\nSTATUS=Polling Telegram")
+                for await incoming in updates {
+                    if let work = router.route(incoming) { group.addTask { await work() } }
+                }
+                // Polling has stopped: a shutdown. Replies in flight get `grace` to finish.
+                let inFlight = router.activeChats
+                notifier.notify("STOPPING=1\nSTATUS=Shutting down, finishing \(inFlight) replies")
+                logger.info("shutting_down", metadata: ["replies_in_flight": .stringConvertible(inFlight)])
+                group.addTask {
+                    let deadline = ContinuousClock.now + grace
+                    while router.activeChats > 0, !Task.isCancelled {
+                        guard ContinuousClock.now < deadline else { throw GraceExpired() }
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
                 }
             }
-            for await incoming in updates {
-                if let work = router.route(incoming) { group.addTask { await work() } }
-            }
+        } catch is GraceExpired {
+            logger.warning("shutdown_grace_expired", metadata: ["hint": "replies still running were cut off and marked (interrupted)"])
+        }
+    }
+}
+
+/// Tells systemd the bot is alive (`WATCHDOG=1`) and what it is doing (`STATUS=`), from the
+/// polling loop: a poller that stops polling stops the pings, and systemd restarts the service.
+final class StatusReporter: Sendable {
+    private let notifier: SystemdNotifier
+    private let router: ChatRouter
+    private let last = Mutex<(watchdog: ContinuousClock.Instant, status: ContinuousClock.Instant)>((.now, .now))
+
+    init(notifier: SystemdNotifier, router: ChatRouter) {
+        self.notifier = notifier
+        self.router = router
+    }
+
+    func polled() {
+        guard notifier.isEnabled else { return }
+        let now = ContinuousClock.now
+        let (pingWatchdog, sendStatus) = last.withLock { last -> (Bool, Bool) in
+            let ping = notifier.watchdogInterval.map { now - last.watchdog >= $0 / 2 } ?? false
+            let status = now - last.status >= .seconds(10)
+            if ping { last.watchdog = now }
+            if status { last.status = now }
+            return (ping, status)
+        }
+        if pingWatchdog { notifier.notify("WATCHDOG=1") }
+        if sendStatus {
+            notifier.notify("STATUS=Polling; \(router.chatsServed) chats served, \(router.activeChats) replying now")
         }
     }
 }

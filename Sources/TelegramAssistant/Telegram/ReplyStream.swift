@@ -88,7 +88,11 @@ public final class ReplyStream: Sendable {
             return produced
         }
         guard let result else { throw CancellationError() }
-        if let text = final(result) { try await finish(text) }
+        if let text = final(result) {
+            // The final text must arrive even when the reply was cut off by a shutdown: a task that
+            // does not inherit the cancellation, awaited here, and bounded by a deadline.
+            try await Task { try await withDeadline(.seconds(15)) { try await self.finish(text) } }.value
+        }
         return result
     }
 

@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+import TestSupport
+
+@testable import TelegramAssistant
+
+@Suite(.timeLimit(.minutes(2))) struct ShutdownTests {
+    /// Runs the bot in a ServiceGroup, as `telegram-assistant run` does, so graceful shutdown is real.
+    func runInGroup(_ bot: TelegramBot, logger: Logger) -> (ServiceGroup, Task<Void, any Error>) {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: bot)], logger: logger))
+        return (group, Task { try await group.run() })
+    }
+
+    @Test func aReplyCutOffByShutdownIsFinalizedAndSaved() async throws {
+        let harness = try BotHarness(overrides: ["SHUTDOWN_GRACE_SECONDS": "0"])
+        harness.llm.enqueue(.stall(after: "Half of the answer "))
+        let systemd = try SystemdNotifierTests.FakeSystemd()
+        let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
+        let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        #expect(systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        harness.telegram.deliverText("tell me", chatID: 950)
+        try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 950).isEmpty }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(systemd.receive()?.hasPrefix("STOPPING=1") == true)
+        #expect(harness.texts(950) == ["Half of the answer\n\n(interrupted)"])
+        let conversation = try harness.store.conversation(kind: "telegram", externalID: 950)
+        #expect(try harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
+        #expect(harness.store.openUpdatesCount == 0)
+        #expect(harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
+    }
+
+    @Test func repliesInFlightFinishWithinTheGracePeriod() async throws {
+        let harness = try BotHarness(overrides: ["SHUTDOWN_GRACE_SECONDS": "20"])
+        harness.llm.enqueue(.answer(String(repeating: "steady ", count: 30), chunkSize: 60, pause: .milliseconds(20)))
+        let bot = try await harness.connect()
+        let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        harness.telegram.deliverText("tell me", chatID: 951)
+        try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 951).isEmpty }
+        await group.triggerGracefulShutdown()
+        let polls = harness.telegram.pollsReceived
+        try await running.value
+        #expect(harness.texts(951) == [String(repeating: "steady ", count: 30).trimmingCharacters(in: .whitespaces)])
+        #expect(harness.telegram.pollsReceived <= polls + 1, "polling stops at once")
+        #expect(!harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
+    }
+}
