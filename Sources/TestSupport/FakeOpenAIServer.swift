@@ -65,6 +65,8 @@ public final class FakeOpenAIServer: Sendable {
         public var rejectsMaxTokens: Bool
         /// Whether a final usage chunk is sent when asked for (llama.cpp's Python server never does).
         public var sendsUsage: Bool
+        /// Whether `GET /models` exists (some compatible servers do not have it).
+        public var servesModelList = true
 
         public init(apiKey: String = "test-key", models: Set<String> = [], contextWindow: Int = 1_000_000, rejectsMaxTokens: Bool = false, sendsUsage: Bool = true) {
             self.apiKey = apiKey
@@ -122,7 +124,7 @@ public final class FakeOpenAIServer: Sendable {
     private func respond(to request: ReceivedRequest) -> ScriptedResponse {
         state.withLock { $0.requests.append(request) }
         guard request.method == "POST", request.path == "/v1/chat/completions" else {
-            if request.method == "GET", request.path == "/v1/models" { return modelsList(request) }
+            if request.method == "GET", request.path == "/v1/models", settings.servesModelList { return modelsList(request) }
             return Self.error(404, "Invalid URL (\(request.method) \(request.path))", type: "invalid_request_error", code: nil)
         }
         guard request.headers["authorization"] == "Bearer \(settings.apiKey)" else {

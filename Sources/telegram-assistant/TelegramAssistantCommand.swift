@@ -10,8 +10,28 @@ struct TelegramAssistantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "telegram-assistant",
         abstract: "An AI assistant for Telegram and the terminal, for any OpenAI-compatible endpoint.",
-        subcommands: [RunCommand.self, ChatCommand.self],
+        version: TelegramAssistantCommand.version,
+        subcommands: [RunCommand.self, ChatCommand.self, CheckCommand.self],
         defaultSubcommand: RunCommand.self)
+}
+
+extension TelegramAssistantCommand {
+    static let version = "0.1.0"
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the configuration, the Telegram token, the model provider and the database; exit 0 only if all pass.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let config = try await common.loadConfig(requireTelegram: true)
+        let results = await Checkup(config: config).run()
+        FileHandle.standardOutput.write(Data((Checkup.report(results, config: config) + "\n").utf8))
+        if !results.allSatisfy(\.passed) { throw ExitCode(1) }
+    }
 }
 
 /// Options every subcommand shares.

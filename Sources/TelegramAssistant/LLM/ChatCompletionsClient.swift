@@ -9,9 +9,9 @@ import FoundationNetworking
 /// It does not retry: `CompletionRunner` owns retries, fallback and deadlines.
 public struct ChatCompletionsClient: Sendable {
     public let baseURL: URL
-    private let apiKey: String
-    private let extraHeaders: [String: String]
-    private let http: HTTPStreamingClient
+    let apiKey: String
+    let extraHeaders: [String: String]
+    let http: HTTPStreamingClient
     /// libcurl's idle limit, a backstop behind the deadlines `CompletionRunner` enforces.
     private let transportTimeout: TimeInterval
 
@@ -66,6 +66,39 @@ public struct ChatCompletionsClient: Sendable {
             throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey)
         }
         return ChatCompletionStream(body: response.body, activity: activity)
+    }
+}
+
+extension ChatCompletionsClient {
+    /// `GET {base}/models`: the model ids the server lists. Throws `LLMError` for error answers
+    /// (`modelNotFound` when the server does not serve the endpoint at all).
+    public func listModels() async throws -> [String] {
+        var request = URLRequest(url: baseURL.appending(path: "models"))
+        request.timeoutInterval = 20
+        request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        for (name, value) in extraHeaders { request.setValue(value, forHTTPHeaderField: name) }
+        let http = self.http
+        let finished = request
+        let (status, headers, body): (Int, [String: String], Data)
+        do {
+            (status, headers, body) = try await withDeadline(.seconds(25)) {
+                let response = try await http.send(finished)
+                var body = Data()
+                for try await chunk in response.body { body.append(chunk) }
+                return (response.status, response.headers, body)
+            }
+        } catch let error as URLError {
+            throw LLMError(transport: error, beforeFirstByte: true)
+        } catch is DeadlineExceeded {
+            throw LLMError.timeout(.total)
+        }
+        guard status == 200 else { throw LLMError(status: status, headers: headers, body: body, apiKey: apiKey) }
+        struct List: Decodable {
+            struct Model: Decodable { var id: String }
+            var data: [Model]
+        }
+        guard let list = try? JSONDecoder().decode(List.self, from: body) else { throw LLMError.malformedEvent }
+        return list.data.map(\.id)
     }
 }
 
