@@ -8,7 +8,7 @@ import TestSupport
 /// The real bot (poller, router, sessions, scheduler, streaming) against both fake servers, with
 /// Telegram's flood limits scaled up by the same factor on both sides so tests run in seconds.
 struct BotHarness {
-    static let scale = 20.0
+    static let scale = 10.0
 
     let llm: FakeOpenAIServer
     let telegram: FakeTelegramServer

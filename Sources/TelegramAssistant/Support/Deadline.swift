@@ -21,3 +21,11 @@ func withDeadline<T: Sendable>(
         throw CancellationError()
     }
 }
+
+/// Runs `operation` to the end even when the calling task is cancelled, within `limit`: for sends a
+/// user must see whole or not at all (cancelling one half-way could leave Telegram with the message
+/// while we think it failed, and the retry would show it twice).
+func uncancellable<T: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    // An unstructured task does not inherit cancellation; it is awaited here, never left behind.
+    try await Task { try await withDeadline(limit, operation) }.value
+}

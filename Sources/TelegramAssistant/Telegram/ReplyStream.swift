@@ -91,7 +91,7 @@ public final class ReplyStream: Sendable {
         if let text = final(result) {
             // The final text must arrive even when the reply was cut off by a shutdown: a task that
             // does not inherit the cancellation, awaited here, and bounded by a deadline.
-            try await Task { try await withDeadline(.seconds(15)) { try await self.finish(text) } }.value
+            try await uncancellable(within: .seconds(15)) { try await self.finish(text) }
         }
         return result
     }
@@ -159,20 +159,24 @@ public final class ReplyStream: Sendable {
             let (current, useDrafts) = state.withLock { ($0.current, $0.useDrafts) }
             let quote = index == 0 && chat.isGroup ? replyTo : nil
             if complete {
-                if let current, current.part == index {
-                    do {
-                        try await sender.editFinal(chat, messageID: current.messageID, part, metrics: metrics)
-                    } catch TelegramError.messageToEditNotFound {
-                        // Deleted, or left behind in a group that became a supergroup: send it anew.
+                // Whole or not at all, even if the stream is being cancelled: a half-done send
+                // would be sent again by `finish` and show the part twice.
+                try await uncancellable(within: .seconds(15)) { [self] in
+                    if let current, current.part == index {
+                        do {
+                            try await sender.editFinal(chat, messageID: current.messageID, part, metrics: metrics)
+                        } catch TelegramError.messageToEditNotFound {
+                            // Deleted, or left behind in a group that became a supergroup: send it anew.
+                            try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
+                        }
+                    } else {
                         try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
                     }
-                } else {
-                    try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
-                }
-                state.withLock {
-                    $0.committed = index + 1
-                    $0.current = nil
-                    if $0.firstVisible == nil { $0.firstVisible = .now }
+                    state.withLock {
+                        $0.committed = index + 1
+                        $0.current = nil
+                        if $0.firstVisible == nil { $0.firstVisible = .now }
+                    }
                 }
                 continue
             }
