@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct DeployTests {
+    /// The repository root, found from this file's path.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = arguments
+        process.currentDirectoryURL = Self.root
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func theInstallDryRunVerifiesTheUnitAndChangesNothing() throws {
+        let (status, output) = try run(["deploy/install.sh", "--dry-run"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("+ swift build -c release --static-swift-stdlib --product telegram-assistant"))
+        #expect(output.contains("+ install -m 0644 deploy/telegram-assistant.service /etc/systemd/system/telegram-assistant.service"))
+        #expect(output.contains("+ install -m 0600 .env.example /etc/telegram-assistant/env") || output.contains("keeping the existing"))
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-analyze") {
+            #expect(output.contains("unit verified: Overall exposure level for telegram-assistant.service"))
+            #expect(output.contains("OK") || output.contains("SAFE"))
+        }
+    }
+
+    @Test func theUnitHasTheSettingsTheServiceRelieson() throws {
+        let unit = try String(contentsOf: Self.root.appendingPathComponent("deploy/telegram-assistant.service"), encoding: .utf8)
+        for line in [
+            "Type=notify", "ExecStart=/usr/local/bin/telegram-assistant run", "EnvironmentFile=/etc/telegram-assistant/env",
+            "StateDirectory=telegram-assistant", "Restart=on-failure", "RestartPreventExitStatus=78", "WatchdogSec=",
+            "TimeoutStopSec=45", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+            "PrivateDevices=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service",
+            "CapabilityBoundingSet=", "LockPersonality=yes", "RestrictNamespaces=yes",
+        ] {
+            #expect(unit.contains(line), "missing \(line)")
+        }
+    }
+
+    @Test func anUnknownOptionIsRefused() throws {
+        let (status, output) = try run(["deploy/install.sh", "--bogus"])
+        #expect(status == 2)
+        #expect(output.contains("usage:"))
+    }
+}
