@@ -91,7 +91,7 @@ import TestSupport
         let deltas = DeltaCollector()
         let engine = harness.engine
         let task = Task { await engine.reply(to: "hi", conversationID: id, onDelta: deltas.append) }
-        while deltas.text.isEmpty { await Task.yield() }
+        try await waitUntil("the first text") { !deltas.text.isEmpty }
         task.cancel()
         let outcome = await task.value
         guard case .interrupted("Partial words ", _, nil) = outcome else {

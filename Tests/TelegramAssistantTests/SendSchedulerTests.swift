@@ -76,10 +76,10 @@ import TestSupport
 
     @Test func intermediatesAreRefusedWhileAFinalWaits() async throws {
         let scheduler = SendScheduler(clock: ContinuousClock())  // real time: the final must really wait
-        try await scheduler.acquireFinal(chat: 1, isGroup: false)
+        await scheduler.rateLimited(chat: 1, retryAfter: 3600)
         let waiting = Task { try await scheduler.acquireFinal(chat: 1, isGroup: false) }
-        // The second final for chat 1 now waits about a second; meanwhile chat 2 may not stream.
-        while await scheduler.finalsWaiting == 0 { await Task.yield() }
+        // The final for chat 1 now waits out its 429; meanwhile chat 2 may not stream.
+        try await waitUntil("the final to wait") { await scheduler.finalsWaiting > 0 }
         #expect(await scheduler.tryAcquireIntermediate(chat: 2, isGroup: false) == false)
         waiting.cancel()
         _ = await waiting.result

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Logging
 import TestSupport
 
@@ -91,5 +92,18 @@ struct Harness {
         CompletionRequest(
             messages: [OpenAI.Message(role: .system, content: "sys"), OpenAI.Message(role: .user, content: content)],
             model: model, fallbackModel: config.fallbackModel, temperature: 0.4, maxOutputTokens: 100)
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds; fails the test (instead of
+/// spinning forever) when it does not hold within `timeout`.
+func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !(await condition()) {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting for \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(2))
     }
 }
