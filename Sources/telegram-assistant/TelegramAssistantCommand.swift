@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TelegramAssistant
 
 /// `telegram-assistant`: parses the command line and hands over to the library.
@@ -81,11 +82,40 @@ struct RunCommand: AsyncParsableCommand {
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
                     services: [.init(service: bot)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let impatience = SecondSignalExit()
             try await group.run()
+            withExtendedLifetime(impatience) {}
         } catch let error as StoreError {
             throw fail(error.description)
         } catch let error as LogFileError {
             throw fail(error.description)
+        }
+    }
+}
+
+/// The first SIGTERM/SIGINT starts a graceful shutdown (the service group handles it); a second one
+/// means the operator will not wait: exit at once. Nothing is lost: every saved turn is already in
+/// SQLite (WAL), and a reply cut off this way is marked for the user at the next start.
+final class SecondSignalExit {
+    /// How many shutdown signals arrived; shared with the signal handlers.
+    private final class Count: Sendable {
+        let value = Mutex(0)
+        func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    }
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let count = Count()
+        sources = [SIGTERM, SIGINT].map { signal in
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                if count.increment() >= 2 {
+                    FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                    _exit(1)
+                }
+            }
+            source.resume()
+            return source
         }
     }
 }

@@ -102,4 +102,31 @@ import TestSupport
         #expect(contents.contains("second question"))
         #expect(try store.openUpdates().isEmpty)
     }
+
+    @Test func aSecondSignalDoesNotWaitForTheGracePeriod() async throws {
+        let binary = try #require(Self.binary, "the telegram-assistant binary is built by swift test")
+        let directory = TemporaryDirectory()
+        let llm = try FakeOpenAIServer()
+        let telegram = try FakeTelegramServer()
+        llm.enqueue(.stall(after: "thinking "))
+        let bot = try Bot(
+            binary: binary,
+            environment: [
+                "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
+                "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
+                "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/db.sqlite", "SHUTDOWN_GRACE_SECONDS": "600",
+            ])
+        telegram.deliverText("question", chatID: 77)
+        try await waitUntil("a draft") { !telegram.drafts(chatID: 77).isEmpty }
+        kill(bot.process.processIdentifier, SIGTERM)
+        try await waitUntil("polling to stop", timeout: .seconds(20)) {
+            let polls = telegram.pollsReceived
+            try? await Task.sleep(for: .seconds(1.5))
+            return telegram.pollsReceived == polls
+        }
+        #expect(bot.process.isRunning, "the first signal waits for the reply in flight")
+        kill(bot.process.processIdentifier, SIGTERM)
+        try await waitUntil("the exit", timeout: .seconds(20)) { !bot.process.isRunning }
+        #expect(bot.process.terminationStatus == 1)
+    }
 }
