@@ -23,11 +23,11 @@ struct Benchmarks {
         rows += try await BotBenchmark.run()
         rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
 
-        print("| benchmark | value | unit | note |")
-        print("|---|---:|---|---|")
+        var table = "| benchmark | value | unit | note |\n|---|---:|---|---|\n"
         for row in rows {
-            print("| \(row.name) | \(String(format: "%.3f", row.value)) | \(row.unit) | \(row.note) |")
+            table += "| \(row.name) | \(String(format: "%.3f", row.value)) | \(row.unit) | \(row.note) |\n"
         }
+        FileHandle.standardOutput.write(Data(table.utf8))
         let arguments = CommandLine.arguments
         if let index = arguments.firstIndex(of: "--json"), index + 1 < arguments.count {
             let encoder = JSONEncoder()

@@ -68,6 +68,24 @@ public final class HTTPStreamingClient: Sendable {
         }
     }
 
+    /// A whole (non-streamed) response: status, lower-cased headers and body.
+    struct Response: Sendable {
+        public let status: Int
+        public let headers: [String: String]
+        public let body: Data
+    }
+
+    /// Sends `request` and reads the whole body, all within `deadline` (throws `DeadlineExceeded`
+    /// when it passes, `URLError` for transport failures).
+    func fetch(_ request: URLRequest, deadline: Duration) async throws -> Response {
+        try await withDeadline(deadline) { [self] in
+            let response = try await send(request)
+            var body = Data()
+            for try await chunk in response.body { body.append(chunk) }
+            return Response(status: response.status, headers: response.headers, body: body)
+        }
+    }
+
     /// `URLSessionTask` is thread-safe but not marked `Sendable` on every platform.
     private struct TaskBox: @unchecked Sendable {
         let task: URLSessionDataTask

@@ -77,22 +77,18 @@ extension ChatCompletionsClient {
         request.timeoutInterval = 20
         request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
         for (name, value) in extraHeaders { request.setValue(value, forHTTPHeaderField: name) }
-        let http = self.http
-        let finished = request
-        let (status, headers, body): (Int, [String: String], Data)
+        let response: HTTPStreamingClient.Response
         do {
-            (status, headers, body) = try await withDeadline(.seconds(25)) {
-                let response = try await http.send(finished)
-                var body = Data()
-                for try await chunk in response.body { body.append(chunk) }
-                return (response.status, response.headers, body)
-            }
+            response = try await http.fetch(request, deadline: .seconds(25))
         } catch let error as URLError {
             throw LLMError(transport: error, beforeFirstByte: true)
         } catch is DeadlineExceeded {
             throw LLMError.timeout(.total)
         }
-        guard status == 200 else { throw LLMError(status: status, headers: headers, body: body, apiKey: apiKey) }
+        let body = response.body
+        guard response.status == 200 else {
+            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey)
+        }
         struct List: Decodable {
             struct Model: Decodable { var id: String }
             var data: [Model]

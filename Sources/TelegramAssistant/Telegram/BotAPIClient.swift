@@ -31,16 +31,11 @@ public struct BotAPIClient: Sendable {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = try JSONEncoder().encode(parameters)
 
-        let http = self.http
-        let finished = request
-        let (status, body): (Int, Data)
+        let status: Int
+        let body: Data
         do {
-            (status, body) = try await withDeadline(.seconds(timeout + 5)) {
-                let response = try await http.send(finished)
-                var body = Data()
-                for try await chunk in response.body { body.append(chunk) }
-                return (response.status, body)
-            }
+            let response = try await http.fetch(request, deadline: .seconds(timeout + 5))
+            (status, body) = (response.status, response.body)
         } catch let error as URLError {
             throw TelegramError.network("\(method): URLError \(error.code.rawValue)")
         } catch is DeadlineExceeded {
