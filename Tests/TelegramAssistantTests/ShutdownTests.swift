@@ -46,4 +46,18 @@ import TestSupport
         #expect(harness.telegram.pollsReceived <= polls + 1, "polling stops at once")
         #expect(!harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
     }
+
+    @Test func thePollingLoopFeedsTheWatchdog() async throws {
+        let harness = try BotHarness()
+        let systemd = try SystemdNotifierTests.FakeSystemd()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
+        let bot = try await harness.connect(notifier: notifier)
+        let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        #expect(systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        // Each long poll (1 s here) that returns pings the watchdog; a poller that hangs would not.
+        #expect(systemd.receive() == "WATCHDOG=1")
+        #expect(systemd.receive() == "WATCHDOG=1")
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
 }

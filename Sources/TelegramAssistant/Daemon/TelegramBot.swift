@@ -132,7 +132,8 @@ final class StatusReporter: Sendable {
         guard notifier.isEnabled else { return }
         let now = ContinuousClock.now
         let (pingWatchdog, sendStatus) = last.withLock { last -> (Bool, Bool) in
-            let ping = notifier.watchdogInterval.map { now - last.watchdog >= $0 / 2 } ?? false
+            // `watchdogInterval` is already half of WatchdogSec=, as systemd recommends.
+            let ping = notifier.watchdogInterval.map { now - last.watchdog >= $0 } ?? false
             let status = now - last.status >= .seconds(10)
             if ping { last.watchdog = now }
             if status { last.status = now }
