@@ -19,12 +19,12 @@ import TestSupport
         let systemd = try SystemdNotifierTests.FakeSystemd()
         let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
-        #expect(systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
         harness.telegram.deliverText("tell me", chatID: 950)
         try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 950).isEmpty }
         await group.triggerGracefulShutdown()
         try await running.value
-        #expect(systemd.receive()?.hasPrefix("STOPPING=1") == true)
+        #expect(await systemd.receive()?.hasPrefix("STOPPING=1") == true)
         #expect(harness.texts(950) == ["Half of the answer\n\n(interrupted)"])
         let conversation = try harness.store.conversation(kind: "telegram", externalID: 950)
         #expect(try harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
@@ -53,10 +53,10 @@ import TestSupport
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
         let bot = try await harness.connect(notifier: notifier)
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
-        #expect(systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
         // Each long poll (1 s here) that returns pings the watchdog; a poller that hangs would not.
-        #expect(systemd.receive() == "WATCHDOG=1")
-        #expect(systemd.receive() == "WATCHDOG=1")
+        #expect(await systemd.receive() == "WATCHDOG=1")
+        #expect(await systemd.receive() == "WATCHDOG=1")
         await group.triggerGracefulShutdown()
         try await running.value
     }
