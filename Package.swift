@@ -41,11 +41,11 @@ let package = Package(
         // Prints measurements (table and JSON) against the fake servers; not part of the product.
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["TelegramAssistant", "TestSupport"]
+            dependencies: ["TelegramAssistant", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "TelegramAssistantTests",
-            dependencies: ["TelegramAssistant", "TestSupport"]
+            dependencies: ["TelegramAssistant", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

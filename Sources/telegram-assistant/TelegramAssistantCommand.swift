@@ -69,6 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         do {
             let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            let instance = try InstanceLock(databasePath: config.databasePath)
             let assistant = try Assistant(config: config, logger: logger)
             let bot: TelegramBot
             do {
@@ -84,7 +85,7 @@ struct RunCommand: AsyncParsableCommand {
                     services: [.init(service: bot)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             let impatience = SecondSignalExit()
             try await group.run()
-            withExtendedLifetime(impatience) {}
+            withExtendedLifetime((impatience, instance)) {}
         } catch let error as StoreError {
             throw fail(error.description)
         } catch let error as LogFileError {

@@ -219,6 +219,33 @@ import TestSupport
         #expect(request.messages.map(\.content).contains("The code word is pineapple."))
     }
 
+    @Test func aLockedDatabaseFailsTheReplyBeforeTheModelIsAskedAndSaysWhy() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        let harness = try Harness(store: try Store(path: path, busyTimeout: 0.05))
+        let id = try newConversation(harness)
+
+        let holder = try WriteLockHolder(path: path)
+        let outcome = await harness.engine.reply(to: "hello", conversationID: id) { _ in }
+        holder.release()
+        guard case .storageFailed = outcome else {
+            Issue.record("expected storageFailed, got \(outcome)")
+            return
+        }
+        #expect(outcome.notice?.hasPrefix("Could not save the conversation, so nothing was sent.") == true)
+        #expect(harness.server.chatRequests.isEmpty, "an answer that cannot be saved is not asked for")
+        let failure = try #require(harness.log.records.first { $0["msg"] as? String == "store_failed" })
+        #expect(failure["error_type"] as? String == "storage")
+        #expect((failure["error"] as? String)?.contains("\(path) is locked by another process") == true)
+
+        let retried = await harness.engine.reply(to: "hello again", conversationID: id) { _ in }
+        guard case .answered = retried else {
+            Issue.record("expected an answer, got \(retried)")
+            return
+        }
+        #expect(try harness.store.allMessages(conversationID: id).map(\.content) == ["hello again", "Echo: hello again"])
+    }
+
     @Test func modelChoiceIsPerConversation() async throws {
         let harness = try Harness()
         let first = try newConversation(harness)

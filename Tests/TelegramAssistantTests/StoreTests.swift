@@ -93,3 +93,56 @@ import Testing
         #expect { try Store(path: path) } throws: { "\($0)".contains("not writable") }
     }
 }
+
+@Suite(.timeLimit(.minutes(2))) struct LockedDatabaseTests {
+    @Test func aDatabaseAnotherProcessHoldsIsAClearErrorAtStart() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        _ = try Store(path: path)  // migrated: reopening it needs no write of its own
+        let holder = try WriteLockHolder(path: path)
+        #expect {
+            try Store(path: path, busyTimeout: 0.05)
+        } throws: {
+            "\($0)" == "the database \(path) is locked by another process (waited 0.05 s): "
+                + "stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell"
+        }
+        holder.release()
+        #expect(try Store(path: path).appliedMigrations().count == 2)
+    }
+
+    @Test func aLockWhileRunningFailsThatWriteClearlyAndNothingElse() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        let store = try Store(path: path, busyTimeout: 0.05)
+        let conversation = try store.createConversation(kind: "terminal")
+        try store.appendMessage(conversationID: conversation.id, role: .user, content: "before")
+
+        let holder = try WriteLockHolder(path: path)
+        #expect {
+            try store.appendMessage(conversationID: conversation.id, role: .user, content: "during")
+        } throws: {
+            "\($0)".contains("is locked by another process") && !"\($0)".contains("INSERT") && !"\($0)".contains("during")
+        }
+        #expect(try store.allMessages(conversationID: conversation.id).map(\.content) == ["before"], "reads go on")
+        holder.release()
+
+        try store.appendMessage(conversationID: conversation.id, role: .user, content: "after")
+        #expect(try store.allMessages(conversationID: conversation.id).map(\.content) == ["before", "after"])
+    }
+
+    @Test func aSecondBotOnTheSameDatabaseIsRefusedWithTheHoldersPID() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        do {
+            let first = try InstanceLock(databasePath: path)
+            #expect {
+                try InstanceLock(databasePath: path)
+            } throws: {
+                "\($0)".hasPrefix("another telegram-assistant (pid \(getpid())) is running a bot on the database \(path)")
+            }
+            withExtendedLifetime(first) {}
+        }
+        // Released with its owner, as the kernel releases it when a process dies.
+        _ = try InstanceLock(databasePath: path)
+    }
+}

@@ -341,6 +341,27 @@ import TestSupport
         #expect(second.llm.chatRequests.count == 1, "only the new update reached the model")
     }
 
+    @Test func aLockedDatabaseHoldsUpdatesBackUntilItIsFreeAndLosesNone() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/bot.sqlite"
+        let harness = try BotHarness(store: try Store(path: path, busyTimeout: 0.05))
+        let holder = try WriteLockHolder(path: path)
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("held", chatID: 960)
+            try await harness.eventually("a poll that could not save") {
+                harness.log.records.contains {
+                    $0["msg"] as? String == "poll_failed" && ($0["error"] as? String)?.contains("is locked by another process") == true
+                }
+            }
+            #expect(harness.texts(960).isEmpty, "nothing is answered that could not be saved")
+            holder.release()
+            try await harness.eventually("the answer once the lock is gone") { harness.replyRecords.count == 1 }
+        }
+        #expect(harness.texts(960) == ["Echo: held"])
+        #expect(harness.llm.chatRequests.count == 1)
+        #expect(harness.store.openUpdatesCount == 0)
+    }
+
     @Test func aRejectedTokenStopsTheStartWithAClearMessage() async throws {
         let telegram = try FakeTelegramServer()
         let harness = try BotHarness(telegram: telegram, overrides: ["TELEGRAM_BOT_TOKEN": "999999:WRONG-token-but-well-formed-xx"])

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import Logging
 import TestSupport
@@ -105,5 +106,41 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: ()
             throw CancellationError()
         }
         try await Task.sleep(for: .milliseconds(2))
+    }
+}
+
+/// Another process's write transaction on a database file (an sqlite3 shell left in `BEGIN`, or a
+/// second bot), held by its own connection on its own thread, never a cooperative one, until `release()`.
+final class WriteLockHolder: Sendable {
+    private let released = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(path: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        let locked = DispatchSemaphore(value: 0)
+        final class Failure: Sendable { let error = Mutex<String?>(nil) }
+        let failure = Failure()
+        let (released, done) = (released, done)
+        Thread {
+            do {
+                try queue.inTransaction(.immediate) { _ in
+                    locked.signal()
+                    released.wait()
+                    return .rollback
+                }
+            } catch {
+                failure.error.withLock { $0 = "\(error)" }
+                locked.signal()
+            }
+            done.signal()
+        }.start()
+        locked.wait()
+        if let error = failure.error.withLock({ $0 }) { throw StoreError(description: "could not hold the lock: \(error)") }
+    }
+
+    /// Ends the transaction and waits until the lock is gone.
+    func release() {
+        released.signal()
+        done.wait()
     }
 }

@@ -15,7 +15,7 @@ public struct StoredUpdate: Sendable, Equatable {
 extension Store {
     /// The offset to confirm with the next getUpdates: one past the last update saved.
     public func telegramOffset() throws -> Int64? {
-        try writer.read { db in
+        try read { db in
             try Int64.fetchOne(db, sql: "SELECT value FROM telegram_state WHERE key = 'offset'")
         }
     }
@@ -25,7 +25,7 @@ extension Store {
     public func saveReceived(_ updates: [Telegram.Update]) throws -> [Telegram.Update] {
         guard let last = updates.map(\.update_id).max() else { return [] }
         let encoder = JSONEncoder()
-        return try writer.write { db in
+        return try write { db in
             var fresh: [Telegram.Update] = []
             for update in updates {
                 let payload = String(decoding: try encoder.encode(update), as: UTF8.self)
@@ -48,7 +48,7 @@ extension Store {
     }
 
     public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) throws {
-        try writer.write { db in
+        try write { db in
             try db.execute(
                 sql: "UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END WHERE update_id = ?",
                 arguments: [status, status, Date(), updateID])
@@ -58,7 +58,7 @@ extension Store {
     /// Updates not yet handled, oldest first.
     public func openUpdates() throws -> [StoredUpdate] {
         let decoder = JSONDecoder()
-        return try writer.read { db in
+        return try read { db in
             try Row.fetchAll(db, sql: "SELECT payload, status FROM telegram_update WHERE status != 'handled' ORDER BY update_id")
                 .compactMap { row in
                     let payload: String = row["payload"]
@@ -71,7 +71,7 @@ extension Store {
     /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
     /// none of them can come back.
     public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) throws {
-        try writer.write { db in
+        try write { db in
             try db.execute(
                 sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
                 arguments: [Date().addingTimeInterval(-age)])
@@ -80,7 +80,7 @@ extension Store {
 
     /// A group became a supergroup: its conversation moves to the new chat id, history intact.
     public func migrateChat(from oldID: Int64, to newID: Int64) throws {
-        try writer.write { db in
+        try write { db in
             let exists = try Bool.fetchOne(
                 db, sql: "SELECT EXISTS(SELECT 1 FROM conversation WHERE kind = 'telegram' AND external_id = ?)", arguments: [newID]) ?? false
             if !exists {
@@ -93,7 +93,7 @@ extension Store {
 
     /// Totals over every Telegram chat, for admins' /stats.
     public func telegramTotals() throws -> (chats: Int, requests: Int, promptTokens: Int, completionTokens: Int, costUSD: Double) {
-        try writer.read { db in
+        try read { db in
             let row = try Row.fetchOne(
                 db,
                 sql: """

@@ -1,9 +1,36 @@
 import Foundation
 import GRDB
 
-/// Why the database could not be used; says which file and what to do, never a stack trace.
+/// Why the database could not be used; says which file and what to do, never SQL or saved text.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
+    public init(description: String) {
+        self.description = description
+    }
+
+    /// Explains an SQLite failure on the database at `path` in an operator's terms.
+    init(_ error: DatabaseError, path: String, busyTimeout: Double) {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            self.init(
+                description: """
+                    the database \(path) is locked by another process (waited \(String(format: "%g", busyTimeout)) s): \
+                    stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell
+                    """)
+        case .SQLITE_READONLY:
+            self.init(
+                description: """
+                    the database \(path) is read-only (check the owner and permissions of the file and its \
+                    directory, and that the disk is not mounted read-only)
+                    """)
+        case .SQLITE_FULL:
+            self.init(description: "the disk holding the database \(path) is full")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            self.init(description: "the database \(path) is damaged or is not an SQLite database: restore it from a backup")
+        default:
+            self.init(description: "the database \(path) failed: \(error.message ?? "SQLite error \(error.resultCode.rawValue)")")
+        }
+    }
 }
 
 /// Everything a model call changed, written in one transaction so a crash never leaves half of it.
@@ -22,10 +49,18 @@ public struct CallRecord: Sendable {
 /// The SQLite database: the only place that speaks SQL. Calls are synchronous and short (WAL, one
 /// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
 public final class Store: Sendable {
-    let writer: any DatabaseWriter
+    private let writer: any DatabaseWriter
+    /// Where the database is (":memory:" for a private one), for error messages.
+    public let path: String
+    /// How long a statement waits for another process's lock before it fails, in seconds.
+    private let busyTimeout: Double
 
-    /// Opens (creating if needed, mode 0600) the database at `path` and migrates it.
-    public init(path: String) throws {
+    /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits
+    /// up to `busyTimeout` seconds for another process's write lock, then fails with a `StoreError`
+    /// saying so; opening takes that lock too, so a database held elsewhere fails at start.
+    public init(path: String, busyTimeout: Double = 5) throws {
+        self.path = path
+        self.busyTimeout = busyTimeout
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let files = FileManager.default
@@ -47,33 +82,53 @@ public final class Store: Sendable {
             throw StoreError(description: "the database \(path) is not writable (check the owner and permissions of the file and its directory)")
         }
         var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
+        configuration.busyMode = .timeout(busyTimeout)
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
             try Migrations.migrator.migrate(pool)
             writer = pool
         } catch let error as DatabaseError {
-            throw StoreError(description: "cannot open the database \(path): \(error.message ?? "SQLite error \(error.resultCode)")")
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
         }
     }
 
     /// A private in-memory database, for tests and throwaway runs.
     public init() throws {
+        path = ":memory:"
+        busyTimeout = 0
         let queue = try DatabaseQueue()
         try Migrations.migrator.migrate(queue)
         writer = queue
     }
 
+    /// Runs `body` in a write transaction; an SQLite failure becomes a `StoreError` that says what to do.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.write(body)
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot; an SQLite failure becomes a `StoreError`.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
     /// The names of the migrations applied so far, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try writer.read { try Migrations.migrator.appliedMigrations($0) }
+        try read { try Migrations.migrator.appliedMigrations($0) }
     }
 
     // MARK: Conversations
 
     /// A new conversation.
     public func createConversation(kind: String, externalID: Int64? = nil) throws -> ConversationRecord {
-        try writer.write { db in
+        try write { db in
             let now = Date()
             try db.execute(
                 sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
@@ -84,7 +139,7 @@ public final class Store: Sendable {
 
     /// The conversation for an external id (a Telegram chat), created on first use.
     public func conversation(kind: String, externalID: Int64) throws -> ConversationRecord {
-        if let existing = try writer.read({ db in
+        if let existing = try read({ db in
             try ConversationRecord.filter(Column("kind") == kind && Column("external_id") == externalID).fetchOne(db)
         }) {
             return existing
@@ -93,12 +148,12 @@ public final class Store: Sendable {
     }
 
     public func conversation(id: Int64) throws -> ConversationRecord? {
-        try writer.read { try ConversationRecord.fetchOne($0, key: id) }
+        try read { try ConversationRecord.fetchOne($0, key: id) }
     }
 
     /// The most recently used conversation of a kind (the terminal chat resumes it).
     public func latestConversation(kind: String) throws -> ConversationRecord? {
-        try writer.read { db in
+        try read { db in
             try ConversationRecord.filter(Column("kind") == kind)
                 .order(Column("updated_at").desc, Column("id").desc).fetchOne(db)
         }
@@ -119,7 +174,7 @@ public final class Store: Sendable {
 
     /// Forgets the conversation's history and summary; its totals stay.
     public func clear(conversationID: Int64) throws {
-        try writer.write { db in
+        try write { db in
             try db.execute(sql: "DELETE FROM message WHERE conversation_id = ?", arguments: [conversationID])
             try db.execute(
                 sql: """
@@ -131,7 +186,7 @@ public final class Store: Sendable {
     }
 
     private func update(_ conversationID: Int64, _ assignments: String, _ values: [(any DatabaseValueConvertible)?]) throws {
-        try writer.write { db in
+        try write { db in
             try db.execute(
                 sql: "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
                 arguments: StatementArguments(values + [Date(), conversationID]))
@@ -143,7 +198,7 @@ public final class Store: Sendable {
     /// Saves a turn and returns it with its id.
     @discardableResult
     public func appendMessage(conversationID: Int64, role: OpenAI.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) throws -> MessageRecord {
-        try writer.write { db in
+        try write { db in
             try insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, usage: nil)
         }
     }
@@ -169,7 +224,7 @@ public final class Store: Sendable {
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
     public func contextMessages(conversationID: Int64, fromID: Int64 = 0) throws -> [MessageRecord] {
-        try writer.read { db in
+        try read { db in
             try MessageRecord
                 .filter(Column("conversation_id") == conversationID && Column("id") >= fromID && Column("status") != MessageRecord.Status.failed)
                 .order(Column("id")).fetchAll(db)
@@ -178,14 +233,14 @@ public final class Store: Sendable {
 
     /// Every turn of the conversation, failed ones included, oldest first.
     public func allMessages(conversationID: Int64) throws -> [MessageRecord] {
-        try writer.read { db in
+        try read { db in
             try MessageRecord.filter(Column("conversation_id") == conversationID).order(Column("id")).fetchAll(db)
         }
     }
 
     /// Turns in `afterID < id < beforeID` that are not failed: what falls out of the window.
     public func messages(conversationID: Int64, after afterID: Int64, before beforeID: Int64) throws -> [MessageRecord] {
-        try writer.read { db in
+        try read { db in
             try MessageRecord
                 .filter(Column("conversation_id") == conversationID && Column("id") > afterID && Column("id") < beforeID && Column("status") != MessageRecord.Status.failed)
                 .order(Column("id")).fetchAll(db)
@@ -194,14 +249,14 @@ public final class Store: Sendable {
 
     /// Turns that will be remembered (not failed).
     public func messageCount(conversationID: Int64) throws -> Int {
-        try writer.read { db in
+        try read { db in
             try MessageRecord.filter(Column("conversation_id") == conversationID && Column("status") != MessageRecord.Status.failed).fetchCount(db)
         }
     }
 
     /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
     public func record(_ call: CallRecord, conversationID: Int64) throws {
-        try writer.write { db in
+        try write { db in
             if let reply = call.reply {
                 _ = try insertMessage(
                     db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
