@@ -70,6 +70,8 @@ public final class FakeTelegramServer: Sendable {
         var tooManyRequests = 0
         var commands: [[String: JSONValue]] = []
         var failNext: [String: [(Int, String)]] = [:]
+        var heldMethods: Set<String> = []
+        var heldAnswers = 0
     }
 
     public let token: String
@@ -124,6 +126,20 @@ public final class FakeTelegramServer: Sendable {
     public func failNext(_ method: String, status: Int, description: String) {
         state.withLock { $0.failNext[method, default: []].append((status, description)) }
     }
+
+    /// Calls of `method` take effect (a message becomes visible) but get no answer until
+    /// `answerHeld()`: the moment when Telegram has a message and the bot does not yet know it.
+    public func holdAnswers(to method: String) {
+        state.withLock { _ = $0.heldMethods.insert(method) }
+    }
+
+    /// Answers the held calls and stops holding.
+    public func answerHeld() {
+        state.withLock { $0.heldMethods.removeAll() }
+    }
+
+    /// How many calls are applied and waiting for their answer.
+    public var heldAnswers: Int { state.withLock { $0.heldAnswers } }
 
     /// Queues an update whose JSON body (without `update_id`) is given; returns its id.
     @discardableResult
@@ -251,7 +267,19 @@ public final class FakeTelegramServer: Sendable {
         default:
             response = Self.failure(404, "Not Found: method not found")
         }
+        holdIfAsked(method)
         return record(method, parameters, response)
+    }
+
+    /// Blocks this connection's own thread (never a test's) while `method` is held, for at most a minute.
+    private func holdIfAsked(_ method: String) {
+        guard state.withLock({ $0.heldMethods.contains(method) }) else { return }
+        state.withLock { $0.heldAnswers += 1 }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while state.withLock({ $0.heldMethods.contains(method) }), ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        state.withLock { $0.heldAnswers -= 1 }
     }
 
     private func record(_ method: String, _ parameters: [String: JSONValue], _ response: ScriptedResponse) -> ScriptedResponse {

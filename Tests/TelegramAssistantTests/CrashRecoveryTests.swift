@@ -37,44 +37,62 @@ import TestSupport
         }
     }
 
+    /// Where the first reply stands when the bot is killed, and what the user must see in the end.
     enum Moment: String, CaseIterable, Sendable {
-        case whileStreaming, afterTheAnswer
+        /// The question is at the model; nothing is on screen.
+        case beforeAnyText
+        /// Drafts are streaming.
+        case whileStreaming
+        /// Telegram has applied the final message; the bot has not heard back. The one window no bot
+        /// can close: the user gets the answer and a notice, never a second answer.
+        case duringTheFinalSend
+        /// The answer is on screen, perhaps not yet recorded as handled.
+        case afterTheAnswer
+        /// Everything is recorded; the bot waits in a long poll.
+        case whileIdle
     }
 
     @Test(arguments: Moment.allCases)
     func aKilledBotNeverAnswersTwiceNorLosesATurn(moment: Moment) async throws {
         let binary = try #require(Self.binary, "the telegram-assistant binary is built by swift test")
         let directory = TemporaryDirectory()
+        let databasePath = directory.path + "/db.sqlite"
         let llm = try FakeOpenAIServer()
         let telegram = try FakeTelegramServer()
         let environment = [
             "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
             "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
-            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/db.sqlite", "LOG_LEVEL": "error",
+            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": databasePath, "LOG_LEVEL": "error",
         ]
         func eventually(_ what: String, _ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !condition() {
-                guard ContinuousClock.now < deadline else {
-                    Issue.record("timed out waiting for \(what)")
-                    throw CancellationError()
-                }
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            try await waitUntil(what, timeout: .seconds(30), condition)
         }
 
         let answer = String(repeating: "slowly streamed words ", count: 20)
-        llm.enqueue(.answer(answer, chunkSize: 120, pause: .milliseconds(40)))
+        if moment == .beforeAnyText {
+            llm.enqueue(.stallBeforeHeaders)
+        } else {
+            llm.enqueue(.answer(answer, chunkSize: 120, pause: .milliseconds(40)))
+        }
+        if moment == .duringTheFinalSend { telegram.holdAnswers(to: "sendMessage") }
         let first = try Bot(binary: binary, environment: environment)
         telegram.deliverText("first question", chatID: 4242)
         switch moment {
+        case .beforeAnyText:
+            try await eventually("the question at the model") { llm.chatRequests.count == 1 }
         case .whileStreaming:
             try await eventually("a draft") { !telegram.drafts(chatID: 4242).isEmpty }
+        case .duringTheFinalSend:
+            try await eventually("the final message applied") { telegram.heldAnswers == 1 }
         case .afterTheAnswer:
             try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
+        case .whileIdle:
+            try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
+            let observer = try Store(path: databasePath)
+            try await eventually("the update recorded as handled") { (try? observer.openUpdates().isEmpty) == true }
         }
         first.kill()
-        let sentBeforeCrash = telegram.visibleMessages(chatID: 4242).count
+        telegram.answerHeld()
 
         telegram.deliverText("second question", chatID: 4242, messageID: 2)
         let second = try Bot(binary: binary, environment: environment)
@@ -84,23 +102,62 @@ import TestSupport
         #expect(second.terminate() == 0)
 
         let texts = telegram.visibleMessages(chatID: 4242).map(\.text)
-        // The first question was never answered twice, and the user always learns what happened:
-        // the answer arrived, or a notice asks to send it again. (A kill between Telegram accepting
-        // the answer and the database recording it gives both: the one window no bot can close.)
-        let firstAnswers = texts.filter { $0 == answer.trimmingCharacters(in: .whitespaces) }
-        let notices = texts.filter { $0.hasPrefix("I was restarted while answering") }
-        #expect(firstAnswers.count <= 1, "\(texts)")
-        #expect(notices.count <= 1, "\(texts)")
-        #expect(firstAnswers.count + notices.count >= 1, "\(texts)")
-        if moment == .whileStreaming, sentBeforeCrash == 0 { #expect(notices.count == 1 && firstAnswers.isEmpty, "\(texts)") }
+        let firstAnswers = texts.filter { $0 == answer.trimmingCharacters(in: .whitespaces) }.count
+        let notices = texts.filter { $0 == "I was restarted while answering your message. Please send it again." }.count
+        // The first question is never answered twice, and the user always learns what happened.
+        switch moment {
+        case .beforeAnyText, .whileStreaming:
+            #expect(firstAnswers == 0 && notices == 1, "\(texts)")
+        case .duringTheFinalSend:
+            #expect(firstAnswers == 1 && notices == 1, "\(texts)")
+        case .afterTheAnswer:
+            #expect(firstAnswers == 1 && notices <= 1, "\(texts)")
+        case .whileIdle:
+            #expect(firstAnswers == 1 && notices == 0, "\(texts)")
+        }
         #expect(texts.filter { $0 == "Echo: second question" }.count == 1)
-        // No turn was lost: both questions are in the conversation.
-        let store = try Store(path: directory.path + "/db.sqlite")
+        #expect(llm.chatRequests.count == 2, "the first question reached the model once")
+        // No turn was lost: both questions are in the conversation, and nothing is left open.
+        let store = try Store(path: databasePath)
         let conversation = try store.conversation(kind: "telegram", externalID: 4242)
         let contents = try store.allMessages(conversationID: conversation.id).map(\.content)
-        #expect(contents.contains("first question"))
-        #expect(contents.contains("second question"))
+        #expect(contents.filter { $0 == "first question" }.count == 1)
+        #expect(contents.filter { $0 == "second question" }.count == 1)
+        if firstAnswers == 1 {
+            #expect(contents.contains { $0.trimmingCharacters(in: .whitespaces) == answer.trimmingCharacters(in: .whitespaces) })
+        }
         #expect(try store.openUpdates().isEmpty)
+    }
+
+    @Test func aSecondBotOnTheSameDatabaseExitsAtOnceNamingTheFirst() async throws {
+        let binary = try #require(Self.binary, "the telegram-assistant binary is built by swift test")
+        let directory = TemporaryDirectory()
+        let llm = try FakeOpenAIServer()
+        let telegram = try FakeTelegramServer()
+        let environment = [
+            "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
+            "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
+            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/db.sqlite",
+        ]
+        let first = try Bot(binary: binary, environment: environment)
+        try await waitUntil("the first bot polling") { telegram.pollsReceived > 0 }
+
+        let second = Process()
+        second.executableURL = binary
+        second.arguments = ["run"]
+        second.environment = environment
+        let errors = Pipe()
+        second.standardError = errors
+        second.standardOutput = FileHandle.nullDevice
+        try second.run()
+        try await waitUntil("the second bot to give up", timeout: .seconds(20)) { !second.isRunning }
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(second.terminationStatus == 1)
+        #expect(
+            message.contains("another telegram-assistant (pid \(first.process.processIdentifier)) is running a bot on the database"),
+            "\(message)")
+        #expect(first.process.isRunning, "the first bot goes on")
+        #expect(first.terminate() == 0)
     }
 
     @Test func aSecondSignalDoesNotWaitForTheGracePeriod() async throws {
