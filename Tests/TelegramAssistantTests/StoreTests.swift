@@ -94,6 +94,31 @@ import Testing
     }
 }
 
+extension StoreTests {
+    /// `check` run as root inside the service's state directory (owned by the service's user) must
+    /// leave files that user can still write.
+    @Test(.enabled(if: geteuid() == 0, "only root creates files for another user"))
+    func filesRootCreatesBelongToTheOwnerOfTheirDirectory() throws {
+        let directory = TemporaryDirectory()
+        let state = directory.path + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false)
+        #expect(chown(state, 4321, 4322) == 0)
+        let path = state + "/assistant.sqlite"
+        do {
+            let store = try Store(path: path)
+            try store.appendMessage(conversationID: try store.createConversation(kind: "terminal").id, role: .user, content: "hi")
+            let lock = try InstanceLock(databasePath: path)
+            withExtendedLifetime(lock) {}
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: state) {
+            var info = stat()
+            #expect(stat(state + "/" + name, &info) == 0)
+            #expect(info.st_uid == 4321 && info.st_gid == 4322, "\(name) is owned by \(info.st_uid):\(info.st_gid)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state).contains("assistant.sqlite.lock"))
+    }
+}
+
 @Suite(.timeLimit(.minutes(2))) struct LockedDatabaseTests {
     @Test func aDatabaseAnotherProcessHoldsIsAClearErrorAtStart() throws {
         let directory = TemporaryDirectory()

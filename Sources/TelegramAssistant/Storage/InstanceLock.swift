@@ -10,10 +10,7 @@ public final class InstanceLock: Sendable {
     /// Takes the lock or throws a `StoreError` naming the process that holds it.
     public init(databasePath: String) throws {
         let path = databasePath + ".lock"
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw StoreError(description: "cannot create the lock file \(path): \(String(cString: strerror(errno)))")
-        }
+        let fd = try PrivateFile.open(path)
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.readPID(fd).map { " (pid \($0))" } ?? ""
             close(fd)

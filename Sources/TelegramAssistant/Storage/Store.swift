@@ -72,11 +72,7 @@ public final class Store: Sendable {
             throw StoreError(description: "cannot create the database directory \(directory) (check that its parent exists and is writable)")
         }
         if !files.fileExists(atPath: path) {
-            let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                throw StoreError(description: "cannot create the database file \(path): \(String(cString: strerror(errno)))")
-            }
-            close(fd)
+            close(try PrivateFile.open(path))
         }
         guard access(path, R_OK | W_OK) == 0, access(directory, W_OK) == 0 else {
             throw StoreError(description: "the database \(path) is not writable (check the owner and permissions of the file and its directory)")
