@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Installs telegram-assistant as a systemd service on Debian/Ubuntu. Run from a clone, as root.
 #
-#   deploy/install.sh              build (release, static Swift runtime), install, enable
-#   deploy/install.sh --dry-run    print what would be done and verify the unit; change nothing
-#   deploy/install.sh --uninstall  remove the binary and the unit; keep the database and env file
+#   deploy/install.sh                build (release, static Swift runtime), install, enable
+#   deploy/install.sh --binary PATH  install a binary built elsewhere (this host needs no Swift toolchain)
+#   deploy/install.sh --dry-run      print what would be done and verify the unit; change nothing
+#   deploy/install.sh --uninstall    remove the binary and the unit; keep the database and env file
 #
 # Idempotent: running it again upgrades the binary and the unit and keeps your configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() { echo "usage: $0 [--dry-run] [--binary PATH] | --uninstall" >&2; exit 2; }
 mode=install
-case "${1:-}" in
-  "") ;;
-  --dry-run) mode=dry-run ;;
-  --uninstall) mode=uninstall ;;
-  *) echo "usage: $0 [--dry-run | --uninstall]" >&2; exit 2 ;;
-esac
+binary=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) mode=dry-run ;;
+    --uninstall) mode=uninstall ;;
+    --binary) [ $# -ge 2 ] || usage; binary="$2"; shift ;;
+    *) usage ;;
+  esac
+  shift
+done
+if [ -n "$binary" ] && [ ! -x "$binary" ]; then
+  echo "$binary is not an executable file" >&2
+  exit 2
+fi
 
 bin=/usr/local/bin/telegram-assistant
 unit=/etc/systemd/system/telegram-assistant.service
@@ -56,9 +66,15 @@ if [ "$mode" = install ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 verify_unit
-run deploy/install-build-deps.sh
-run swift build -c release --static-swift-stdlib --product telegram-assistant
-run install -m 0755 .build/release/telegram-assistant "$bin"
+if [ -z "$binary" ]; then
+  run deploy/install-deps.sh
+  run swift build -c release --static-swift-stdlib --product telegram-assistant
+  binary=.build/release/telegram-assistant
+else
+  run deploy/install-deps.sh --runtime
+fi
+run install -m 0755 "$binary" "$bin"
+[ "$mode" = dry-run ] || echo "installed $("$bin" --version) at $bin"
 run install -d -m 0700 "$etc"
 if [ -f "$etc/env" ]; then
   echo "keeping the existing $etc/env"

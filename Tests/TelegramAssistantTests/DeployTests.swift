@@ -31,6 +31,18 @@ import Testing
         }
     }
 
+    @Test func aBinaryBuiltElsewhereIsInstalledWithOnlyTheRuntimePackages() throws {
+        let (status, output) = try run(["deploy/install.sh", "--dry-run", "--binary", "/bin/true"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("+ deploy/install-deps.sh --runtime"))
+        #expect(output.contains("+ install -m 0755 /bin/true /usr/local/bin/telegram-assistant"))
+        #expect(!output.contains("swift build"), "no toolchain needed")
+
+        let (missing, complaint) = try run(["deploy/install.sh", "--binary", "/nonexistent/telegram-assistant"])
+        #expect(missing == 2)
+        #expect(complaint.contains("/nonexistent/telegram-assistant is not an executable file"))
+    }
+
     @Test func theUnitHasTheSettingsTheServiceRelieson() throws {
         let unit = try String(contentsOf: Self.root.appendingPathComponent("deploy/telegram-assistant.service"), encoding: .utf8)
         for line in [
@@ -45,8 +57,10 @@ import Testing
     }
 
     @Test func anUnknownOptionIsRefused() throws {
-        let (status, output) = try run(["deploy/install.sh", "--bogus"])
-        #expect(status == 2)
-        #expect(output.contains("usage:"))
+        for script in ["deploy/install.sh", "deploy/install-deps.sh"] {
+            let (status, output) = try run([script, "--bogus"])
+            #expect(status == 2, "\(script)")
+            #expect(output.contains("usage:"), "\(script)")
+        }
     }
 }
