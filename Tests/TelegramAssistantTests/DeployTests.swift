@@ -1,26 +1,16 @@
 import Foundation
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct DeployTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct DeployTests {
     /// The repository root, found from this file's path.
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = arguments
-        process.currentDirectoryURL = Self.root
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await runToEnd(URL(fileURLWithPath: "/bin/bash"), arguments, in: Self.root)
     }
 
-    @Test func theInstallDryRunVerifiesTheUnitAndChangesNothing() throws {
-        let (status, output) = try run(["deploy/install.sh", "--dry-run"])
+    @Test func theInstallDryRunVerifiesTheUnitAndChangesNothing() async throws {
+        let (status, output) = try await run(["deploy/install.sh", "--dry-run"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("+ swift build -c release --static-swift-stdlib --product telegram-assistant"))
         #expect(output.contains("+ install -m 0644 deploy/telegram-assistant.service /etc/systemd/system/telegram-assistant.service"))
@@ -31,19 +21,19 @@ import Testing
         }
     }
 
-    @Test func aBinaryBuiltElsewhereIsInstalledWithOnlyTheRuntimePackages() throws {
-        let (status, output) = try run(["deploy/install.sh", "--dry-run", "--binary", "/bin/true"])
+    @Test func aBinaryBuiltElsewhereIsInstalledWithOnlyTheRuntimePackages() async throws {
+        let (status, output) = try await run(["deploy/install.sh", "--dry-run", "--binary", "/bin/true"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("+ deploy/install-deps.sh --runtime"))
         #expect(output.contains("+ install -m 0755 /bin/true /usr/local/bin/telegram-assistant"))
         #expect(!output.contains("swift build"), "no toolchain needed")
 
-        let (missing, complaint) = try run(["deploy/install.sh", "--binary", "/nonexistent/telegram-assistant"])
+        let (missing, complaint) = try await run(["deploy/install.sh", "--binary", "/nonexistent/telegram-assistant"])
         #expect(missing == 2)
         #expect(complaint.contains("/nonexistent/telegram-assistant is not an executable file"))
     }
 
-    @Test func theUnitHasTheSettingsTheServiceRelieson() throws {
+    @Test func theUnitHasTheSettingsTheServiceRelieson() async throws {
         let unit = try String(contentsOf: Self.root.appendingPathComponent("deploy/telegram-assistant.service"), encoding: .utf8)
         for line in [
             "Type=notify", "ExecStart=/usr/local/bin/telegram-assistant run", "EnvironmentFile=/etc/telegram-assistant/env",
@@ -56,9 +46,9 @@ import Testing
         }
     }
 
-    @Test func anUnknownOptionIsRefused() throws {
+    @Test func anUnknownOptionIsRefused() async throws {
         for script in ["deploy/install.sh", "deploy/install-deps.sh"] {
-            let (status, output) = try run([script, "--bogus"])
+            let (status, output) = try await run([script, "--bogus"])
             #expect(status == 2, "\(script)")
             #expect(output.contains("usage:"), "\(script)")
         }

@@ -109,6 +109,32 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: ()
     }
 }
 
+/// Runs a program to its end without blocking a cooperative thread (the pool has one per core, and
+/// a blocked pool stalls every other test's streams into their timeouts). Output goes through a file,
+/// so a chatty program can never fill a pipe and hang.
+func runToEnd(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil, timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("output-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: output) }
+    let handle = try FileHandle(forWritingTo: output)
+    defer { try? handle.close() }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = directory }
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    try await waitUntilExit(process, timeout: timeout)
+    return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+}
+
+/// Waits for a child process to exit, polling, so no cooperative thread blocks in `waitUntilExit`.
+func waitUntilExit(_ process: Process, timeout: Duration = .seconds(60)) async throws {
+    try await waitUntil("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
+}
+
 /// Another process's write transaction on a database file (an sqlite3 shell left in `BEGIN`, or a
 /// second bot), held by its own connection on its own thread, never a cooperative one, until `release()`.
 final class WriteLockHolder: Sendable {
