@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "telegram-assistant", targets: ["telegram-assistant"]),
         .executable(name: "telegram-assistant-bench", targets: ["Benchmarks"]),
+        .executable(name: "telegram-assistant-fakes", targets: ["Fakes"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +43,11 @@ let package = Package(
         .executableTarget(
             name: "Benchmarks",
             dependencies: ["TelegramAssistant", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The fake servers as a program, for trying the real binary by hand; not part of the product.
+        .executableTarget(
+            name: "Fakes",
+            dependencies: ["TestSupport"]
         ),
         .testTarget(
             name: "TelegramAssistantTests",
