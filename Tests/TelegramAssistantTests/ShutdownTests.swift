@@ -19,7 +19,7 @@ import TestSupport
         let systemd = try SystemdNotifierTests.FakeSystemd()
         let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
-        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
         harness.telegram.deliverText("tell me", chatID: 950)
         try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 950).isEmpty }
         await group.triggerGracefulShutdown()
@@ -53,10 +53,29 @@ import TestSupport
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
         let bot = try await harness.connect(notifier: notifier)
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
-        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling Telegram")
+        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
         // Each long poll (1 s here) that returns pings the watchdog; a poller that hangs would not.
         #expect(await systemd.receive() == "WATCHDOG=1")
         #expect(await systemd.receive() == "WATCHDOG=1")
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
+    @Test func theStatusFollowsTheChatsAfterEachPoll() async throws {
+        let harness = try BotHarness()
+        let systemd = try SystemdNotifierTests.FakeSystemd()
+        let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
+        let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
+        harness.telegram.deliverText("hello", chatID: 31)
+        try await harness.eventually("the answer") { harness.replyRecords.count == 1 }
+        var statuses: [String] = []
+        while statuses.last != "STATUS=Polling; 1 chat served since start, 0 replying now" {
+            guard let datagram = await systemd.receive() else { break }
+            statuses.append(datagram)
+        }
+        #expect(statuses.last == "STATUS=Polling; 1 chat served since start, 0 replying now", "\(statuses)")
+        #expect(statuses.allSatisfy { $0.hasPrefix("STATUS=Polling; ") }, "no WATCHDOG=1 without WatchdogSec, \(statuses)")
         await group.triggerGracefulShutdown()
         try await running.value
     }

@@ -94,7 +94,7 @@ public struct TelegramBot: Service {
                         try await poller.run(onPoll: { status.polled() }) { update in continuation.yield(Incoming(update: update)) }
                     }
                 }
-                notifier.notify("READY=1\nSTATUS=Polling Telegram")
+                status.ready()
                 for await incoming in updates {
                     if let work = router.route(incoming) { group.addTask { await work() } }
                 }
@@ -118,30 +118,44 @@ public struct TelegramBot: Service {
 
 /// Tells systemd the bot is alive (`WATCHDOG=1`) and what it is doing (`STATUS=`), from the
 /// polling loop: a poller that stops polling stops the pings, and systemd restarts the service.
+/// The status goes out after a poll when it has changed, so `systemctl status` is at most one poll
+/// behind and an idle bot sends nothing but its pings.
 final class StatusReporter: Sendable {
     private let notifier: SystemdNotifier
     private let router: ChatRouter
-    private let last = Mutex<(watchdog: ContinuousClock.Instant, status: ContinuousClock.Instant)>((.now, .now))
+    private let last = Mutex<(watchdog: ContinuousClock.Instant, status: String)>((.now, ""))
 
     init(notifier: SystemdNotifier, router: ChatRouter) {
         self.notifier = notifier
         self.router = router
     }
 
+    /// READY=1 with the first status.
+    func ready() {
+        let summary = self.summary
+        last.withLock { $0.status = summary }
+        notifier.notify("READY=1\nSTATUS=\(summary)")
+    }
+
     func polled() {
         guard notifier.isEnabled else { return }
         let now = ContinuousClock.now
+        let summary = self.summary
         let (pingWatchdog, sendStatus) = last.withLock { last -> (Bool, Bool) in
             // `watchdogInterval` is already half of WatchdogSec=, as systemd recommends.
             let ping = notifier.watchdogInterval.map { now - last.watchdog >= $0 } ?? false
-            let status = now - last.status >= .seconds(10)
             if ping { last.watchdog = now }
-            if status { last.status = now }
-            return (ping, status)
+            let changed = summary != last.status
+            last.status = summary
+            return (ping, changed)
         }
         if pingWatchdog { notifier.notify("WATCHDOG=1") }
-        if sendStatus {
-            notifier.notify("STATUS=Polling; \(router.chatsServed) chats served, \(router.activeChats) replying now")
-        }
+        if sendStatus { notifier.notify("STATUS=\(summary)") }
+    }
+
+    /// The one-line status `systemctl status` shows.
+    var summary: String {
+        let served = router.chatsServed
+        return "Polling; \(served) chat\(served == 1 ? "" : "s") served since start, \(router.activeChats) replying now"
     }
 }
