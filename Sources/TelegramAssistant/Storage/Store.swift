@@ -51,7 +51,7 @@ public struct CallRecord: Sendable {
 public final class Store: Sendable {
     private let writer: any DatabaseWriter
     /// Where the database is (":memory:" for a private one), for error messages.
-    public let path: String
+    let path: String
     /// How long a statement waits for another process's lock before it fails, in seconds.
     private let busyTimeout: Double
 
