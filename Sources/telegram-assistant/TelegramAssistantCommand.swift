@@ -69,8 +69,8 @@ struct RunCommand: AsyncParsableCommand {
         do {
             let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            let assistant = try Assistant(config: config, logger: logger)  // creates the database's directory
             let instance = try InstanceLock(databasePath: config.databasePath)
-            let assistant = try Assistant(config: config, logger: logger)
             let bot: TelegramBot
             do {
                 bot = try await TelegramBot.connect(

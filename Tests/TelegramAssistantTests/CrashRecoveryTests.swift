@@ -143,7 +143,8 @@ import TestSupport
         let environment = [
             "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
             "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
-            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/db.sqlite",
+            // A directory that does not exist yet, as with the default ./data/assistant.sqlite.
+            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/data/db.sqlite",
         ]
         let first = try Bot(binary: binary, environment: environment)
         try await waitUntil("the first bot polling") { telegram.pollsReceived > 0 }
