@@ -44,6 +44,26 @@ import TestSupport
         #expect(harness.telegram.tooManyRequests == 0)
     }
 
+    /// A short answer can be complete while the message that starts streaming it is still on its
+    /// way. That send must finish and be edited into the answer, not be abandoned and sent again.
+    @Test func anAnswerThatEndsWhileItsFirstMessageIsInFlightIsSentOnce() async throws {
+        let harness = try BotHarness()
+        let group: Int64 = -100778
+        try await harness.withBot { _ in
+            harness.telegram.holdAnswers(to: "sendMessage")
+            harness.telegram.deliverText("@test_assistant_bot quick one", chatID: group, chatType: "supergroup", userID: 1, messageID: 5)
+            try await harness.eventually("the first message applied") { harness.telegram.heldAnswers == 1 }
+            // The answer is saved: the reply's producer returns next, and streaming is told to stop.
+            try await harness.eventually("the answer saved") {
+                let conversation = try? harness.store.conversation(kind: "telegram", externalID: group)
+                return conversation.flatMap { try? harness.store.messageCount(conversationID: $0.id) } == 2
+            }
+            harness.telegram.answerHeld()
+            try await harness.eventually("the reply") { harness.replyRecords.count == 1 }
+        }
+        #expect(harness.texts(group) == ["Echo: quick one"])
+    }
+
     @Test func groupsAnswerOnlyWhenAddressedAndQuoteTheTrigger() async throws {
         let harness = try BotHarness()
         let group: Int64 = -100777

@@ -180,28 +180,40 @@ public final class ReplyStream: Sendable {
                 }
                 continue
             }
-            // The part still being written.
-            if useDrafts {
-                do {
-                    shown = try await sender.draft(chat, draftID: draftID &+ Int64(index), part, metrics: metrics)
-                } catch TelegramError.notFound {
-                    drafts.markUnsupported()  // an older Bot API server: stream by editing instead
-                    state.withLock { $0.useDrafts = false }
-                    shown = false
-                } catch TelegramError.badRequest {
-                    state.withLock { $0.useDrafts = false }
-                    shown = false
-                }
-            } else if let current, current.part == index {
-                shown = try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics)
-            } else if let message = try await sender.sendIntermediate(chat, part, replyTo: quote, metrics: metrics) {
-                state.withLock { $0.current = (message.message_id, index) }
-            } else {
-                shown = false
+            // The part still being written. Once a send has started it runs to its end, like a final
+            // one: an answer that completes meanwhile must edit the message that send creates, not
+            // leave it behind and send the text again.
+            shown = try await uncancellable(within: .seconds(15)) { [self] in
+                try await showUnfinished(part, index: index, current: current, useDrafts: useDrafts, quote: quote)
             }
             if shown { markVisible() }
         }
         return shown
+    }
+
+    /// Shows the part still being written: a draft, an edit, or the message that later edits update.
+    /// Returns false when the scheduler held the update back.
+    private func showUnfinished(
+        _ part: FormattedText, index: Int, current: (messageID: Int, part: Int)?, useDrafts: Bool, quote: Int?
+    ) async throws -> Bool {
+        if useDrafts {
+            do {
+                return try await sender.draft(chat, draftID: draftID &+ Int64(index), part, metrics: metrics)
+            } catch TelegramError.notFound {
+                drafts.markUnsupported()  // an older Bot API server: stream by editing instead
+                state.withLock { $0.useDrafts = false }
+                return false
+            } catch TelegramError.badRequest {
+                state.withLock { $0.useDrafts = false }
+                return false
+            }
+        }
+        if let current, current.part == index {
+            return try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics)
+        }
+        guard let message = try await sender.sendIntermediate(chat, part, replyTo: quote, metrics: metrics) else { return false }
+        state.withLock { $0.current = (message.message_id, index) }
+        return true
     }
 
     private func markVisible() {
