@@ -198,6 +198,30 @@ if [ "$watchdog" = yes ]; then
   fi
 fi
 
+step "a second bot on the same host (the README's recipe)"
+.build/debug/telegram-assistant-fakes >"$work/fakes-second.env" &
+second_fakes=$!
+for _ in $(seq 50); do grep -q CONTROL_URL "$work/fakes-second.env" && break; sleep 0.1; done
+second_control=$(sed -n 's/^CONTROL_URL=//p' "$work/fakes-second.env")
+cp "$env" "$machine/etc/telegram-assistant/second.env"
+while IFS='=' read -r key value; do
+  [ "$key" = CONTROL_URL ] && continue
+  sed -i "s|^$key=.*|$key=$value|" "$machine/etc/telegram-assistant/second.env"
+done <"$work/fakes-second.env"
+inside sh -c "$(sed -n 's/^  *\(sed -e .*telegram-assistant-second.service\)$/\1/p' README.md)"
+inside systemctl daemon-reload
+inside systemctl start telegram-assistant-second || true
+curl -fsS -X POST "$second_control/say?chat=9" --data-binary "second bot" >/dev/null
+if within 20 sh -c "curl -fsS '$second_control/sent?chat=9' | grep -qF 'Echo: second bot'" &&
+  [ "$(inside systemctl is-active telegram-assistant)" = active ] &&
+  [ -f "$machine/var/lib/private/telegram-assistant-second/assistant.sqlite" ]; then
+  pass "both bots run, each with its own database"
+else
+  fail "second bot: $(inside systemctl is-active telegram-assistant-second), $(inside journalctl -u telegram-assistant-second -o cat | tail -2)"
+fi
+inside systemctl stop telegram-assistant-second || true
+kill "$second_fakes" 2>/dev/null || true
+
 step "check as root where the service's directory exists but its database does not"
 inside systemctl stop telegram-assistant
 inside sh -c 'rm -f /var/lib/private/telegram-assistant/assistant.sqlite*'
