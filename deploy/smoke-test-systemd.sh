@@ -110,12 +110,17 @@ else
   fail "install (see $work/install.log)"
 fi
 
+# Points an env file at a fakes process: fill_env ENV_FILE FAKES_OUTPUT.
+fill_env() {
+  local key value
+  while IFS='=' read -r key value; do
+    [ "$key" = CONTROL_URL ] && continue
+    sed -i "s|^$key=.*|$key=$value|" "$1"
+  done <"$2"
+}
 env=$machine/etc/telegram-assistant/env
 cp "$env" "$work/env.empty"
-while IFS='=' read -r key value; do
-  [ "$key" = CONTROL_URL ] && continue
-  sed -i "s|^$key=.*|$key=$value|" "$env"
-done <"$work/fakes.env"
+fill_env "$env" "$work/fakes.env"
 sed -i 's|^TELEGRAM_POLL_TIMEOUT=.*|TELEGRAM_POLL_TIMEOUT=5|' "$env"
 
 step "check, as root, before the first start (the README's order)"
@@ -204,15 +209,12 @@ second_fakes=$!
 for _ in $(seq 50); do grep -q CONTROL_URL "$work/fakes-second.env" && break; sleep 0.1; done
 second_control=$(sed -n 's/^CONTROL_URL=//p' "$work/fakes-second.env")
 cp "$env" "$machine/etc/telegram-assistant/second.env"
-while IFS='=' read -r key value; do
-  [ "$key" = CONTROL_URL ] && continue
-  sed -i "s|^$key=.*|$key=$value|" "$machine/etc/telegram-assistant/second.env"
-done <"$work/fakes-second.env"
+fill_env "$machine/etc/telegram-assistant/second.env" "$work/fakes-second.env"
 inside sh -c "$(sed -n 's/^  *\(sed -e .*telegram-assistant-second.service\)$/\1/p' README.md)"
 inside systemctl daemon-reload
 inside systemctl start telegram-assistant-second || true
-curl -fsS -X POST "$second_control/say?chat=9" --data-binary "second bot" >/dev/null
-if within 20 sh -c "curl -fsS '$second_control/sent?chat=9' | grep -qF 'Echo: second bot'" &&
+control=$second_control say 9 "second bot"
+if control=$second_control within 20 shows_text 9 "Echo: second bot" &&
   [ "$(inside systemctl is-active telegram-assistant)" = active ] &&
   [ -f "$machine/var/lib/private/telegram-assistant-second/assistant.sqlite" ]; then
   pass "both bots run, each with its own database"

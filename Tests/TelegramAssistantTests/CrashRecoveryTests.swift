@@ -43,6 +43,17 @@ import TestSupport
         }
     }
 
+    /// What the real binary needs to run against the two fakes, plus `extra`.
+    static func environment(
+        _ llm: FakeOpenAIServer, _ telegram: FakeTelegramServer, database: String, _ extra: [String: String] = [:]
+    ) -> [String: String] {
+        [
+            "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
+            "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
+            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": database,
+        ].merging(extra) { $1 }
+    }
+
     /// Where the first reply stands when the bot is killed, and what the user must see in the end.
     enum Moment: String, CaseIterable, Sendable {
         /// The question is at the model; nothing is on screen.
@@ -65,11 +76,7 @@ import TestSupport
         let databasePath = directory.path + "/db.sqlite"
         let llm = try FakeOpenAIServer()
         let telegram = try FakeTelegramServer()
-        let environment = [
-            "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
-            "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
-            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": databasePath, "LOG_LEVEL": "error",
-        ]
+        let environment = Self.environment(llm, telegram, database: databasePath, ["LOG_LEVEL": "error"])
         func eventually(_ what: String, _ condition: () -> Bool) async throws {
             try await waitUntil(what, timeout: .seconds(30), condition)
         }
@@ -140,12 +147,8 @@ import TestSupport
         let directory = TemporaryDirectory()
         let llm = try FakeOpenAIServer()
         let telegram = try FakeTelegramServer()
-        let environment = [
-            "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
-            "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
-            // A directory that does not exist yet, as with the default ./data/assistant.sqlite.
-            "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/data/db.sqlite",
-        ]
+        // A directory that does not exist yet, as with the default ./data/assistant.sqlite.
+        let environment = Self.environment(llm, telegram, database: directory.path + "/data/db.sqlite")
         let first = try Bot(binary: binary, environment: environment)
         try await waitUntil("the first bot polling") { telegram.pollsReceived > 0 }
 
@@ -166,11 +169,7 @@ import TestSupport
         llm.enqueue(.stall(after: "thinking "))
         let bot = try Bot(
             binary: binary,
-            environment: [
-                "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "m",
-                "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
-                "TELEGRAM_POLL_TIMEOUT": "1", "DATABASE_PATH": directory.path + "/db.sqlite", "SHUTDOWN_GRACE_SECONDS": "600",
-            ])
+            environment: Self.environment(llm, telegram, database: directory.path + "/db.sqlite", ["SHUTDOWN_GRACE_SECONDS": "600"]))
         telegram.deliverText("question", chatID: 77)
         try await waitUntil("a draft") { !telegram.drafts(chatID: 77).isEmpty }
         kill(bot.process.processIdentifier, SIGTERM)

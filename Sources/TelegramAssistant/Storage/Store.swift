@@ -4,7 +4,8 @@ import GRDB
 /// Why the database could not be used; says which file and what to do, never SQL or saved text.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(description: String) {
+
+    init(description: String) {
         self.description = description
     }
 
@@ -71,9 +72,7 @@ public final class Store: Sendable {
         } catch {
             throw StoreError(description: "cannot create the database directory \(directory) (check that its parent exists and is writable)")
         }
-        if !files.fileExists(atPath: path) {
-            close(try PrivateFile.open(path))
-        }
+        if let created = try PrivateFile.create(path) { close(created) }
         guard access(path, R_OK | W_OK) == 0, access(directory, W_OK) == 0 else {
             throw StoreError(description: "the database \(path) is not writable (check the owner and permissions of the file and its directory)")
         }
