@@ -37,6 +37,11 @@ public final class FakeOpenAIServer: Sendable {
         case unauthorizedDetail
         /// Raw SSE body text, sent in chunks of `chunkSize` bytes, then a clean end.
         case rawSSE(String, chunkSize: Int)
+        /// Sends the status line and headers at once, then says nothing for `pause` before it
+        /// streams `text`: llama.cpp and reasoning models that think before their first token.
+        case thinkThenAnswer(String, pause: Duration)
+        /// 429 `rate_limit_exceeded` with this exact `Retry-After` header value (`inf`, `1e300`, …).
+        case rateLimitedHeader(String)
     }
 
     /// A chat-completions request as received, decoded for assertions.
@@ -204,6 +209,15 @@ public final class FakeOpenAIServer: Sendable {
             return .json(401, #"{"detail":"Invalid authentication credentials"}"#)
         case .rawSSE(let text, let chunkSize):
             return Self.stream(text, chunkSize: chunkSize, pause: nil)
+        case .thinkThenAnswer(let text, let pause):
+            let sse = Self.sse(text: text, model: body.model, finish: "stop", usage: usageWanted ? (Self.tokens(body.messages), Self.pieces(text).count) : nil)
+            var response = Self.stream(sse, chunkSize: 1 << 20, pause: nil)
+            response.steps.insert(.pause(pause), at: 0)
+            return response
+        case .rateLimitedHeader(let value):
+            var response = Self.error(429, "Rate limit reached for requests.", type: "requests", code: "rate_limit_exceeded")
+            response.headers["Retry-After"] = value
+            return response
         }
     }
 

@@ -40,7 +40,7 @@ import TestSupport
         #expect(events.contains(.finished(reason: "stop")))
         let usage = try #require(events.compactMap { if case .usage(let usage) = $0 { usage } else { nil } }.first)
         #expect(usage.completionTokens == 5)  // the fake streams five word pieces
-        #expect(usage.promptTokens > 0)
+        #expect((usage.promptTokens ?? 0) > 0)
     }
 
     @Test func sendsTheRequestTheWayOpenAIExpectsIt() async throws {

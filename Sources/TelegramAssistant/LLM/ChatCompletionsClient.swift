@@ -50,7 +50,8 @@ public struct ChatCompletionsClient: Sendable {
         } catch let error as URLError {
             throw LLMError(transport: error, beforeFirstByte: true)
         }
-        activity?.touch()
+        // Headers are not the answer: servers that think first send them at once, so the first-byte
+        // deadline runs on until the first body byte (the stream touches `activity` for each).
         guard response.status == 200 else {
             var body = Data()
             do {
@@ -249,11 +250,13 @@ extension LLMError {
     }
 
     /// `Retry-After` as seconds (the HTTP-date form is rare from these APIs and treated as absent).
+    /// Any number is possible (`inf`, `1e300`): it is clamped to a day before it becomes a duration,
+    /// and the retry policy then declines to wait that long.
     static func retryAfter(_ headers: [String: String]) -> Duration? {
         guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces),
-            let seconds = Double(value), seconds >= 0
+            let seconds = Double(value), !seconds.isNaN, seconds >= 0
         else { return nil }
-        return .milliseconds(Int64(seconds * 1000))
+        return .milliseconds(Int64(min(seconds, 86_400) * 1000))
     }
 
     /// Servers sometimes quote a prefix of the key back ("Incorrect API key provided: sk-…").

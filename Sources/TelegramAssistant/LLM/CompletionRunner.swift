@@ -159,16 +159,19 @@ public struct CompletionRunner: Sendable {
                     progress.append(piece, now: ContinuousClock.now - start)
                     await onDelta(piece)
                 case .usage(let reported):
-                    usage = reported
+                    // Counts may come in pieces (or twice): keep the latest of each.
+                    usage = OpenAI.Usage(
+                        promptTokens: reported.promptTokens ?? usage?.promptTokens,
+                        completionTokens: reported.completionTokens ?? usage?.completionTokens)
                 case .finished(let reason):
                     finishReason = reason
                 }
             }
-            let tokens = usage.map {
-                TokenUsage(promptTokens: $0.promptTokens, completionTokens: $0.completionTokens, estimated: false)
-            } ?? TokenUsage(
-                promptTokens: TokenEstimator.estimate(request.messages),
-                completionTokens: TokenEstimator.estimate(text), estimated: true)
+            // What the server did not report is estimated, and the usage says so.
+            let tokens = TokenUsage(
+                promptTokens: usage?.promptTokens ?? TokenEstimator.estimate(request.messages),
+                completionTokens: usage?.completionTokens ?? TokenEstimator.estimate(text),
+                estimated: !(usage?.isComplete ?? false))
             return AttemptOutcome(text: text, usage: tokens, finishReason: finishReason)
         }
     }

@@ -47,15 +47,30 @@ public enum OpenAI {
         }
     }
 
-    /// Token counts as the server reports them.
+    /// Token counts as the server reports them. Either may be missing (or not a number) at some
+    /// servers; a missing one is estimated by the caller, never a reason to reject the chunk.
     public struct Usage: Decodable, Sendable, Equatable {
-        public var promptTokens: Int
-        public var completionTokens: Int
+        public var promptTokens: Int?
+        public var completionTokens: Int?
+
+        public init(promptTokens: Int?, completionTokens: Int?) {
+            self.promptTokens = promptTokens
+            self.completionTokens = completionTokens
+        }
 
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
         }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            promptTokens = (try? container.decodeIfPresent(Int.self, forKey: .promptTokens)).flatMap { $0 }.flatMap { $0 >= 0 ? $0 : nil }
+            completionTokens = (try? container.decodeIfPresent(Int.self, forKey: .completionTokens)).flatMap { $0 }.flatMap { $0 >= 0 ? $0 : nil }
+        }
+
+        /// Both counts, when the server gave both.
+        var isComplete: Bool { promptTokens != nil && completionTokens != nil }
     }
 
     /// One `data:` event of a streamed answer. Every field may be missing: some chunks carry only
@@ -77,6 +92,17 @@ public enum OpenAI {
         public var choices: [Choice]?
         public var usage: Usage?
         public var error: ErrorBody.Detail?
+
+        enum CodingKeys: String, CodingKey { case model, choices, usage, error }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            model = try? container.decodeIfPresent(String.self, forKey: .model)
+            choices = try container.decodeIfPresent([Choice].self, forKey: .choices)
+            // A usage object of an unexpected shape costs the counts, not the answer.
+            usage = (try? container.decodeIfPresent(Usage.self, forKey: .usage)).flatMap { $0 }
+            error = try container.decodeIfPresent(ErrorBody.Detail.self, forKey: .error)
+        }
     }
 
     /// An error answer. OpenAI sends `{"error": {...}}`; some compatible servers send

@@ -33,7 +33,7 @@ public enum TelegramError: Error, Sendable, Equatable {
     init(status: Int, description: String, parameters: Telegram.ResponseParameters?) {
         let lowered = description.lowercased()
         if let retryAfter = parameters?.retry_after, status == 429 {
-            self = .rateLimited(retryAfter: retryAfter)
+            self = .rateLimited(retryAfter: Self.clamped(retryAfter))
         } else if let chatID = parameters?.migrate_to_chat_id {
             self = .migrated(chatID: chatID)
         } else {
@@ -53,11 +53,16 @@ public enum TelegramError: Error, Sendable, Equatable {
         }
     }
 
-    /// "Too Many Requests: retry after 35" → 35.
+    /// "Too Many Requests: retry after 35" → 35, clamped like `parameters.retry_after`.
     static func retryAfter(in description: String) -> Int? {
         guard let range = description.range(of: "retry after ") else { return nil }
-        return Int(description[range.upperBound...].prefix { $0.isNumber })
+        let digits = description[range.upperBound...].prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty else { return nil }
+        return clamped(Int(digits) ?? Int.max)
     }
+
+    /// A wait from the network, kept between 1 s and a day so that clock arithmetic cannot overflow.
+    static func clamped(_ seconds: Int) -> Int { min(max(seconds, 1), 86_400) }
 
     /// A stable label for the structured log's `error_type`.
     public var errorType: String {
