@@ -52,10 +52,10 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Prints `error: …` to standard error and exits non-zero.
-func fail(_ message: String) -> ExitCode {
+/// Prints `error: …` to standard error and exits with `status` (78: configuration, not restarted).
+func fail(_ message: String, status: Int32 = 1) -> ExitCode {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-    return ExitCode(1)
+    return ExitCode(status)
 }
 
 struct RunCommand: AsyncParsableCommand {
@@ -78,7 +78,7 @@ struct RunCommand: AsyncParsableCommand {
                     notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment))
             } catch let error as BotStartError {
                 logger.critical("start_failed", metadata: ["error": "\(error.description)"])
-                throw fail(error.description)
+                throw fail(error.description, status: error.isConfiguration ? 78 : 1)
             }
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(

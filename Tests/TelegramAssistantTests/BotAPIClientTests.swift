@@ -6,7 +6,7 @@ import TestSupport
 
 @Suite(.timeLimit(.minutes(2))) struct BotAPIClientTests {
     func client(_ server: FakeTelegramServer, token: String? = nil) -> BotAPIClient {
-        BotAPIClient(baseURL: server.baseURL, token: token ?? server.token, http: HTTPStreamingClient())
+        BotAPIClient(baseURL: server.baseURL, token: Secret(token ?? server.token), http: HTTPStreamingClient())
     }
 
     func error(_ operation: () async throws -> Void) async -> TelegramError? {
@@ -41,7 +41,7 @@ import TestSupport
     }
 
     @Test func networkErrorsNameTheMethodNotTheURL() async throws {
-        let dead = BotAPIClient(baseURL: URL(string: "http://127.0.0.1:1")!, token: "111:SECRET", http: HTTPStreamingClient())
+        let dead = BotAPIClient(baseURL: URL(string: "http://127.0.0.1:1")!, token: Secret("111:SECRET"), http: HTTPStreamingClient())
         let failure = await error { _ = try await dead.getMe() }
         guard case .network(let text)? = failure else {
             Issue.record("expected a network error, got \(String(describing: failure))")

@@ -33,15 +33,16 @@ struct BotHarness {
         config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
     }
 
-    func connect(notifier: SystemdNotifier = SystemdNotifier(environment: [:])) async throws -> TelegramBot {
+    func connect(notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logger: Logger? = nil) async throws -> TelegramBot {
+        let logger = logger ?? log.logger
         let http = HTTPStreamingClient()
         let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
         let runner = CompletionRunner(
             client: client, policy: RetryPolicy(random: { 0.5 }),
             timeouts: LLMTimeouts(firstByte: .seconds(10), idle: .seconds(10), total: .seconds(30)), clock: RecordingClock())
-        let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: log.logger)
+        let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
         return try await TelegramBot.connect(
-            config: config, engine: engine, store: store, logger: log.logger, http: http,
+            config: config, engine: engine, store: store, logger: logger, http: http,
             limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10), notifier: notifier)
     }
 

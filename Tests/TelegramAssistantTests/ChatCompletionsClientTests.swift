@@ -7,7 +7,7 @@ import TestSupport
 @Suite(.timeLimit(.minutes(2))) struct ChatCompletionsClientTests {
     func client(_ server: FakeOpenAIServer, key: String? = nil, appURL: String? = nil, appName: String? = nil) -> ChatCompletionsClient {
         ChatCompletionsClient(
-            baseURL: server.baseURL, apiKey: key ?? server.settings.apiKey, appURL: appURL, appName: appName,
+            baseURL: server.baseURL, apiKey: Secret(key ?? server.settings.apiKey), appURL: appURL, appName: appName,
             http: HTTPStreamingClient(), transportTimeout: 30)
     }
 
@@ -151,7 +151,7 @@ import TestSupport
 
     @Test func aConnectionRefusedIsAConnectionError() async throws {
         // Nothing listens on port 1 of the loopback interface here.
-        let refused = ChatCompletionsClient(baseURL: URL(string: "http://127.0.0.1:1/v1")!, apiKey: "k", http: HTTPStreamingClient())
+        let refused = ChatCompletionsClient(baseURL: URL(string: "http://127.0.0.1:1/v1")!, apiKey: Secret("k"), http: HTTPStreamingClient())
         let result = await collect(refused, body())
         guard case .failure(.connection) = result else {
             Issue.record("expected a connection error, got \(result)")

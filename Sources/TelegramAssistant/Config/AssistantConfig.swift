@@ -13,7 +13,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 
 /// The validated configuration of the assistant. Built only through `load`, which checks every value.
 public struct AssistantConfig: Sendable {
-    public var apiKey: String
+    public var apiKey: Secret
     public var baseURL: URL
     public var model: String
     public var fallbackModel: String?
@@ -143,7 +143,7 @@ public struct AssistantConfig: Sendable {
 
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return AssistantConfig(
-            apiKey: apiKey, baseURL: baseURL, model: value("OPENAI_MODEL") ?? "openai/gpt-5-nano",
+            apiKey: Secret(apiKey), baseURL: baseURL, model: value("OPENAI_MODEL") ?? "openai/gpt-5-nano",
             fallbackModel: value("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
@@ -158,7 +158,7 @@ public struct AssistantConfig: Sendable {
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
     public var redactedSummary: [(name: String, value: String)] {
         [
-            ("OPENAI_API_KEY", Self.mask(apiKey)),
+            ("OPENAI_API_KEY", Self.mask(apiKey.value)),
             ("OPENAI_BASE_URL", baseURL.absoluteString),
             ("OPENAI_MODEL", model),
             ("OPENAI_FALLBACK_MODEL", fallbackModel ?? "(none)"),
@@ -171,7 +171,7 @@ public struct AssistantConfig: Sendable {
             ("LOG_LEVEL", logLevel.rawValue),
         ] + (telegram.map { telegram in
             [
-                ("TELEGRAM_BOT_TOKEN", Self.mask(telegram.token)),
+                ("TELEGRAM_BOT_TOKEN", Self.mask(telegram.token.value)),
                 ("TELEGRAM_API_URL", telegram.apiURL.absoluteString),
                 ("ALLOWED_USER_IDS", telegram.allowedUserIDs.isEmpty ? "(everyone)" : telegram.allowedUserIDs.sorted().map(String.init).joined(separator: ",")),
                 ("MAX_CONCURRENT_REPLIES", String(telegram.maxConcurrentReplies)),

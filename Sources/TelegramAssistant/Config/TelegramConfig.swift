@@ -2,7 +2,7 @@ import Foundation
 
 /// The Telegram part of the configuration, needed only by `run`.
 public struct TelegramConfig: Sendable {
-    public var token: String
+    public var token: Secret
     public var apiURL: URL
     /// Empty: everyone may use the bot.
     public var allowedUserIDs: Set<Int64>
@@ -52,7 +52,7 @@ public struct TelegramConfig: Sendable {
             return number
         }
         return TelegramConfig(
-            token: token, apiURL: apiURL, allowedUserIDs: ids("ALLOWED_USER_IDS"), adminUserIDs: ids("ADMIN_USER_IDS"),
+            token: Secret(token), apiURL: apiURL, allowedUserIDs: ids("ALLOWED_USER_IDS"), adminUserIDs: ids("ADMIN_USER_IDS"),
             allowedModels: (value("ALLOWED_MODELS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty },
             userRateLimitPerMinute: integer("USER_RATE_LIMIT_PER_MINUTE", default: 10, in: 1...10_000),

@@ -6,11 +6,14 @@ import Synchronization
 /// Why the bot could not start; the message is for the operator.
 public struct BotStartError: Error, CustomStringConvertible, Sendable {
     public let description: String
+    /// True when retrying cannot help until the configuration changes (a rejected token): the
+    /// process then exits 78, which the unit does not restart.
+    public var isConfiguration = false
 }
 
 /// The Telegram daemon as a service: resumes updates left open by a restart, then polls and
 /// routes updates to their chats until shut down.
-public struct TelegramBot: Service {
+public struct TelegramBot: Service, CustomStringConvertible {
     public let context: BotContext
     let poller: UpdatePoller
     let router: ChatRouter
@@ -41,7 +44,8 @@ public struct TelegramBot: Service {
             try await client.deleteWebhook()
             try await client.setMyCommands(commands)
         } catch TelegramError.unauthorized {
-            throw BotStartError(description: "TELEGRAM_BOT_TOKEN was rejected by Telegram (check the token from @BotFather)")
+            throw BotStartError(
+                description: "TELEGRAM_BOT_TOKEN was rejected by Telegram (check the token from @BotFather)", isConfiguration: true)
         } catch let error as TelegramError {
             throw BotStartError(description: "could not reach the Telegram Bot API at \(telegram.apiURL.host ?? "?"): \(error.errorType)")
         }
@@ -69,6 +73,9 @@ public struct TelegramBot: Service {
     /// Thrown when replies were still running when the shutdown grace period ended; they were cut
     /// off (each finalized as "(interrupted)"), which is an orderly end, not a failure.
     struct GraceExpired: Error {}
+
+    /// What a service group's log shows for the bot: its name, nothing it holds.
+    public var description: String { "TelegramBot(@\(context.bot.username ?? "?"))" }
 
     public func run() async throws {
         let router = self.router

@@ -9,14 +9,14 @@ import FoundationNetworking
 /// It does not retry: `CompletionRunner` owns retries, fallback and deadlines.
 public struct ChatCompletionsClient: Sendable {
     public let baseURL: URL
-    let apiKey: String
+    let apiKey: Secret
     let extraHeaders: [String: String]
     let http: HTTPStreamingClient
     /// libcurl's idle limit, a backstop behind the deadlines `CompletionRunner` enforces.
     private let transportTimeout: TimeInterval
 
     public init(
-        baseURL: URL, apiKey: String, appURL: String? = nil, appName: String? = nil,
+        baseURL: URL, apiKey: Secret, appURL: String? = nil, appName: String? = nil,
         http: HTTPStreamingClient, transportTimeout: TimeInterval = 600
     ) {
         self.baseURL = baseURL
@@ -38,7 +38,7 @@ public struct ChatCompletionsClient: Sendable {
         var urlRequest = URLRequest(url: baseURL.appending(path: "chat/completions"))
         urlRequest.httpMethod = "POST"
         urlRequest.timeoutInterval = transportTimeout
-        urlRequest.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        urlRequest.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization")
         urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
         urlRequest.setValue("text/event-stream", forHTTPHeaderField: "Accept")
         for (name, value) in extraHeaders { urlRequest.setValue(value, forHTTPHeaderField: name) }
@@ -64,7 +64,7 @@ public struct ChatCompletionsClient: Sendable {
             } catch {
                 // The status alone still says what went wrong.
             }
-            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey)
+            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey.value)
         }
         return ChatCompletionStream(body: response.body, activity: activity)
     }
@@ -76,7 +76,7 @@ extension ChatCompletionsClient {
     public func listModels() async throws -> [String] {
         var request = URLRequest(url: baseURL.appending(path: "models"))
         request.timeoutInterval = 20
-        request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        request.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization")
         for (name, value) in extraHeaders { request.setValue(value, forHTTPHeaderField: name) }
         let response: HTTPStreamingClient.Response
         do {
@@ -88,7 +88,7 @@ extension ChatCompletionsClient {
         }
         let body = response.body
         guard response.status == 200 else {
-            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey)
+            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey.value)
         }
         struct List: Decodable {
             struct Model: Decodable { var id: String }

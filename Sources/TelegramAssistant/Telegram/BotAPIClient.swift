@@ -11,11 +11,11 @@ import FoundationNetworking
 /// errors carry the method name and a failure code only.
 public struct BotAPIClient: Sendable {
     private let baseURL: URL
-    private let token: String
+    private let token: Secret
     private let http: HTTPStreamingClient
 
     /// `baseURL` is `https://api.telegram.org` or a self-hosted Bot API server.
-    public init(baseURL: URL, token: String, http: HTTPStreamingClient) {
+    public init(baseURL: URL, token: Secret, http: HTTPStreamingClient) {
         self.baseURL = baseURL
         self.token = token
         self.http = http
@@ -25,7 +25,7 @@ public struct BotAPIClient: Sendable {
     func call<Parameters: Encodable, Result: Decodable>(
         _ method: String, _ parameters: Parameters, timeout: TimeInterval = 30, as: Result.Type = Result.self
     ) async throws -> Result {
-        var request = URLRequest(url: baseURL.appending(path: "bot\(token)/\(method)"))
+        var request = URLRequest(url: baseURL.appending(path: "bot\(token.value)/\(method)"))
         request.httpMethod = "POST"
         request.timeoutInterval = timeout
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
