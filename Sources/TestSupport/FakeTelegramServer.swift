@@ -72,6 +72,8 @@ public final class FakeTelegramServer: Sendable {
         var failNext: [String: [(Int, String)]] = [:]
         var heldMethods: Set<String> = []
         var heldAnswers = 0
+        /// Once ids have restarted, an offset beyond every queued id is ignored, as Telegram does.
+        var idsRestarted = false
     }
 
     public let token: String
@@ -140,6 +142,15 @@ public final class FakeTelegramServer: Sendable {
 
     /// How many calls are applied and waiting for their answer.
     public var heldAnswers: Int { state.withLock { $0.heldAnswers } }
+
+    /// Telegram's ids after a week without updates: the next `update_id` is chosen afresh and may be
+    /// lower than every id handed out before (or equal to one of them).
+    public func restartUpdateIDs(at id: Int64) {
+        state.withLock {
+            $0.nextUpdateID = id
+            $0.idsRestarted = true
+        }
+    }
 
     /// Queues an update whose JSON body (without `update_id`) is given; returns its id.
     @discardableResult
@@ -314,10 +325,13 @@ public final class FakeTelegramServer: Sendable {
         guard parameters["allowed_updates"] != nil else {
             return Self.failure(400, "Bad Request: this fake insists on an explicit allowed_updates")
         }
-        let offset = parameters["offset"]?.int64 ?? 0
+        var offset = parameters["offset"]?.int64 ?? 0
         let timeout = min(50, max(0, parameters["timeout"]?.int ?? 0))
         let generation = state.withLock { state -> Int in
             state.pollGeneration += 1
+            // An offset "in the future" of the restarted ids confirms nothing and is ignored: the
+            // queue is served from its head.
+            if state.idsRestarted, offset > state.nextUpdateID { offset = 0 }
             // A higher offset confirms (and forgets) every update below it.
             state.pendingUpdates.removeAll { Self.updateID(of: $0) < offset }
             return state.pollGeneration

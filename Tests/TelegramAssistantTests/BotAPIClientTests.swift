@@ -167,7 +167,7 @@ import TestSupport
         let id = server.deliverText("hello", chatID: 10)
         server.deliverPhoto(chatID: 10)
         let client = client(server)
-        let updates = try await client.getUpdates(offset: nil, timeout: 0)
+        let updates = try await client.getUpdates(offset: nil, timeout: 0).compactMap(\.update)
         #expect(updates.map(\.update_id) == [id, id + 1])
         #expect(updates[0].message?.text == "hello")
         #expect(updates[0].message?.hasNonTextContent == false)

@@ -33,10 +33,19 @@ public struct UpdatePoller: Sendable {
         while !Task.isCancelled {
             do {
                 let offset = try store.telegramOffset()
-                let updates = try await client.getUpdates(offset: offset, timeout: pollTimeout)
+                let polled = try await client.getUpdates(offset: offset, timeout: pollTimeout)
                 failures = 0
                 onPoll()
-                for update in try store.saveReceived(updates) {
+                guard let last = polled.compactMap(\.updateID).max() else { continue }
+                for case .undecodable(let id, let field, let problem) in polled {
+                    // Confirmed with the rest (the offset passes it): one odd update never blocks polling.
+                    logger.warning(
+                        "update_undecodable",
+                        metadata: [
+                            "update_id": .stringConvertible(id ?? -1), "field": .string(field), "error_type": .string("telegram_undecodable_\(problem)"),
+                        ])
+                }
+                for update in try store.saveReceived(polled.compactMap(\.update), nextOffset: last + 1) {
                     await deliver(update)
                 }
             } catch is CancellationError {

@@ -20,29 +20,45 @@ extension Store {
         }
     }
 
-    /// Saves newly received updates and advances the offset in one transaction, before Telegram is
-    /// told (by the next getUpdates) that they were received. Returns the updates not seen before.
-    public func saveReceived(_ updates: [Telegram.Update]) throws -> [Telegram.Update] {
-        guard let last = updates.map(\.update_id).max() else { return [] }
+    /// Saves newly received updates and sets the offset to `nextOffset` in one transaction, before
+    /// Telegram is told (by the next getUpdates) that they were received. Returns the updates not
+    /// seen before.
+    ///
+    /// The offset follows the ids Telegram returned, even when they went down: after a week without
+    /// updates Telegram starts its ids afresh, and an offset left "in the future" is ignored by the
+    /// server, which then serves the same head of its queue forever. For the same reason an id alone
+    /// does not make an update old: one that was seen before has the same content too.
+    public func saveReceived(_ updates: [Telegram.Update], nextOffset: Int64? = nil) throws -> [Telegram.Update] {
+        guard let offset = nextOffset ?? updates.map(\.update_id).max().map({ $0 + 1 }) else { return [] }
         let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let decoder = JSONDecoder()
         return try write { db in
             var fresh: [Telegram.Update] = []
             for update in updates {
+                if let stored = try String.fetchOne(
+                    db, sql: "SELECT payload FROM telegram_update WHERE update_id = ?", arguments: [update.update_id]),
+                    (try? decoder.decode(Telegram.Update.self, from: Data(stored.utf8))) == update
+                {
+                    continue  // sent again because it was not confirmed yet
+                }
                 let payload = String(decoding: try encoder.encode(update), as: UTF8.self)
                 try db.execute(
                     sql: """
-                        INSERT INTO telegram_update (update_id, chat_id, payload, status, received_at)
-                        VALUES (?, ?, ?, 'received', ?) ON CONFLICT(update_id) DO NOTHING
+                        INSERT INTO telegram_update (update_id, chat_id, payload, status, received_at, handled_at)
+                        VALUES (?, ?, ?, 'received', ?, NULL)
+                        ON CONFLICT(update_id) DO UPDATE SET chat_id = excluded.chat_id, payload = excluded.payload,
+                        status = 'received', received_at = excluded.received_at, handled_at = NULL
                         """,
                     arguments: [update.update_id, update.chatID, payload, Date()])
-                if db.changesCount > 0 { fresh.append(update) }
+                fresh.append(update)
             }
             try db.execute(
                 sql: """
                     INSERT INTO telegram_state (key, value) VALUES ('offset', ?)
-                    ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value
                     """,
-                arguments: [last + 1])
+                arguments: [offset])
             return fresh
         }
     }

@@ -55,8 +55,9 @@ public struct BotAPIClient: Sendable {
         try await call("getMe", Empty())
     }
 
-    /// Long-polls for updates. The HTTP timeout is set above the poll timeout, as it must be.
-    public func getUpdates(offset: Int64?, timeout: Int, limit: Int = 100) async throws -> [Telegram.Update] {
+    /// Long-polls for updates, each decoded on its own. The HTTP timeout is set above the poll
+    /// timeout, as it must be.
+    public func getUpdates(offset: Int64?, timeout: Int, limit: Int = 100) async throws -> [Telegram.PolledUpdate] {
         struct Parameters: Encodable {
             var offset: Int64?
             var timeout: Int

@@ -152,6 +152,53 @@ public enum Telegram {
         }
     }
 
+    /// One element of a getUpdates answer, decoded on its own: Telegram adds kinds and fields every
+    /// few months, and one shape this version does not understand must not fail the whole batch.
+    public enum PolledUpdate: Decodable, Sendable {
+        case update(Update)
+        /// Not understood. `fieldPath` names where decoding failed (`message.entities`); the update's
+        /// content is never kept, so nothing a user wrote can reach a log through it.
+        case undecodable(updateID: Int64?, fieldPath: String, problem: String)
+
+        private enum Keys: String, CodingKey { case update_id }
+
+        public init(from decoder: any Decoder) throws {
+            do {
+                self = .update(try Update(from: decoder))
+            } catch let error as DecodingError {
+                let id = try? decoder.container(keyedBy: Keys.self).decode(Int64.self, forKey: .update_id)
+                let (path, problem) = Self.describe(error, below: decoder.codingPath.count)
+                self = .undecodable(updateID: id, fieldPath: path, problem: problem)
+            }
+        }
+
+        /// The update, when it decoded.
+        public var update: Update? {
+            if case .update(let update) = self { update } else { nil }
+        }
+
+        public var updateID: Int64? {
+            switch self {
+            case .update(let update): update.update_id
+            case .undecodable(let id, _, _): id
+            }
+        }
+
+        /// The failing field relative to the update, and what kind of failure it was (no values).
+        private static func describe(_ error: DecodingError, below depth: Int) -> (String, String) {
+            let (path, problem): ([any CodingKey], String) =
+                switch error {
+                case .typeMismatch(_, let context): (context.codingPath, "type_mismatch")
+                case .valueNotFound(_, let context): (context.codingPath, "value_not_found")
+                case .keyNotFound(let key, let context): (context.codingPath + [key], "key_not_found")
+                case .dataCorrupted(let context): (context.codingPath, "data_corrupted")
+                @unknown default: ([], "unknown")
+                }
+            let field = path.dropFirst(depth).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return (field.isEmpty ? "(the update itself)" : field, problem)
+        }
+    }
+
     /// The update types this bot asks for; passed explicitly because an omitted list reuses
     /// whatever an earlier client set.
     public static let allowedUpdates = ["message", "stopped_message_generation"]
