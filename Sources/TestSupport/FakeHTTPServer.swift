@@ -21,6 +21,8 @@ public struct ScriptedResponse: Sendable {
         case pause(Duration)
         /// Waits until the client closes the connection (or 30 s pass): a stalled server.
         case waitForClientClose
+        /// Closes the connection at once: a reset after the request arrived, before any answer.
+        case hangUp
     }
     public enum Ending: Sendable {
         /// The terminating zero-length chunk, then close.
@@ -147,6 +149,8 @@ public final class FakeHTTPServer: Sendable {
         case .pause(let duration):
             Thread.sleep(forTimeInterval: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
             return true
+        case .hangUp:
+            break
         case .waitForClientClose:
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             var buffer = [UInt8](repeating: 0, count: 512)

@@ -72,6 +72,7 @@ public final class FakeTelegramServer: Sendable {
         var failNext: [String: [(Int, String)]] = [:]
         var heldMethods: Set<String> = []
         var heldAnswers = 0
+        var hangUps: [String: Int] = [:]
         /// Once ids have restarted, an offset beyond every queued id is ignored, as Telegram does.
         var idsRestarted = false
     }
@@ -138,6 +139,12 @@ public final class FakeTelegramServer: Sendable {
     /// Answers the held calls and stops holding.
     public func answerHeld() {
         state.withLock { $0.heldMethods.removeAll() }
+    }
+
+    /// The next `count` calls of `method` take effect, then the connection is cut before any answer:
+    /// the ambiguous failure, where Telegram has the message and the bot cannot know it.
+    public func hangUpAfterApplying(_ method: String, count: Int = 1) {
+        state.withLock { $0.hangUps[method, default: 0] += count }
     }
 
     /// How many calls are applied and waiting for their answer.
@@ -279,6 +286,15 @@ public final class FakeTelegramServer: Sendable {
             response = Self.failure(404, "Not Found: method not found")
         }
         holdIfAsked(method)
+        let hangUp = state.withLock { state -> Bool in
+            guard let left = state.hangUps[method], left > 0 else { return false }
+            state.hangUps[method] = left - 1
+            return true
+        }
+        if hangUp {
+            _ = record(method, parameters, response)
+            return ScriptedResponse(status: response.status, beforeHead: [.hangUp])
+        }
         return record(method, parameters, response)
     }
 

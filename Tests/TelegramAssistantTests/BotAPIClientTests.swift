@@ -43,7 +43,9 @@ import TestSupport
     @Test func networkErrorsNameTheMethodNotTheURL() async throws {
         let dead = BotAPIClient(baseURL: URL(string: "http://127.0.0.1:1")!, token: Secret("111:SECRET"), http: HTTPStreamingClient())
         let failure = await error { _ = try await dead.getMe() }
-        guard case .network(let text)? = failure else {
+        // Refused: the request never left, so it cannot have been applied.
+        #expect(failure?.isAmbiguous == false)
+        guard case .unreachable(let text)? = failure else {
             Issue.record("expected a network error, got \(String(describing: failure))")
             return
         }

@@ -17,10 +17,10 @@ struct BotHarness {
     let config: AssistantConfig
 
     init(
-        llm: FakeOpenAIServer.Settings = .init(), telegram: FakeTelegramServer? = nil, overrides: [String: String] = [:], store: Store? = nil,
-        supportsDrafts: Bool = true
+        llm: FakeOpenAIServer.Settings = .init(), llmServer: FakeOpenAIServer? = nil, telegram: FakeTelegramServer? = nil,
+        overrides: [String: String] = [:], store: Store? = nil, supportsDrafts: Bool = true
     ) throws {
-        self.llm = try FakeOpenAIServer(llm)
+        self.llm = try llmServer ?? FakeOpenAIServer(llm)
         self.telegram = try telegram ?? FakeTelegramServer(limits: .init(scale: Self.scale), supportsDrafts: supportsDrafts)
         self.store = try store ?? Store()
         log = try LogCapture()

@@ -61,9 +61,12 @@ import TestSupport
         /// A draft is up and the stream goes on.
         case whileStreaming
         /// Telegram has applied the final message; the bot has not heard back. The one window no bot
-        /// can close: the user gets the answer and a notice, never a second answer.
+        /// can close (the Bot API has no idempotency key): the saved answer is sent again after the
+        /// restart, because a duplicate is better than a lost answer.
         case duringTheFinalSend
-        /// The answer is on screen, perhaps not yet recorded as handled.
+        /// The answer is complete and saved; its final message waits out a long 429.
+        case whileTheFinalWaits
+        /// The answer is on screen, perhaps not yet recorded as sent.
         case afterTheAnswer
         /// Everything is recorded; the bot waits in a long poll.
         case whileIdle
@@ -88,6 +91,7 @@ import TestSupport
         default: llm.enqueue(.answer(answer, chunkSize: 120, pause: .milliseconds(40)))
         }
         if moment == .duringTheFinalSend { telegram.holdAnswers(to: "sendMessage") }
+        if moment == .whileTheFinalWaits { telegram.failNext("sendMessage", status: 429, description: "Too Many Requests: retry after 40") }
         let first = try Bot(binary: binary, environment: environment)
         telegram.deliverText("first question", chatID: 4242)
         switch moment {
@@ -97,6 +101,8 @@ import TestSupport
             try await eventually("a draft") { !telegram.drafts(chatID: 4242).isEmpty }
         case .duringTheFinalSend:
             try await eventually("the final message applied") { telegram.heldAnswers == 1 }
+        case .whileTheFinalWaits:
+            try await eventually("the final message refused") { telegram.calls("sendMessage").count == 1 }
         case .afterTheAnswer:
             try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
         case .whileIdle:
@@ -117,14 +123,18 @@ import TestSupport
         let texts = telegram.visibleMessages(chatID: 4242).map(\.text)
         let firstAnswers = texts.filter { $0 == answer.trimmingCharacters(in: .whitespaces) }.count
         let notices = texts.filter { $0 == "I was restarted while answering your message. Please send it again." }.count
-        // The first question is never answered twice, and the user always learns what happened.
+        // The first question reaches the model once; its answer is never lost once it was complete,
+        // shown twice only when the kill fell inside a send; the user always learns what happened.
         switch moment {
         case .beforeAnyText, .whileStreaming:
             #expect(firstAnswers == 0 && notices == 1, "\(texts)")
         case .duringTheFinalSend:
-            #expect(firstAnswers == 1 && notices == 1, "\(texts)")
+            #expect(firstAnswers == 2 && notices == 0, "\(texts)")
+        case .whileTheFinalWaits:
+            #expect(firstAnswers == 1 && notices == 0, "\(texts)")
         case .afterTheAnswer:
-            #expect(firstAnswers == 1 && notices <= 1, "\(texts)")
+            // Visible, but perhaps not yet recorded as sent: the same window as during the send.
+            #expect((1...2).contains(firstAnswers) && notices == 0, "\(texts)")
         case .whileIdle:
             #expect(firstAnswers == 1 && notices == 0, "\(texts)")
         }
@@ -136,7 +146,7 @@ import TestSupport
         let contents = try store.allMessages(conversationID: conversation.id).map(\.content)
         #expect(contents.filter { $0 == "first question" }.count == 1)
         #expect(contents.filter { $0 == "second question" }.count == 1)
-        if firstAnswers == 1 {
+        if firstAnswers >= 1 {
             #expect(contents.contains { $0.trimmingCharacters(in: .whitespaces) == answer.trimmingCharacters(in: .whitespaces) })
         }
         #expect(try store.openUpdates().isEmpty)

@@ -7,11 +7,17 @@ public struct Incoming: Sendable {
     public var receivedAt: ContinuousClock.Instant
     /// Read back from the database after a restart that interrupted its reply.
     public var interruptedByRestart: Bool
+    /// The complete answer whose delivery the restart interrupted, if it got that far.
+    public var pendingReply: PendingReply?
 
-    public init(update: Telegram.Update, receivedAt: ContinuousClock.Instant = .now, interruptedByRestart: Bool = false) {
+    public init(
+        update: Telegram.Update, receivedAt: ContinuousClock.Instant = .now, interruptedByRestart: Bool = false,
+        pendingReply: PendingReply? = nil
+    ) {
         self.update = update
         self.receivedAt = receivedAt
         self.interruptedByRestart = interruptedByRestart
+        self.pendingReply = pendingReply
     }
 }
 

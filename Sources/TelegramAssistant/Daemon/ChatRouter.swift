@@ -85,11 +85,12 @@ public final class ChatRouter: Sendable {
         }
     }
 
-    /// Serves a chat until its mailbox is empty.
+    /// Serves a chat until its mailbox is empty, or until shutdown cuts the bot off: then what has
+    /// not started stays open in the database and is answered after the restart.
     private func drain(_ chatID: Int64) async {
         while let next = mailboxes.withLock({ boxes -> Incoming? in
-            guard var box = boxes[chatID], !box.queue.isEmpty else {
-                boxes[chatID] = nil  // idle: nothing of this chat stays in memory
+            guard var box = boxes[chatID], !box.queue.isEmpty, !Task.isCancelled else {
+                boxes[chatID] = nil  // idle (or stopping): nothing of this chat stays in memory
                 return nil
             }
             let first = box.queue.removeFirst()

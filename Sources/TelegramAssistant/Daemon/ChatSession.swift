@@ -22,10 +22,16 @@ public struct ChatSession: Sendable {
         guard let message = update.message else { return }
         let chat = ChatHandle(id: message.chat.id, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
         let user = message.from?.id
-        defer { markHandled(update.update_id) }
+        // Closed unless shutdown cut off the delivery of an answer: then the next start delivers it.
+        var closes = true
+        defer { if closes { markHandled(update.update_id) } }
 
         if incoming.interruptedByRestart {
-            await notify(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+            if let pending = incoming.pendingReply, let text = try? JSONDecoder().decode(FormattedText.self, from: Data(pending.payload.utf8)) {
+                closes = await resume(text, pending, message: message, chat: chat, incoming: incoming)
+            } else {
+                await notify(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+            }
             return
         }
         if !context.config.allowedUserIDs.isEmpty, !(user.map(context.config.allowedUserIDs.contains) ?? false) {
@@ -49,7 +55,7 @@ public struct ChatSession: Sendable {
             await notify(chat, "You're sending messages too fast. Please try again in \(max(1, Int(wait.seconds.rounded(.up)))) s.", replyTo: message.message_id)
             return
         }
-        await reply(to: text(for: rawText, in: chat), message: message, chat: chat, incoming: incoming)
+        closes = await reply(to: text(for: rawText, in: chat), message: message, chat: chat, incoming: incoming)
     }
 
     /// The message as the model should see it: the bot's @mention removed in groups.
@@ -59,7 +65,9 @@ public struct ChatSession: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming) async {
+    /// Answers one message. Returns false when shutdown cut off the delivery of the answer, which
+    /// then stays saved for the next start.
+    private func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming) async -> Bool {
         let updateID = incoming.update.update_id
         let conversation: ConversationRecord
         do {
@@ -68,7 +76,7 @@ public struct ChatSession: Sendable {
         } catch {
             context.logger.error("store_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": "storage", "error": "\(error)"])
             await notify(chat, ReplyOutcome.storageFailed.notice ?? "", replyTo: message.message_id)
-            return
+            return true
         }
         let draftID = max(1, updateID)
         let stop = ChangeSignal()  // fired by the draft's stop button
@@ -77,7 +85,7 @@ public struct ChatSession: Sendable {
 
         let stream = ReplyStream(
             chat: chat, sender: context.sender, drafts: context.drafts, draftID: draftID, replyTo: message.message_id,
-            tick: context.tick, clock: context.clock)
+            tick: context.tick, clock: context.clock, journal: journal(updateID))
         let engine = context.engine
         let replies = context.replies
         let model = (try? engine.model(for: conversation.id)) ?? engine.settings.model
@@ -100,9 +108,61 @@ public struct ChatSession: Sendable {
         } catch let error as TelegramError {
             deliveryError = error
         } catch {
-            // Cancelled by shutdown before the answer was complete.
+            // Shutdown came while the final answer waited for Telegram: it is saved, and the next
+            // start delivers it without asking the model again.
+            context.logger.info("reply_deferred", metadata: ["chat_id": .stringConvertible(chat.id), "update_id": .stringConvertible(updateID)])
+            return false
         }
         logReply(outcome, stream: stream, chat: chat, user: message.from?.id, incoming: incoming, deliveryError: deliveryError)
+        return true
+    }
+
+    /// Delivers an answer whose delivery a restart cut off, from what was saved. Returns false when
+    /// shutdown cut it off again.
+    private func resume(_ text: FormattedText, _ pending: PendingReply, message: Telegram.Message, chat: ChatHandle, incoming: Incoming) async -> Bool {
+        let updateID = incoming.update.update_id
+        let stream = ReplyStream(
+            chat: chat, sender: context.sender, drafts: context.drafts, draftID: max(1, updateID), replyTo: message.message_id,
+            tick: context.tick, clock: context.clock, journal: journal(updateID))
+        var metadata: Logger.Metadata = ["event": "reply", "chat_id": .stringConvertible(chat.id), "resumed": "true"]
+        do {
+            try await stream.resume(text, partsSent: pending.partsSent, streamMessage: pending.streamMessage)
+        } catch let error as TelegramError {
+            metadata["error_type"] = .string(error.errorType)
+            metadata["telegram_calls"] = .stringConvertible(stream.metrics.calls)
+            context.logger.warning("reply", metadata: metadata)
+            return true
+        } catch {
+            context.logger.info("reply_deferred", metadata: ["chat_id": .stringConvertible(chat.id), "update_id": .stringConvertible(updateID)])
+            return false
+        }
+        metadata["telegram_calls"] = .stringConvertible(stream.metrics.calls)
+        metadata["rate_limited"] = .stringConvertible(stream.metrics.rateLimited)
+        context.logger.info("reply", metadata: metadata)
+        return true
+    }
+
+    /// Writes a reply's final text and delivery progress to the update's row.
+    private func journal(_ updateID: Int64) -> ReplyJournal {
+        let store = context.store
+        let logger = context.logger
+        return ReplyJournal(
+            finalReady: { text, partsSent, streamMessage in
+                do {
+                    let payload = String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
+                    try store.savePendingReply(PendingReply(payload: payload, partsSent: partsSent, streamMessage: streamMessage), updateID: updateID)
+                } catch {
+                    // Delivery goes on; only a restart before it ends would fall back to the notice.
+                    logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+                }
+            },
+            partsSent: { count in
+                do {
+                    try store.setReplyPartsSent(count, updateID: updateID)
+                } catch {
+                    logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+                }
+            })
     }
 
     /// Runs `body` until it finishes or the stop signal fires, in which case `body` is cancelled

@@ -49,7 +49,7 @@ public struct TelegramBot: Service, CustomStringConvertible {
         } catch let error as TelegramError {
             throw BotStartError(description: "could not reach the Telegram Bot API at \(telegram.apiURL.host ?? "?"): \(error.errorType)")
         }
-        let sender = TelegramSender(client: client, scheduler: SendScheduler(limits: limits, clock: clock), clock: clock) { old, new in
+        let sender = TelegramSender(client: client, scheduler: SendScheduler(limits: limits, clock: clock), clock: clock, logger: logger) { old, new in
             try? store.migrateChat(from: old, to: new)
         }
         let context = BotContext(engine: engine, store: store, sender: sender, config: telegram, bot: me, logger: logger, clock: clock, tick: tick)
@@ -90,7 +90,8 @@ public struct TelegramBot: Service, CustomStringConvertible {
             try await withThrowingDiscardingTaskGroup { group in
                 // First what a restart left open: unanswered updates, and replies cut off mid-way.
                 for open in try store.openUpdates() {
-                    let incoming = Incoming(update: open.update, interruptedByRestart: open.status == .answering)
+                    let incoming = Incoming(
+                        update: open.update, interruptedByRestart: open.status == .answering, pendingReply: open.pendingReply)
                     if let work = router.route(incoming) { group.addTask { await work() } }
                 }
                 // Then new updates. On shutdown polling stops at once; replies in progress finish.

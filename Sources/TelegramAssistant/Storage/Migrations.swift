@@ -62,6 +62,16 @@ enum Migrations {
                 t.column("value", .integer).notNull()
             }
         }
+        migrator.registerMigration("v3: pending replies") { db in
+            // A final answer waiting to be delivered, saved before its first part is sent: a
+            // restart delivers the rest from here instead of asking the model again.
+            try db.alter(table: "telegram_update") { t in
+                t.add(column: "reply", .text)  // the final text as JSON, until the update is handled
+                t.add(column: "reply_parts_sent", .integer).notNull().defaults(to: 0)
+                t.add(column: "stream_message_id", .integer)  // a message being edited (groups)
+                t.add(column: "stream_part", .integer)
+            }
+        }
         return migrator
     }
 }

@@ -6,10 +6,33 @@ public enum UpdateStatus: String, Sendable, DatabaseValueConvertible {
     case received, answering, handled
 }
 
+/// A final answer saved for delivery: what to send, how far sending got, and the message that was
+/// being edited while it streamed (a group's answer), if any.
+public struct PendingReply: Sendable, Equatable {
+    /// The final text, as the front end encoded it.
+    public var payload: String
+    /// Parts already delivered.
+    public var partsSent: Int
+    public var streamMessage: (messageID: Int, part: Int)?
+
+    public init(payload: String, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) {
+        self.payload = payload
+        self.partsSent = partsSent
+        self.streamMessage = streamMessage
+    }
+
+    public static func == (lhs: PendingReply, rhs: PendingReply) -> Bool {
+        lhs.payload == rhs.payload && lhs.partsSent == rhs.partsSent
+            && lhs.streamMessage?.messageID == rhs.streamMessage?.messageID && lhs.streamMessage?.part == rhs.streamMessage?.part
+    }
+}
+
 /// An update that was received but not yet handled, to be resumed after a restart.
 public struct StoredUpdate: Sendable, Equatable {
     public var update: Telegram.Update
     public var status: UpdateStatus
+    /// Set when the answer was complete and only its delivery was cut off.
+    public var pendingReply: PendingReply?
 }
 
 extension Store {
@@ -65,9 +88,34 @@ extension Store {
 
     public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) throws {
         try write { db in
+            // A handled update needs its pending reply no more.
             try db.execute(
-                sql: "UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END WHERE update_id = ?",
-                arguments: [status, status, Date(), updateID])
+                sql: """
+                    UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
+                    reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
+                    """,
+                arguments: [status, status, Date(), status, updateID])
+        }
+    }
+
+    /// Saves the final answer of an update before it is delivered (the update is `answering`).
+    public func savePendingReply(_ reply: PendingReply, updateID: Int64) throws {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE telegram_update SET status = 'answering', reply = ?, reply_parts_sent = ?, stream_message_id = ?,
+                    stream_part = ? WHERE update_id = ?
+                    """,
+                arguments: [reply.payload, reply.partsSent, reply.streamMessage?.messageID, reply.streamMessage?.part, updateID])
+        }
+    }
+
+    /// Records that the first `count` parts of an update's pending reply were delivered.
+    public func setReplyPartsSent(_ count: Int, updateID: Int64) throws {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE telegram_update SET reply_parts_sent = max(reply_parts_sent, ?) WHERE update_id = ?",
+                arguments: [count, updateID])
         }
     }
 
@@ -75,12 +123,26 @@ extension Store {
     public func openUpdates() throws -> [StoredUpdate] {
         let decoder = JSONDecoder()
         return try read { db in
-            try Row.fetchAll(db, sql: "SELECT payload, status FROM telegram_update WHERE status != 'handled' ORDER BY update_id")
-                .compactMap { row in
-                    let payload: String = row["payload"]
-                    guard let update = try? decoder.decode(Telegram.Update.self, from: Data(payload.utf8)) else { return nil }
-                    return StoredUpdate(update: update, status: row["status"])
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT payload, status, reply, reply_parts_sent, stream_message_id, stream_part
+                    FROM telegram_update WHERE status != 'handled' ORDER BY update_id
+                    """
+            )
+            .compactMap { row in
+                let payload: String = row["payload"]
+                guard let update = try? decoder.decode(Telegram.Update.self, from: Data(payload.utf8)) else { return nil }
+                var pending: PendingReply?
+                if let reply: String = row["reply"] {
+                    let streamID: Int? = row["stream_message_id"]
+                    let streamPart: Int? = row["stream_part"]
+                    pending = PendingReply(
+                        payload: reply, partsSent: row["reply_parts_sent"],
+                        streamMessage: streamID.flatMap { id in streamPart.map { (id, $0) } })
                 }
+                return StoredUpdate(update: update, status: row["status"], pendingReply: pending)
+            }
         }
     }
 

@@ -22,10 +22,12 @@ func withDeadline<T: Sendable>(
     }
 }
 
-/// Runs `operation` to the end even when the calling task is cancelled, within `limit`: for sends a
-/// user must see whole or not at all (cancelling one half-way could leave Telegram with the message
-/// while we think it failed, and the retry would show it twice).
-func uncancellable<T: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+/// Runs `operation` to its end even when the calling task is cancelled: for one request that a
+/// user must see whole or not at all. Cancelling a send half-way could leave Telegram with the
+/// message while we think it failed, and the retry would show it twice. No deadline of ours cuts it
+/// either; the HTTP client's own timeout bounds it, and a send that times out is an ambiguous
+/// failure, reported as such.
+func shielded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     // An unstructured task does not inherit cancellation; it is awaited here, never left behind.
-    try await Task { try await withDeadline(limit, operation) }.value
+    try await Task { try await operation() }.value
 }

@@ -37,7 +37,12 @@ public struct BotAPIClient: Sendable {
             let response = try await http.fetch(request, deadline: .seconds(timeout + 5))
             (status, body) = (response.status, response.body)
         } catch let error as URLError {
-            throw TelegramError.network("\(method): URLError \(error.code.rawValue)")
+            switch error.code {
+            case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
+                throw TelegramError.unreachable("\(method): URLError \(error.code.rawValue)")
+            default:
+                throw TelegramError.network("\(method): URLError \(error.code.rawValue)")
+            }
         } catch is DeadlineExceeded {
             throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
         }

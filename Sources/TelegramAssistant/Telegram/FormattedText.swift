@@ -1,6 +1,6 @@
 /// Text ready for Telegram: plain text plus formatting entities (offsets in UTF-16 code units),
 /// sent without `parse_mode`, so there is nothing to escape and nothing Telegram can fail to parse.
-public struct FormattedText: Sendable, Equatable {
+public struct FormattedText: Codable, Sendable, Equatable {
     public var text: String
     public var entities: [Telegram.MessageEntity]
 

@@ -8,6 +8,24 @@ public final class DraftSupport: Sendable {
     func markUnsupported() { supported.withLock { $0 = false } }
 }
 
+/// Where a reply's final text and its delivery progress are written down, so that a restart can
+/// deliver the rest of an answer without asking the model again.
+public struct ReplyJournal: Sendable {
+    /// The final text is known: called before its first part is sent, with the parts already sent
+    /// while streaming and the message being edited, if any.
+    let finalReady: @Sendable (_ text: FormattedText, _ partsSent: Int, _ streamMessage: (messageID: Int, part: Int)?) -> Void
+    /// The first `count` parts are delivered.
+    let partsSent: @Sendable (_ count: Int) -> Void
+
+    public init(
+        finalReady: @escaping @Sendable (FormattedText, Int, (messageID: Int, part: Int)?) -> Void,
+        partsSent: @escaping @Sendable (Int) -> Void
+    ) {
+        self.finalReady = finalReady
+        self.partsSent = partsSent
+    }
+}
+
 /// Streams one answer into one chat as it is generated.
 ///
 /// Private chats see a draft (`sendMessageDraft`, one draft id per reply, with a stop button) that
@@ -39,13 +57,16 @@ public final class ReplyStream: Sendable {
     let tick: Duration
     let typingInterval: Duration
     let clock: any Clock<Duration>
+    let journal: ReplyJournal?
     private let state: Mutex<State>
     private let changed = ChangeSignal()
 
     public init(
         chat: ChatHandle, sender: TelegramSender, drafts: DraftSupport, draftID: Int64, replyTo: Int?,
-        tick: Duration = .milliseconds(250), typingInterval: Duration = .seconds(4), clock: any Clock<Duration> = ContinuousClock()
+        tick: Duration = .milliseconds(250), typingInterval: Duration = .seconds(4), clock: any Clock<Duration> = ContinuousClock(),
+        journal: ReplyJournal? = nil
     ) {
+        self.journal = journal
         self.chat = chat
         self.sender = sender
         self.drafts = drafts
@@ -61,7 +82,11 @@ public final class ReplyStream: Sendable {
     public var firstVisible: ContinuousClock.Instant? { state.withLock { $0.firstVisible } }
 
     /// Runs `produce` (which calls `append` with each piece of text) while streaming what it
-    /// produces, then sends `final` of its result. Returns the result of `produce`.
+    /// produces, then delivers `final` of its result. Returns the result of `produce`.
+    ///
+    /// The final text waits out any `retry_after` and backoff; it throws `CancellationError` when
+    /// shutdown comes first (the journal then holds what is left to deliver), or the
+    /// `TelegramError` that made delivery impossible.
     public func run<T: Sendable>(
         produce: @escaping @Sendable (_ append: @escaping @Sendable (String) -> Void) async -> T,
         final: @escaping @Sendable (T) -> FormattedText?
@@ -89,11 +114,21 @@ public final class ReplyStream: Sendable {
         }
         guard let result else { throw CancellationError() }
         if let text = final(result) {
-            // The final text must arrive even when the reply was cut off by a shutdown: a task that
-            // does not inherit the cancellation, awaited here, and bounded by a deadline.
-            try await uncancellable(within: .seconds(15)) { try await self.finish(text) }
+            let (committed, current) = state.withLock { ($0.committed, $0.current) }
+            journal?.finalReady(text, committed, current)
+            try await finish(text)
         }
         return result
+    }
+
+    /// Delivers a final text saved before a restart: the parts not yet sent, editing the message
+    /// that was streaming when there is one.
+    public func resume(_ text: FormattedText, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) async throws {
+        state.withLock {
+            $0.committed = partsSent
+            $0.current = streamMessage
+        }
+        try await finish(text)
     }
 
     func append(_ piece: String) {
@@ -159,31 +194,30 @@ public final class ReplyStream: Sendable {
             let (current, useDrafts) = state.withLock { ($0.current, $0.useDrafts) }
             let quote = index == 0 && chat.isGroup ? replyTo : nil
             if complete {
-                // Whole or not at all, even if the stream is being cancelled: a half-done send
-                // would be sent again by `finish` and show the part twice.
-                try await uncancellable(within: .seconds(15)) { [self] in
-                    if let current, current.part == index {
-                        do {
-                            try await sender.editFinal(chat, messageID: current.messageID, part, metrics: metrics)
-                        } catch TelegramError.messageToEditNotFound {
-                            // Deleted, or left behind in a group that became a supergroup: send it anew.
-                            try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
-                        }
-                    } else {
+                // The sender never cuts a request off half-way (a half-done send would be sent again
+                // and show the part twice); cancellation only ends its waiting between requests.
+                if let current, current.part == index {
+                    do {
+                        try await sender.editFinal(chat, messageID: current.messageID, part, metrics: metrics)
+                    } catch TelegramError.messageToEditNotFound {
+                        // Deleted, or left behind in a group that became a supergroup: send it anew.
                         try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
                     }
-                    state.withLock {
-                        $0.committed = index + 1
-                        $0.current = nil
-                        if $0.firstVisible == nil { $0.firstVisible = .now }
-                    }
+                } else {
+                    try await sender.sendFinal(chat, part, replyTo: quote, metrics: metrics)
                 }
+                state.withLock {
+                    $0.committed = index + 1
+                    $0.current = nil
+                    if $0.firstVisible == nil { $0.firstVisible = .now }
+                }
+                journal?.partsSent(index + 1)
                 continue
             }
             // The part still being written. Once a send has started it runs to its end, like a final
             // one: an answer that completes meanwhile must edit the message that send creates, not
             // leave it behind and send the text again.
-            shown = try await uncancellable(within: .seconds(15)) { [self] in
+            shown = try await shielded { [self] in
                 try await showUnfinished(part, index: index, current: current, useDrafts: useDrafts, quote: quote)
             }
             if shown { markVisible() }
@@ -209,7 +243,13 @@ public final class ReplyStream: Sendable {
             }
         }
         if let current, current.part == index {
-            return try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics)
+            do {
+                return try await sender.editIntermediate(chat, messageID: current.messageID, part, metrics: metrics)
+            } catch TelegramError.messageToEditNotFound {
+                // Deleted while streaming: start a new message on the next tick, never retry the edit.
+                state.withLock { $0.current = nil }
+                return false
+            }
         }
         guard let message = try await sender.sendIntermediate(chat, part, replyTo: quote, metrics: metrics) else { return false }
         state.withLock { $0.current = (message.message_id, index) }

@@ -25,8 +25,11 @@ public enum TelegramError: Error, Sendable, Equatable {
     case badRequest(String)
     /// 5xx.
     case server(status: Int)
-    /// The request never got an answer; the description names the failure, not the URL.
+    /// The request may have reached Telegram but no answer came back (a reset or a timeout after it
+    /// was sent): it may have been applied. The description names the failure, not the URL.
     case network(String)
+    /// The request never left: no connection could be made (refused, no route, no DNS).
+    case unreachable(String)
     /// An answer that is not a Bot API envelope.
     case malformedResponse(status: Int)
 
@@ -64,6 +67,22 @@ public enum TelegramError: Error, Sendable, Equatable {
     /// A wait from the network, kept between 1 s and a day so that clock arithmetic cannot overflow.
     static func clamped(_ seconds: Int) -> Int { min(max(seconds, 1), 86_400) }
 
+    /// Telegram may have applied the call although it failed: a 5xx, an answer that is not an
+    /// envelope, or a connection lost after the request was sent. The Bot API has no idempotency
+    /// key, so repeating such a send can show it twice.
+    public var isAmbiguous: Bool {
+        switch self {
+        case .server, .network, .malformedResponse: true
+        default: false
+        }
+    }
+
+    /// Worth trying again later: Telegram or the way to it is having trouble.
+    var isTransient: Bool {
+        if case .unreachable = self { return true }
+        return isAmbiguous
+    }
+
     /// A stable label for the structured log's `error_type`.
     public var errorType: String {
         switch self {
@@ -80,6 +99,7 @@ public enum TelegramError: Error, Sendable, Equatable {
         case .badRequest: "telegram_bad_request"
         case .server: "telegram_server_error"
         case .network: "telegram_network"
+        case .unreachable: "telegram_unreachable"
         case .malformedResponse: "telegram_malformed_response"
         }
     }

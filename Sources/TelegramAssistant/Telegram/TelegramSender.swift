@@ -35,31 +35,41 @@ public struct TelegramSender: Sendable {
     public let client: BotAPIClient
     let scheduler: SendScheduler
     let clock: any Clock<Duration>
+    let logger: Logger
+    /// The longest pause between two tries of a final message while Telegram keeps failing.
+    let maxBackoff: Duration
+    let random: @Sendable () -> Double
     /// Called when a group turns out to have moved to a new id (so its history can follow).
     let onMigrate: @Sendable (_ from: Int64, _ to: Int64) -> Void
 
     public init(
-        client: BotAPIClient, scheduler: SendScheduler, clock: any Clock<Duration> = ContinuousClock(),
+        client: BotAPIClient, scheduler: SendScheduler, clock: any Clock<Duration> = ContinuousClock(), logger: Logger,
+        maxBackoff: Duration = .seconds(30), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         onMigrate: @escaping @Sendable (Int64, Int64) -> Void
     ) {
         self.client = client
         self.scheduler = scheduler
         self.clock = clock
+        self.logger = logger
+        self.maxBackoff = maxBackoff
+        self.random = random
         self.onMigrate = onMigrate
     }
 
-    /// Sends a message that must arrive. Throws only what retrying cannot fix (blocked, kicked,
-    /// unauthorized) or after repeated transient failures.
+    /// Sends a message that must arrive. Waits out every `retry_after` and retries transient
+    /// failures for as long as it takes; only cancellation (shutdown) ends the waiting, and then
+    /// never in the middle of a request. Throws what retrying cannot fix (blocked, kicked, chat not
+    /// found, unauthorized), or `CancellationError` when shutdown came first.
     @discardableResult
     public func sendFinal(_ chat: ChatHandle, _ text: FormattedText, replyTo: Int? = nil, metrics: ReplyMetrics) async throws -> Telegram.Message {
-        try await deliver(chat, text, metrics: metrics) { chatID, text in
+        try await deliver(chat, text, method: "sendMessage", metrics: metrics) { chatID, text in
             try await client.sendMessage(chatID: chatID, text: text.text, entities: text.entities, replyTo: replyTo, threadID: chat.threadID)
         }
     }
 
     /// Edits a message into its final text; must arrive like `sendFinal`.
     public func editFinal(_ chat: ChatHandle, messageID: Int, _ text: FormattedText, metrics: ReplyMetrics) async throws {
-        try await deliver(chat, text, metrics: metrics) { chatID, text in
+        try await deliver(chat, text, method: "editMessageText", metrics: metrics) { chatID, text in
             try await client.editMessageText(chatID: chatID, messageID: messageID, text: text.text, entities: text.entities)
         }
     }
@@ -109,24 +119,28 @@ public struct TelegramSender: Sendable {
             chat.move(to: newID)
             return false
         } catch let error as TelegramError {
-            switch error {
-            case .server, .network, .cannotParseEntities, .malformedResponse: return false  // the final message will carry the text
-            default: throw error
-            }
+            if error.isTransient { return false }  // the final message will carry the text
+            if case .cannotParseEntities = error { return false }
+            throw error
         }
     }
 
-    private func deliver<T>(
-        _ chat: ChatHandle, _ text: FormattedText, metrics: ReplyMetrics,
-        _ call: (Int64, FormattedText) async throws -> T
+    private func deliver<T: Sendable>(
+        _ chat: ChatHandle, _ text: FormattedText, method: String, metrics: ReplyMetrics,
+        _ call: @escaping @Sendable (Int64, FormattedText) async throws -> T
     ) async throws -> T {
         var text = text
-        var transientFailures = 0
+        var failures = 0
         while true {
+            // Waiting for budget (and out a 429) ends at shutdown: nothing has been sent yet.
             try await scheduler.acquireFinal(chat: chat.id, isGroup: chat.isGroup)
             metrics.call()
+            let chatID = chat.id
+            let attempt = text
             do {
-                return try await call(chat.id, text)
+                // A request that has started runs to its end: cut off, it could be applied by
+                // Telegram while we think it failed, and be shown twice after the restart.
+                return try await shielded { try await call(chatID, attempt) }
             } catch TelegramError.rateLimited(let retryAfter) {
                 metrics.limited()
                 await scheduler.rateLimited(chat: chat.id, retryAfter: retryAfter)
@@ -135,16 +149,26 @@ public struct TelegramSender: Sendable {
             } catch TelegramError.migrated(let newID) {
                 onMigrate(chat.id, newID)
                 chat.move(to: newID)
-            } catch let error as TelegramError {
-                switch error {
-                case .server, .network, .malformedResponse:
-                    transientFailures += 1
-                    guard transientFailures < 6 else { throw error }
-                    try await clock.sleep(for: .milliseconds(250 << min(transientFailures, 6)))
-                default:
-                    throw error
-                }
+            } catch let error as TelegramError where error.isTransient {
+                failures += 1
+                // A duplicate is better than a lost answer, but operators should see how often a
+                // send that Telegram may already have applied is repeated.
+                logger.warning(
+                    "send_retry",
+                    metadata: [
+                        "chat_id": .stringConvertible(chatID), "method": .string(method),
+                        "error_type": .string(error.isAmbiguous ? "ambiguous_delivery" : error.errorType),
+                        "cause": .string(error.errorType), "failures": .stringConvertible(failures),
+                    ])
+                try await clock.sleep(for: backoff(after: failures))
             }
         }
+    }
+
+    /// Exponential backoff with jitter: 0.5 s doubling up to `maxBackoff`, each wait between half
+    /// and all of its ceiling, so a chat keeps trying through an outage without hammering.
+    func backoff(after failures: Int) -> Duration {
+        let ceiling = min(maxBackoff, .milliseconds(500) * (1 << min(failures - 1, 16)))
+        return ceiling * (0.5 + 0.5 * random())
     }
 }
