@@ -120,6 +120,11 @@ public final class FakeTelegramServer: Sendable {
         }
     }
 
+    /// The user deletes one of the bot's messages: edits of it answer "message to edit not found".
+    public func userDeletes(chatID: Int64, messageID: Int) {
+        state.withLock { $0.messages[chatID]?.removeAll { $0.messageID == messageID } }
+    }
+
     /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
     public func setWebhook() {
         state.withLock { $0.webhookSet = true }

@@ -89,6 +89,27 @@ import TestSupport
         #expect(record["error_type"] as? String == "telegram_forbidden")
     }
 
+    /// A streaming message the user deleted: the next update starts a new message instead of
+    /// repeating the failing edit on every tick, and the answer arrives whole.
+    @Test func aStreamingMessageDeletedByTheUserIsNotEditedOverAndOver() async throws {
+        let harness = try BotHarness()
+        let group: Int64 = -100_806
+        let answer = String(repeating: "streamed group words ", count: 30).trimmingCharacters(in: .whitespaces)
+        harness.llm.enqueue(.answer(answer, chunkSize: 400, pause: .milliseconds(40)))
+        var deleted = 0
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("@test_assistant_bot go", chatID: group, chatType: "supergroup", userID: 5, messageID: 9)
+            try await harness.eventually("the streaming message") { !harness.telegram.visibleMessages(chatID: group).isEmpty }
+            let streaming = try #require(harness.telegram.visibleMessages(chatID: group).first)
+            deleted = streaming.messageID
+            harness.telegram.userDeletes(chatID: group, messageID: deleted)
+            try await harness.eventually("the reply") { harness.replyRecords.count == 1 }
+        }
+        let failedEdits = harness.telegram.calls("editMessageText").filter { $0.status == 400 && $0.parameters["message_id"]?.int == deleted }
+        #expect(failedEdits.count <= 1, "\(failedEdits.count) edits of a deleted message")
+        #expect(harness.texts(group).last == answer)
+    }
+
     /// Shutdown while a final waits out a 429: nothing was sent, so nothing is cut. The update
     /// stays open and the next start delivers the saved answer without asking the model again.
     @Test func aFinalCutOffByShutdownIsDeliveredAfterTheRestartFromWhatWasSaved() async throws {

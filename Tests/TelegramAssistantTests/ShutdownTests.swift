@@ -35,6 +35,38 @@ import TestSupport
         #expect(harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
     }
 
+    /// Messages queued behind a reply that the grace period cut off have not started: they stay
+    /// open and are answered after the restart, commands included; nothing gets a bare "(interrupted)".
+    @Test func queuedMessagesOutliveTheGracePeriodAndAreAnsweredAfterTheRestart() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/bot.sqlite"
+        let telegram = try FakeTelegramServer(limits: .init(scale: BotHarness.scale))
+        let llm = try FakeOpenAIServer()
+        llm.enqueue(.stall(after: "Working on it "))
+        do {
+            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            let bot = try await harness.connect()
+            let (group, running) = runInGroup(bot, logger: harness.log.logger)
+            telegram.deliverText("first", chatID: 952, messageID: 1)
+            try await harness.eventually("the draft") { !telegram.drafts(chatID: 952).isEmpty }
+            telegram.deliverText("second", chatID: 952, messageID: 2)
+            telegram.deliverText("/help", chatID: 952, messageID: 3)
+            try await harness.eventually("both queued") { harness.store.openUpdatesCount == 3 && telegram.pendingUpdateCount == 0 }
+            await group.triggerGracefulShutdown()
+            try await running.value
+            #expect(telegram.visibleMessages(chatID: 952).map(\.text) == ["Working on it\n\n(interrupted)"])
+            #expect(harness.store.openUpdatesCount == 2, "the two that never started stay open")
+        }
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        try await second.withBot { _ in
+            try await second.eventually("both answered") { telegram.visibleMessages(chatID: 952).count == 3 }
+            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+        }
+        let texts = telegram.visibleMessages(chatID: 952).map(\.text)
+        #expect(texts[1] == "Echo: second")
+        #expect(texts[2].hasPrefix("I'm an AI assistant."))
+    }
+
     @Test func repliesInFlightFinishWithinTheGracePeriod() async throws {
         let harness = try BotHarness(overrides: ["SHUTDOWN_GRACE_SECONDS": "20"])
         harness.llm.enqueue(.answer(String(repeating: "steady ", count: 30), chunkSize: 60, pause: .milliseconds(20)))

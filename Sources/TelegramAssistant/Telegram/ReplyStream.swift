@@ -116,10 +116,14 @@ public final class ReplyStream: Sendable {
         if let text = final(result) {
             let (committed, current) = state.withLock { ($0.committed, $0.current) }
             journal?.finalReady(text, committed, current)
-            try await finish(text)
+            try await withCancellationDelay(Self.lastCall, clock: clock) { try await self.finish(text) }
         }
         return result
     }
+
+    /// How long a final text may still wait for Telegram's budget once shutdown has cut its reply
+    /// off; what would take longer is delivered after the restart.
+    static let lastCall: Duration = .seconds(5)
 
     /// Delivers a final text saved before a restart: the parts not yet sent, editing the message
     /// that was streaming when there is one.
@@ -128,7 +132,7 @@ public final class ReplyStream: Sendable {
             $0.committed = partsSent
             $0.current = streamMessage
         }
-        try await finish(text)
+        try await withCancellationDelay(Self.lastCall, clock: clock) { try await self.finish(text) }
     }
 
     func append(_ piece: String) {
