@@ -192,22 +192,54 @@ public final class FakeTelegramServer: Sendable {
         if let replied = replyToBotMessage {
             message += ",\"reply_to_message\":{\"message_id\":\(replied),\"date\":1700000000,\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"from\":{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Bot\",\"username\":\"\(bot.username)\"},\"text\":\"earlier\"}"
         }
-        if text.hasPrefix("/") {
-            let length = text.prefix { !$0.isWhitespace }.utf16.count
-            message += ",\"entities\":[{\"type\":\"bot_command\",\"offset\":0,\"length\":\(length)}]"
-        }
+        let entities = Self.entities(in: text)
+        if !entities.isEmpty { message += ",\"entities\":\(entities)" }
         return deliver(updateJSON: "\"message\":{\(message)}")
     }
 
-    /// Queues a photo message (no text).
+    /// The entities Telegram finds in what a user typed: a leading `/command`, and `@username`
+    /// mentions (5–32 letters, digits or underscores), with UTF-16 offsets.
+    static func entities(in text: String) -> String {
+        var entities: [String] = []
+        let units = Array(text.utf16)
+        func isNameUnit(_ unit: UTF16.CodeUnit) -> Bool {
+            (0x30...0x39).contains(unit) || (0x41...0x5A).contains(unit) || (0x61...0x7A).contains(unit) || unit == 0x5F
+        }
+        if units.first == 0x2F {
+            var end = 1
+            while end < units.count, units[end] != 0x20, units[end] != 0x0A { end += 1 }
+            entities.append("{\"type\":\"bot_command\",\"offset\":0,\"length\":\(end)}")
+        }
+        var index = 0
+        while index < units.count {
+            let startsWord = index == 0 || !isNameUnit(units[index - 1]) && units[index - 1] != 0x40 && units[index - 1] != 0x2F
+            if units[index] == 0x40, startsWord {
+                var end = index + 1
+                while end < units.count, isNameUnit(units[end]) { end += 1 }
+                if (5...32).contains(end - index - 1), !(units.first == 0x2F && index < (units.firstIndex(of: 0x20) ?? units.count)) {
+                    entities.append("{\"type\":\"mention\",\"offset\":\(index),\"length\":\(end - index)}")
+                }
+                index = end
+            } else {
+                index += 1
+            }
+        }
+        return entities.isEmpty ? "" : "[" + entities.joined(separator: ",") + "]"
+    }
+
+    /// Queues a photo message, with a caption (and its entities) when given.
     @discardableResult
-    public func deliverPhoto(chatID: Int64, userID: Int64? = nil) -> Int64 {
-        addChat(chatID, type: "private")
+    public func deliverPhoto(chatID: Int64, userID: Int64? = nil, chatType: String = "private", caption: String? = nil, messageID: Int = 7) -> Int64 {
+        addChat(chatID, type: chatType)
         let from = userID ?? chatID
-        return deliver(
-            updateJSON:
-                "\"message\":{\"message_id\":7,\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"private\"},\"photo\":[{\"file_id\":\"x\",\"file_unique_id\":\"y\",\"width\":1,\"height\":1}]}"
-        )
+        var message =
+            "\"message_id\":\(messageID),\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"photo\":[{\"file_id\":\"x\",\"file_unique_id\":\"y\",\"width\":1,\"height\":1}]"
+        if let caption {
+            message += ",\"caption\":\(FakeOpenAIServer.quoted(caption))"
+            let entities = Self.entities(in: caption)
+            if !entities.isEmpty { message += ",\"caption_entities\":\(entities)" }
+        }
+        return deliver(updateJSON: "\"message\":{\(message)}")
     }
 
     /// Queues the service message an upgraded group leaves behind.

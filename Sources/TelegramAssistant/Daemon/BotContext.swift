@@ -30,7 +30,6 @@ public struct BotContext: Sendable {
     public let config: TelegramConfig
     public let bot: Telegram.User
     public let replies: AsyncSemaphore
-    public let rateLimiter: UserRateLimiter
     public let stops: StopRegistry
     public let logger: Logger
     public let clock: any Clock<Duration>
@@ -48,7 +47,6 @@ public struct BotContext: Sendable {
         self.config = config
         self.bot = bot
         replies = AsyncSemaphore(permits: config.maxConcurrentReplies)
-        rateLimiter = UserRateLimiter(perMinute: config.userRateLimitPerMinute, clock: clock)
         stops = StopRegistry()
         self.logger = logger
         self.clock = clock

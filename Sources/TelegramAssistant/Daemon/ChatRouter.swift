@@ -10,6 +10,8 @@ public final class ChatRouter: Sendable {
         var running = false
         /// It has taken a message out of the queue and is answering it.
         var busy = false
+        /// A skipped message was already answered with the overflow notice in this busy period.
+        var toldOverflow = false
 
         /// Messages waiting behind the one being answered (or about to be).
         var waiting: Int { busy ? queue.count : max(0, queue.count - 1) }
@@ -17,6 +19,7 @@ public final class ChatRouter: Sendable {
 
     let context: BotContext
     let session: ChatSession
+    let policy: AccessPolicy
     /// Messages a chat may have waiting behind the one being answered.
     let maxQueued: Int
     private let mailboxes = Mutex<[Int64: Mailbox]>([:])
@@ -24,9 +27,13 @@ public final class ChatRouter: Sendable {
 
     public init(context: BotContext, maxQueued: Int = 3) {
         self.context = context
-        session = ChatSession(context: context, refused: RefusalMemory())
+        session = ChatSession(context: context)
+        policy = AccessPolicy(config: context.config, bot: context.bot, clock: context.clock)
         self.maxQueued = maxQueued
     }
+
+    static let overflowNotice =
+        "I'm still answering your earlier messages, so I skipped this one (and will skip others until I'm done). Please send it again in a moment."
 
     /// Routes an update. Returns work to run as a new child task (the caller owns the task group),
     /// or nil when the update was handled at once or joined a chat that is already being served.
@@ -54,18 +61,45 @@ public final class ChatRouter: Sendable {
             markHandled(update.update_id)
             return nil
         }
-        if message.from?.is_bot ?? false || !isAddressedToUs(message) {
-            markHandled(update.update_id)
-            return nil
+        let chatID = message.chat.id
+        let chat = ChatHandle(id: chatID, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
+        // A reply a restart cut off was accepted before; everything else is decided before it is queued.
+        if !incoming.interruptedByRestart {
+            switch policy.decide(message) {
+            case .ignore:
+                markHandled(update.update_id)
+                return nil
+            case .notice(let notice, let errorType):
+                if errorType != "empty_mention" {
+                    context.logger.info(
+                        "message_refused",
+                        metadata: [
+                            "chat_id": .stringConvertible(chatID), "user_id": .stringConvertible(message.from?.id ?? 0),
+                            "error_type": .string(errorType), "notified": .stringConvertible(notice != nil),
+                        ])
+                }
+                guard let notice else {
+                    markHandled(update.update_id)
+                    return nil
+                }
+                return { [self] in
+                    await session.notify(chat, notice, replyTo: message.message_id)
+                    markHandled(update.update_id)
+                }
+            case .accept:
+                break
+            }
         }
 
-        let chatID = message.chat.id
         served.withLock { _ = $0.insert(chatID) }
-        enum Decision { case queued, start, overflow }
+        enum Decision { case queued, start, overflow(tell: Bool) }
         let decision = mailboxes.withLock { boxes -> Decision in
             var box = boxes[chatID] ?? Mailbox()
             defer { boxes[chatID] = box }
-            if box.running, box.waiting >= maxQueued { return .overflow }
+            if box.running, box.waiting >= maxQueued {
+                defer { box.toldOverflow = true }
+                return .overflow(tell: !box.toldOverflow)
+            }
             box.queue.append(incoming)
             if box.running { return .queued }
             box.running = true
@@ -76,10 +110,16 @@ public final class ChatRouter: Sendable {
             return nil
         case .start:
             return { [self] in await drain(chatID) }
-        case .overflow:
+        case .overflow(let tell):
+            context.logger.info(
+                "message_skipped", metadata: ["chat_id": .stringConvertible(chatID), "error_type": "chat_queue_full", "notified": .stringConvertible(tell)])
+            guard tell else {
+                markHandled(update.update_id)
+                return nil
+            }
+            // Once per busy period, quoting the message that was skipped.
             return { [self] in
-                let chat = ChatHandle(id: chatID, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
-                await session.notify(chat, "I'm still answering your previous messages. Please wait a moment.", replyTo: message.message_id)
+                await session.notify(chat, Self.overflowNotice, replyTo: message.message_id, quoteInPrivate: true)
                 markHandled(update.update_id)
             }
         }
@@ -107,18 +147,6 @@ public final class ChatRouter: Sendable {
 
     /// Chats served since start.
     public var chatsServed: Int { served.withLock { $0.count } }
-
-    /// In private chats, everything. In groups: our commands, replies to our messages, @mentions.
-    func isAddressedToUs(_ message: Telegram.Message) -> Bool {
-        if message.chat.isPrivate { return true }
-        let username = context.bot.username?.lowercased() ?? ""
-        let text = message.text ?? ""
-        if let command = Command(text) {
-            return command.addressee.map { $0.lowercased() == username } ?? true
-        }
-        if message.reply_to_message?.from?.id == context.bot.id { return true }
-        return !username.isEmpty && text.lowercased().contains("@\(username)")
-    }
 
     private func markHandled(_ updateID: Int64) {
         try? context.store.setUpdateStatus(updateID, .handled)

@@ -2,11 +2,11 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Handles one message of one chat: access, commands, rate limit, then the streamed model reply.
-/// The router guarantees a chat's messages reach it one at a time, in order.
+/// Handles one accepted message of one chat: a command, or the streamed model reply. The router
+/// has already applied the access policy and guarantees a chat's messages reach it one at a time,
+/// in order.
 public struct ChatSession: Sendable {
     let context: BotContext
-    let refused: RefusalMemory
 
     static let help = """
         I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.
@@ -34,13 +34,6 @@ public struct ChatSession: Sendable {
             }
             return
         }
-        if !context.config.allowedUserIDs.isEmpty, !(user.map(context.config.allowedUserIDs.contains) ?? false) {
-            context.logger.info("access_denied", metadata: ["chat_id": .stringConvertible(chat.id), "user_id": .stringConvertible(user ?? 0)])
-            if refused.firstTime(user ?? chat.id) {
-                await notify(chat, "Sorry, this bot is private.", replyTo: message.message_id)
-            }
-            return
-        }
         guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             if message.hasNonTextContent {
                 await notify(chat, "I can only read text messages.", replyTo: message.message_id)
@@ -51,18 +44,9 @@ public struct ChatSession: Sendable {
             await notify(chat, self.command(command, chat: chat, user: user), replyTo: message.message_id)
             return
         }
-        if let wait = context.rateLimiter.admit(user ?? chat.id) {
-            await notify(chat, "You're sending messages too fast. Please try again in \(max(1, Int(wait.seconds.rounded(.up)))) s.", replyTo: message.message_id)
-            return
-        }
-        closes = await reply(to: text(for: rawText, in: chat), message: message, chat: chat, incoming: incoming)
-    }
-
-    /// The message as the model should see it: the bot's @mention removed in groups.
-    func text(for raw: String, in chat: ChatHandle) -> String {
-        guard chat.isGroup, let username = context.bot.username else { return raw }
-        return raw.replacingOccurrences(of: "@\(username)", with: "", options: .caseInsensitive)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        // In groups the model sees the message without the bot's @mention (Telegram's own entities).
+        let text = chat.isGroup ? message.text(withoutMentionsOf: context.bot.username ?? "") : rawText
+        closes = await reply(to: text, message: message, chat: chat, incoming: incoming)
     }
 
     /// Answers one message. Returns false when shutdown cut off the delivery of the answer, which
@@ -244,11 +228,13 @@ public struct ChatSession: Sendable {
 
     // MARK: Helpers
 
-    /// A short message that must arrive (a refusal, a command's answer, a notice).
-    func notify(_ chat: ChatHandle, _ text: String, replyTo: Int) async {
+    /// A short message that must arrive (a refusal, a command's answer, a notice). It quotes the
+    /// message it answers in groups, and in private chats too when `quoteInPrivate`.
+    func notify(_ chat: ChatHandle, _ text: String, replyTo: Int, quoteInPrivate: Bool = false) async {
         let metrics = ReplyMetrics()
         do {
-            try await context.sender.sendFinal(chat, FormattedText(text: text), replyTo: chat.isGroup ? replyTo : nil, metrics: metrics)
+            try await context.sender.sendFinal(
+                chat, FormattedText(text: text), replyTo: chat.isGroup || quoteInPrivate ? replyTo : nil, metrics: metrics)
         } catch let error as TelegramError {
             context.logger.warning("send_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": .string(error.errorType)])
         } catch {}
@@ -305,11 +291,4 @@ public struct ChatSession: Sendable {
         }
         context.logger.info("reply", metadata: metadata)
     }
-}
-
-/// Users already told they may not use the bot: they are told once, not on every message.
-public final class RefusalMemory: Sendable {
-    private let users = Mutex<Set<Int64>>([])
-    public init() {}
-    func firstTime(_ user: Int64) -> Bool { users.withLock { $0.insert(user).inserted } }
 }

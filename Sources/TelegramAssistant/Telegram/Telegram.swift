@@ -75,6 +75,7 @@ public enum Telegram {
         public var text: String?
         public var entities: [MessageEntity]?
         public var caption: String?
+        public var caption_entities: [MessageEntity]?
         public var reply_to_message: RepliedMessage?
         /// Set in the service message a group leaves behind when it becomes a supergroup.
         public var migrate_to_chat_id: Int64?
@@ -82,7 +83,8 @@ public enum Telegram {
         public var hasNonTextContent: Bool = false
 
         enum CodingKeys: String, CodingKey {
-            case message_id, message_thread_id, from, chat, date, text, entities, caption, reply_to_message, migrate_to_chat_id
+            case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message
+            case migrate_to_chat_id
             /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
             case hasNonTextContent = "x_has_non_text_content"
         }
@@ -124,6 +126,7 @@ public enum Telegram {
             text = try container.decodeIfPresent(String.self, forKey: .text)
             entities = try container.decodeIfPresent([MessageEntity].self, forKey: .entities)
             caption = try container.decodeIfPresent(String.self, forKey: .caption)
+            caption_entities = try container.decodeIfPresent([MessageEntity].self, forKey: .caption_entities)
             reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
             migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
             let all = try decoder.container(keyedBy: AnyKey.self)
