@@ -73,6 +73,7 @@ public final class FakeTelegramServer: Sendable {
         var heldMethods: Set<String> = []
         var heldAnswers = 0
         var hangUps: [String: Int] = [:]
+        var outage = false
         /// Once ids have restarted, an offset beyond every queued id is ignored, as Telegram does.
         var idsRestarted = false
     }
@@ -118,6 +119,13 @@ public final class FakeTelegramServer: Sendable {
             $0.migrated[chatID] = newID
             $0.chats[newID] = "supergroup"
         }
+    }
+
+    /// Telegram is down (`true`) or back (`false`): while down every call answers 502 Bad Gateway,
+    /// as Telegram's front ends do during an outage.
+    public func setOutage(_ down: Bool) {
+        state.withLock { $0.outage = down }
+        wakePolls()
     }
 
     /// The user deletes one of the bot's messages: edits of it answer "message to edit not found".
@@ -289,6 +297,9 @@ public final class FakeTelegramServer: Sendable {
             parameters = object
         } else {
             return record(method, [:], Self.failure(400, "Bad Request: invalid JSON body"))
+        }
+        if state.withLock({ $0.outage }) {
+            return record(method, parameters, .json(502, "<html><body><h1>502 Bad Gateway</h1></body></html>"))
         }
         if let scripted = state.withLock({ state -> (Int, String)? in
             guard var queue = state.failNext[method], !queue.isEmpty else { return nil }

@@ -41,6 +41,8 @@ import Testing
             "TimeoutStopSec=45", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
             "PrivateDevices=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "SystemCallFilter=@system-service",
             "CapabilityBoundingSet=", "LockPersonality=yes", "RestrictNamespaces=yes",
+            // A process that holds the token and the chats never dumps core; its resources are bounded.
+            "LimitCORE=0", "MemoryMax=", "TasksMax=", "LimitNOFILE=",
         ] {
             #expect(unit.contains(line), "missing \(line)")
         }

@@ -96,6 +96,46 @@ import TestSupport
         try await running.value
     }
 
+    /// The watchdog means "the process is alive and its loops turn", not "Telegram answered": a
+    /// Telegram outage longer than WatchdogSec= must not get a healthy bot killed (with a core dump).
+    @Test func aTelegramOutageDoesNotStopTheWatchdog() async throws {
+        let harness = try BotHarness()
+        let systemd = try SystemdNotifierTests.FakeSystemd()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
+        let bot = try await harness.connect(notifier: notifier)
+        let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        var first = await systemd.receive()
+        while first == "WATCHDOG=1" { first = await systemd.receive() }
+        #expect(first?.hasPrefix("READY=1") == true)
+        harness.telegram.setOutage(true)
+        try await harness.eventually("a failed poll") { harness.telegram.calls("getUpdates").contains { $0.status == 502 } }
+        // Ten pings at 0.2 s: two seconds of outage, over five times WatchdogSec= (0.4 s).
+        var pings = 0
+        while pings < 10, let datagram = await systemd.receive() {
+            if datagram == "WATCHDOG=1" { pings += 1 }
+        }
+        #expect(pings == 10)
+        #expect(harness.telegram.calls("getUpdates").filter { $0.status == 200 }.count <= 1, "still down")
+        harness.telegram.setOutage(false)
+        harness.telegram.deliverText("are you there?", chatID: 953)
+        try await harness.eventually("the answer after the outage") { harness.texts(953) == ["Echo: are you there?"] }
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
+    /// After an outage the bot answers within seconds of Telegram coming back: the poll backoff
+    /// is capped, and a 409 still waits the few seconds Telegram spaces its conflicts by.
+    @Test func thePollBackoffIsCappedAtAFewSeconds() throws {
+        for failures in [1, 2, 5, 10, 100, Int.max] {
+            for random in [0.0, 0.5, 0.999_999] {
+                let wait = UpdatePoller.backoff(failures: failures, conflict: false, random: random)
+                #expect(wait <= .seconds(5) && wait >= .milliseconds(200), "\(failures) failures: \(wait)")
+                let conflict = UpdatePoller.backoff(failures: failures, conflict: true, random: random)
+                #expect(conflict >= .seconds(3) && conflict <= .seconds(5))
+            }
+        }
+    }
+
     @Test func theStatusFollowsTheChatsAfterEachPoll() async throws {
         let harness = try BotHarness()
         let systemd = try SystemdNotifierTests.FakeSystemd()

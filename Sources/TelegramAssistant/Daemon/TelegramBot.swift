@@ -78,14 +78,25 @@ public struct TelegramBot: Service, CustomStringConvertible {
     public var description: String { "TelegramBot(@\(context.bot.username ?? "?"))" }
 
     public func run() async throws {
+        let status = StatusReporter(notifier: notifier, router: router, clock: context.clock)
+        // The longest a healthy polling loop goes without a new round: a long poll that times out
+        // at the HTTP level, then the longest backoff.
+        let stallLimit = Duration.seconds(context.config.pollTimeout + 15 + 5) + UpdatePoller.maxBackoff + .seconds(5)
+        try? context.store.pruneHandledUpdates()
+        try await withThrowingTaskGroup(of: Void.self) { watchdog in
+            watchdog.addTask { await status.runWatchdog(stallLimit: stallLimit) }
+            defer { watchdog.cancelAll() }
+            try await serve(status: status)
+        }
+    }
+
+    private func serve(status: StatusReporter) async throws {
         let router = self.router
         let poller = self.poller
         let store = context.store
         let notifier = self.notifier
         let grace = context.config.shutdownGrace
         let logger = context.logger
-        let status = StatusReporter(notifier: notifier, router: router)
-        try? store.pruneHandledUpdates()
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 // First what a restart left open: unanswered updates, and replies cut off mid-way.
@@ -99,7 +110,9 @@ public struct TelegramBot: Service, CustomStringConvertible {
                 group.addTask {
                     defer { continuation.finish() }
                     try await cancelWhenGracefulShutdown {
-                        try await poller.run(onPoll: { status.polled() }) { update in continuation.yield(Incoming(update: update)) }
+                        try await poller.run(onTurn: { status.turned() }, onPoll: { status.polled() }) { update in
+                            continuation.yield(Incoming(update: update))
+                        }
                     }
                 }
                 status.ready()
@@ -124,18 +137,51 @@ public struct TelegramBot: Service, CustomStringConvertible {
     }
 }
 
-/// Tells systemd the bot is alive (`WATCHDOG=1`) and what it is doing (`STATUS=`), from the
-/// polling loop: a poller that stops polling stops the pings, and systemd restarts the service.
-/// The status goes out after a poll when it has changed, so `systemctl status` is at most one poll
-/// behind and an idle bot sends nothing but its pings.
+/// Tells systemd the bot is alive (`WATCHDOG=1`) and what it is doing (`STATUS=`).
+///
+/// The watchdog means "the process runs and its polling loop turns", not "Telegram answered": an
+/// outage of Telegram or of the network must not get a healthy bot killed. So the pings come from
+/// a timer of their own, and stop only when the loop has not started a round for longer than a
+/// healthy loop ever takes (or when the process is frozen). The status goes out after a poll when
+/// it has changed, so `systemctl status` is at most one poll behind.
 final class StatusReporter: Sendable {
     private let notifier: SystemdNotifier
     private let router: ChatRouter
-    private let last = Mutex<(watchdog: ContinuousClock.Instant, status: String)>((.now, ""))
+    private let clock: any Clock<Duration>
+    private let elapsed: @Sendable () -> Duration
+    private let last = Mutex<(turn: Duration, status: String)>((.zero, ""))
 
-    init(notifier: SystemdNotifier, router: ChatRouter) {
+    init(notifier: SystemdNotifier, router: ChatRouter, clock: any Clock<Duration>) {
         self.notifier = notifier
         self.router = router
+        self.clock = clock
+        elapsed = Self.stopwatch(clock)
+    }
+
+    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
+    }
+
+    /// The polling loop starts a round.
+    func turned() {
+        let now = elapsed()
+        last.withLock { $0.turn = now }
+    }
+
+    /// Pings every `watchdogInterval` (half of WatchdogSec=) until cancelled, while the polling loop
+    /// has turned within `stallLimit`. Without a watchdog it returns at once.
+    func runWatchdog(stallLimit: Duration) async {
+        guard let interval = notifier.watchdogInterval else { return }
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(for: interval)
+            } catch {
+                return
+            }
+            let sinceTurn = elapsed() - last.withLock { $0.turn }
+            if sinceTurn <= stallLimit { notifier.notify("WATCHDOG=1") }
+        }
     }
 
     /// READY=1 with the first status.
@@ -147,18 +193,12 @@ final class StatusReporter: Sendable {
 
     func polled() {
         guard notifier.isEnabled else { return }
-        let now = ContinuousClock.now
         let summary = self.summary
-        let (pingWatchdog, sendStatus) = last.withLock { last -> (Bool, Bool) in
-            // `watchdogInterval` is already half of WatchdogSec=, as systemd recommends.
-            let ping = notifier.watchdogInterval.map { now - last.watchdog >= $0 } ?? false
-            if ping { last.watchdog = now }
-            let changed = summary != last.status
-            last.status = summary
-            return (ping, changed)
+        let changed = last.withLock { last -> Bool in
+            defer { last.status = summary }
+            return summary != last.status
         }
-        if pingWatchdog { notifier.notify("WATCHDOG=1") }
-        if sendStatus { notifier.notify("STATUS=\(summary)") }
+        if changed { notifier.notify("STATUS=\(summary)") }
     }
 
     /// The one-line status `systemctl status` shows.

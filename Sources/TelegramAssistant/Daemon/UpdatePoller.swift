@@ -4,8 +4,9 @@ import Logging
 ///
 /// Updates are saved (with the next offset) before the next getUpdates confirms them to Telegram,
 /// so a crash between the two only makes Telegram send them again, and the saved copy says they
-/// were already seen. Network errors and 5xx back off with jitter; a 409 (another instance, or a
-/// webhook) is logged clearly and backed off; a rejected token ends the poller.
+/// were already seen. Network errors and 5xx back off with jitter, at most a few seconds, so the bot
+/// answers soon after Telegram comes back; a 409 (another instance, or a webhook) is logged clearly
+/// and backed off; a rejected token ends the poller.
 public struct UpdatePoller: Sendable {
     let client: BotAPIClient
     let store: Store
@@ -27,10 +28,14 @@ public struct UpdatePoller: Sendable {
     }
 
     /// Polls until cancelled, calling `deliver` with every update not seen before, in order.
-    /// `onPoll` runs after every successful poll (a liveness signal).
-    public func run(onPoll: @Sendable () -> Void = {}, deliver: (Telegram.Update) async -> Void) async throws {
+    /// `onTurn` runs at the start of every round, answered or not (the loop is alive); `onPoll`
+    /// after every successful poll.
+    public func run(
+        onTurn: @Sendable () -> Void = {}, onPoll: @Sendable () -> Void = {}, deliver: (Telegram.Update) async -> Void
+    ) async throws {
         var failures = 0
         while !Task.isCancelled {
+            onTurn()
             do {
                 let offset = try store.telegramOffset()
                 let polled = try await client.getUpdates(offset: offset, timeout: pollTimeout)
@@ -73,11 +78,18 @@ public struct UpdatePoller: Sendable {
         }
     }
 
-    /// Exponential backoff with full jitter, 1 s doubling to 60 s; at least 3 s after a 409,
-    /// matching how Telegram spaces its own conflict answers.
     private func backOff(_ failures: Int, conflict: Bool) async throws {
-        let ceiling = Double(min(60, 1 << min(failures, 6)))
-        let wait = max(conflict ? 3 : 0.2, ceiling * random())
-        try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
+        try await clock.sleep(for: Self.backoff(failures: failures, conflict: conflict, random: random()))
+    }
+
+    /// The longest wait between two polls while Telegram fails.
+    static let maxBackoff: Duration = .seconds(5)
+
+    /// Exponential backoff with jitter, 0.5 s doubling to `maxBackoff`, each wait between half and all
+    /// of its ceiling; at least 3 s after a 409, matching how Telegram spaces its conflict answers.
+    static func backoff(failures: Int, conflict: Bool, random: Double) -> Duration {
+        let ceiling = min(maxBackoff.seconds, 0.5 * Double(1 << (max(1, min(failures, 16)) - 1)))
+        let wait = max(conflict ? 3 : 0.2, ceiling * (0.5 + 0.5 * min(max(random, 0), 1)))
+        return .milliseconds(Int64(wait * 1000))
     }
 }
