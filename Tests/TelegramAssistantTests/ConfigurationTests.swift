@@ -94,4 +94,30 @@ import Testing
         #expect(!lines.contains("sk-very-secret"))
         #expect(lines.contains("OPENAI_API_KEY=•••• (14 characters)"))
     }
+
+    /// A remote http:// endpoint would carry the bot token or the API key in clear.
+    @Test func plainHTTPIsRefusedForRemoteHostsUnlessAllowed() throws {
+        let base = ["OPENAI_API_KEY": "k", "TELEGRAM_BOT_TOKEN": "123456:AAbcdefghijklmnopqrstuvwxyz"]
+        for remote in ["http://api.example.com/v1", "http://10.0.0.5:8080/v1", "HTTP://example.org"] {
+            #expect(throws: ConfigurationError.self) { try AssistantConfig.parse { (base.merging(["OPENAI_BASE_URL": remote]) { $1 })[$0] } }
+            #expect(throws: ConfigurationError.self) {
+                try AssistantConfig.parse(requireTelegram: true) { (base.merging(["TELEGRAM_API_URL": remote]) { $1 })[$0] }
+            }
+        }
+        do {
+            _ = try AssistantConfig.parse { (base.merging(["OPENAI_BASE_URL": "http://api.example.com/v1"]) { $1 })[$0] }
+        } catch let error as ConfigurationError {
+            #expect(error.problems.contains { $0.contains("OPENAI_BASE_URL") && $0.contains("ALLOW_INSECURE_HTTP") })
+        }
+        for local in ["http://127.0.0.1:8080/v1", "http://localhost:11434/v1", "http://[::1]:8080/v1", "http://127.1.2.3/v1"] {
+            let config = try AssistantConfig.parse(requireTelegram: true) {
+                (base.merging(["OPENAI_BASE_URL": local, "TELEGRAM_API_URL": local]) { $1 })[$0]
+            }
+            #expect(config.baseURL.absoluteString == local)
+        }
+        let allowed = try AssistantConfig.parse(requireTelegram: true) {
+            (base.merging(["OPENAI_BASE_URL": "http://gpu-box.lan:8000/v1", "TELEGRAM_API_URL": "http://bot-api.lan:8081", "ALLOW_INSECURE_HTTP": "true"]) { $1 })[$0]
+        }
+        #expect(allowed.telegram?.apiURL.host == "bot-api.lan")
+    }
 }

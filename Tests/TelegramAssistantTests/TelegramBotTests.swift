@@ -255,7 +255,7 @@ import TestSupport
         #expect(texts[1] == "Echo: hello")
         #expect(texts[2].contains("Messages in memory: 2"))
         #expect(texts[2].contains("Estimated cost: $0.0000"))
-        #expect(texts[2].contains("All chats: 1 chats"), "admins see totals")
+        #expect(texts[2].contains("All chats: 1 chats"), "admins see totals in private")
         #expect(texts[3].contains("Model: test-model"))
         #expect(texts[4].contains("not allowed") && texts[4].contains("small-model"))
         #expect(texts[5] == "Model switched to small-model for this chat.")
@@ -263,6 +263,18 @@ import TestSupport
         #expect(texts[7].hasPrefix("History cleared"))
         #expect(texts[8].contains("Messages in memory: 0"))
         #expect(harness.telegram.registeredCommands.count == 5)
+    }
+
+    /// Bot-wide totals are for the admin's eyes: never posted into a group, even at an admin's /stats.
+    @Test func anAdminsStatsInAGroupShowOnlyThatGroup() async throws {
+        let harness = try BotHarness(overrides: ["ADMIN_USER_IDS": "1"])
+        let group: Int64 = -100_901
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("/stats", chatID: group, chatType: "group", userID: 1, messageID: 1)
+            try await harness.eventually("the stats") { harness.texts(group).count == 1 }
+        }
+        #expect(harness.texts(group).first?.contains("Messages in memory:") == true)
+        #expect(harness.texts(group).first?.contains("All chats") == false)
     }
 
     @Test func onlyAdminsSwitchModelsInGroups() async throws {

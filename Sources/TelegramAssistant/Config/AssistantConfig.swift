@@ -87,13 +87,18 @@ public struct AssistantConfig: Sendable {
         let apiKey = value("OPENAI_API_KEY") ?? ""
         if apiKey.isEmpty { problems.append("OPENAI_API_KEY is required (set it in the environment or in .env)") }
 
-        let baseText = value("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
-        var baseURL = URL(string: "https://openrouter.ai/api/v1")!
-        if let url = URL(string: baseText), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil {
-            baseURL = url
-        } else {
-            problems.append("OPENAI_BASE_URL must be an http:// or https:// URL, got \"\(baseText)\"")
+        var allowInsecureHTTP = false
+        if let text = value("ALLOW_INSECURE_HTTP") {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": allowInsecureHTTP = true
+            case "false", "0", "no", "off": allowInsecureHTTP = false
+            default: problems.append("ALLOW_INSECURE_HTTP must be true or false, got \"\(text)\"")
+            }
         }
+        let baseText = value("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
+        let baseURL =
+            endpoint("OPENAI_BASE_URL", baseText, allowInsecureHTTP: allowInsecureHTTP, problems: &problems)
+            ?? URL(string: "https://openrouter.ai/api/v1")!
 
         let systemPrompt = value("OPENAI_SYSTEM_PROMPT") ?? defaultSystemPrompt
         let temperature = number("OPENAI_TEMPERATURE", default: 0.4, in: 0...2, describe: "a number between 0 and 2")
@@ -139,7 +144,7 @@ public struct AssistantConfig: Sendable {
             databasePath = "./data/assistant.sqlite"
         }
 
-        let telegram = requireTelegram ? TelegramConfig.parse(value, problems: &problems) : nil
+        let telegram = requireTelegram ? TelegramConfig.parse(value, allowInsecureHTTP: allowInsecureHTTP, problems: &problems) : nil
 
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return AssistantConfig(
@@ -153,6 +158,31 @@ public struct AssistantConfig: Sendable {
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
             telegram: telegram)
+    }
+
+    /// Checks an endpoint URL. Plain http:// sends the token or key in clear, so it is accepted only
+    /// for loopback (a local llama.cpp, Ollama or Bot API server) unless `ALLOW_INSECURE_HTTP=true`.
+    static func endpoint(_ name: String, _ text: String, allowInsecureHTTP: Bool, problems: inout [String]) -> URL? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty
+        else {
+            problems.append("\(name) must be an http:// or https:// URL, got \"\(text)\"")
+            return nil
+        }
+        if scheme == "http", !allowInsecureHTTP, !isLoopback(host) {
+            problems.append(
+                "\(name) uses plain http:// to \(host), which would send secrets in clear: use https://, or set ALLOW_INSECURE_HTTP=true for a trusted network")
+            return nil
+        }
+        return url
+    }
+
+    /// `localhost`, 127.0.0.0/8 and ::1.
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        if bare == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.

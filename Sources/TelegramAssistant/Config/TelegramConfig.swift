@@ -16,7 +16,7 @@ public struct TelegramConfig: Sendable {
     public var shutdownGrace: Duration
 
     /// Validates the Telegram variables, adding what is wrong to `problems`.
-    static func parse(_ value: (String) -> String?, problems: inout [String]) -> TelegramConfig {
+    static func parse(_ value: (String) -> String?, allowInsecureHTTP: Bool, problems: inout [String]) -> TelegramConfig {
         let token = value("TELEGRAM_BOT_TOKEN") ?? ""
         if token.isEmpty {
             problems.append("TELEGRAM_BOT_TOKEN is required (create a bot with @BotFather and paste its token)")
@@ -24,12 +24,10 @@ public struct TelegramConfig: Sendable {
             problems.append("TELEGRAM_BOT_TOKEN does not look like a bot token (expected digits, a colon, then the secret part)")
         }
         var apiURL = URL(string: "https://api.telegram.org")!
-        if let text = value("TELEGRAM_API_URL") {
-            if let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil {
-                apiURL = url
-            } else {
-                problems.append("TELEGRAM_API_URL must be an http:// or https:// URL, got \"\(text)\"")
-            }
+        if let text = value("TELEGRAM_API_URL"),
+            let url = AssistantConfig.endpoint("TELEGRAM_API_URL", text, allowInsecureHTTP: allowInsecureHTTP, problems: &problems)
+        {
+            apiURL = url
         }
         func ids(_ name: String) -> Set<Int64> {
             guard let text = value(name) else { return [] }

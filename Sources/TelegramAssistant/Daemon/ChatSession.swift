@@ -198,7 +198,8 @@ public struct ChatSession: Sendable {
                 return "History cleared. Let's start fresh."
             case "stats":
                 var text = try context.engine.stats(conversationID: conversation.id).text
-                if context.isAdmin(user) {
+                // Bot-wide totals are for an admin's private chat, never posted into a group.
+                if context.isAdmin(user), !chat.isGroup {
                     let totals = try context.store.telegramTotals()
                     text += "\n\nAll chats: \(totals.chats) chats, \(totals.requests) requests, \(totals.promptTokens) prompt and \(totals.completionTokens) completion tokens, estimated cost $\(ConversationStats.sixDecimals(totals.costUSD))"
                 }
