@@ -51,7 +51,7 @@ struct Benchmarks {
             var offset = 0
             while offset < bytes.count {
                 let end = min(offset + 1024, bytes.count)
-                events += decoder.feed(bytes[offset..<end]).count
+                events += (try? decoder.feed(bytes[offset..<end]).count) ?? 0
                 offset = end
             }
         }

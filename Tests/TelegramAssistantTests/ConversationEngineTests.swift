@@ -284,4 +284,23 @@ import TestSupport
         #expect(!harness.log.text.contains("sk-test-secret-key-0123456789"))
         #expect(!harness.log.text.contains("hello"), "no message text at info level")
     }
+
+    /// A model that loops is cut at 64 KiB with a note: memory, the database and the chat stay bounded.
+    @Test func anAnswerPastTheHardCapIsCutWithANote() async throws {
+        let harness = try Harness()
+        let id = try newConversation(harness)
+        let endless = String(repeating: String(repeating: "la", count: 500) + " ", count: 90)  // 90 KB in 90 pieces
+        harness.server.enqueue(.answer(endless, chunkSize: 4096, pause: .milliseconds(5)))
+        let outcome = await harness.engine.reply(to: "sing", conversationID: id) { _ in }
+        guard case .answered(let completion) = outcome else {
+            Issue.record("expected an answer, got \(outcome)")
+            return
+        }
+        #expect(completion.truncated)
+        #expect(completion.text.utf8.count <= 64 * 1024 && completion.text.utf8.count > 60 * 1024)
+        #expect(outcome.notice?.contains("cut") == true)
+        let saved = try harness.store.allMessages(conversationID: id).last
+        #expect(saved?.content == completion.text)
+        try await waitUntil("the stream closed") { harness.server.clientDisconnects >= 1 }
+    }
 }

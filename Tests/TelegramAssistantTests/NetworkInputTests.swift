@@ -43,7 +43,7 @@ import TestSupport
 
     /// Random strings made of the characters number parsers trip on, many thousands of them.
     @Test func headerAndNumberParsersSurviveRandomInput() {
-        var generator = SeededGenerator(seed: 0x5eed)
+        var generator = SplitMix(seed: 0x5eed)
         let alphabet = Array("0123456789.eE+-infatyINFAYx :,\u{0}\u{661}\u{FF11}")
         for _ in 0..<20_000 {
             let length = Int.random(in: 0...24, using: &generator)
@@ -89,18 +89,5 @@ import TestSupport
         #expect(completion.text == "All there.")
         #expect(completion.usage.promptTokens == 12)
         #expect(completion.usage.estimated, "a count the server did not give is estimated, and says so")
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failing random input can be found again.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

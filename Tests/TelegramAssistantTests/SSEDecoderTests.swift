@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 @testable import TelegramAssistant
 
@@ -10,7 +11,11 @@ import Testing
         var events: [String] = []
         var start = 0
         for cut in cuts.sorted() + [bytes.count] where cut >= start && cut <= bytes.count {
-            events += decoder.feed(bytes[start..<cut])
+            do {
+                events += try decoder.feed(bytes[start..<cut])
+            } catch {
+                Issue.record("an ordinary event was too large")
+            }
             start = cut
         }
         return events + decoder.finish()
@@ -66,6 +71,41 @@ import Testing
             #expect(decode(text, cuts: cuts) == expected, "cuts \(cuts)")
         }
     }
+
+    /// A server that never ends its line cannot make the bot buffer without end.
+    @Test func aLineThatNeverEndsIsAnErrorNotUnboundedMemory() {
+        var decoder = SSEDecoder(maxEventBytes: 64 * 1024)
+        let chunk = Array(repeating: UInt8(ascii: "x"), count: 4096)
+        var thrown = false
+        for _ in 0..<100 {
+            do {
+                _ = try decoder.feed(chunk[...])
+            } catch {
+                thrown = true
+                break
+            }
+        }
+        #expect(thrown)
+        // So does an event of many data lines that never ends with its blank line.
+        var lines = SSEDecoder(maxEventBytes: 64 * 1024)
+        let dataLine = Array("data: \(String(repeating: "y", count: 1000))\n".utf8)
+        #expect(throws: SSEDecoder.EventTooLarge.self) {
+            for _ in 0..<100 { _ = try lines.feed(dataLine[...]) }
+        }
+    }
+
+    @Test func anEndlessLineFromTheServerEndsTheCallAsMalformed() async throws {
+        let harness = try Harness()
+        let endless = FakeOpenAIServer.Behavior.rawSSE("data: " + String(repeating: "z", count: 1_200_000), chunkSize: 64 * 1024)
+        harness.server.enqueue(endless, endless, endless)
+        do {
+            _ = try await harness.runner.complete(harness.request("q")) { _ in }
+            Issue.record("an endless line was accepted")
+        } catch let failure as CompletionFailure {
+            #expect(failure.error == .malformedEvent)
+        }
+    }
+
 }
 
 /// A tiny deterministic generator so property tests repeat exactly.
@@ -99,4 +139,5 @@ enum FakeSSE {
 
 
         """
+
 }

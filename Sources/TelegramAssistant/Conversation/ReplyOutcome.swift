@@ -20,7 +20,10 @@ public enum ReplyOutcome: Sendable {
     public var notice: String? {
         switch self {
         case .answered(let completion):
-            completion.fallbackUsed ? "(answered by the fallback model \(completion.model))" : nil
+            [
+                completion.truncated ? "(the answer was cut here: it went past the bot's length limit)" : nil,
+                completion.fallbackUsed ? "(answered by the fallback model \(completion.model))" : nil,
+            ].compactMap { $0 }.joined(separator: "\n").nilIfEmpty
         case .interrupted(_, _, let reason):
             if let reason, case .interrupted(_, let cause) = reason {
                 "\(Self.interruptedMarker) \(cause.userMessage)"
@@ -35,4 +38,9 @@ public enum ReplyOutcome: Sendable {
             "Could not save the conversation, so nothing was sent. Please try again; if it persists, tell the bot's operator."
         }
     }
+}
+
+extension String {
+    /// nil for "", for optional chaining of texts that may be empty.
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -94,7 +94,9 @@ public final class HTTPStreamingClient: Sendable {
 
     private struct Handler: Sendable {
         var head: CheckedContinuation<HTTPStreamingResponse, any Error>?
-        let body: AsyncThrowingStream<Data, any Error>
+        /// Held only until the response is handed out: from then on the reader owns the stream, and
+        /// a reader that drops it ends the transfer (its `onTermination` cancels the task).
+        var body: AsyncThrowingStream<Data, any Error>?
         let bodyContinuation: AsyncThrowingStream<Data, any Error>.Continuation
     }
 
@@ -136,9 +138,10 @@ public final class HTTPStreamingClient: Sendable {
                 }
             }
             let pending = handlers.withLock { table -> (CheckedContinuation<HTTPStreamingResponse, any Error>, AsyncThrowingStream<Data, any Error>)? in
-                guard let handler = table[id], let head = handler.head else { return nil }
+                guard let handler = table[id], let head = handler.head, let body = handler.body else { return nil }
                 table[id]?.head = nil
-                return (head, handler.body)
+                table[id]?.body = nil
+                return (head, body)
             }
             completionHandler(.allow)
             if let (head, body) = pending {

@@ -166,7 +166,12 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                     continue
                 }
                 activity?.touch()
-                try process(decoder.feed(chunk))
+                do {
+                    try process(decoder.feed(chunk))
+                } catch is SSEDecoder.EventTooLarge {
+                    ended = true
+                    throw LLMError.malformedEvent  // a server that never ends its line
+                }
             }
         }
 

@@ -26,6 +26,8 @@ public struct Completion: Sendable {
     /// From the first request to the first piece of text.
     public var timeToFirstToken: Duration?
     public var latency: Duration
+    /// The answer went past the runner's size cap and was cut there (the stream was closed).
+    public var truncated = false
 }
 
 /// What to ask for in one completion.
@@ -67,14 +69,21 @@ public struct CompletionRunner: Sendable {
     let timeouts: LLMTimeouts
     /// Used for backoff waits; injected so tests do not sleep.
     let clock: any Clock<Duration>
+    /// The longest answer kept, in UTF-8 bytes: a model that loops (or a server that never stops)
+    /// is cut here, with a note, instead of growing memory, the database and the chat without end.
+    let maxAnswerBytes: Int
     /// Set once a server has said it wants `max_completion_tokens`, so later calls ask that way at once.
     private let prefersMaxCompletionTokens = SharedFlag()
 
-    public init(client: ChatCompletionsClient, policy: RetryPolicy = RetryPolicy(), timeouts: LLMTimeouts, clock: any Clock<Duration> = ContinuousClock()) {
+    public init(
+        client: ChatCompletionsClient, policy: RetryPolicy = RetryPolicy(), timeouts: LLMTimeouts, clock: any Clock<Duration> = ContinuousClock(),
+        maxAnswerBytes: Int = 64 * 1024
+    ) {
         self.client = client
         self.policy = policy
         self.timeouts = timeouts
         self.clock = clock
+        self.maxAnswerBytes = maxAnswerBytes
     }
 
     /// Streams the answer to `onDelta` as it arrives and returns it whole. Throws
@@ -103,7 +112,7 @@ public struct CompletionRunner: Sendable {
                     return Completion(
                         text: outcome.text, model: model, fallbackUsed: index > 0, usage: outcome.usage,
                         attempts: attempts, finishReason: outcome.finishReason,
-                        timeToFirstToken: progress.snapshot.ttft, latency: ContinuousClock.now - start)
+                        timeToFirstToken: progress.snapshot.ttft, latency: ContinuousClock.now - start, truncated: outcome.truncated)
                 } catch let error as LLMError {
                     try Task.checkCancellation()  // a stop request is not a fault to retry or report
                     let seen = progress.snapshot
@@ -137,6 +146,7 @@ public struct CompletionRunner: Sendable {
         var text: String
         var usage: TokenUsage
         var finishReason: String?
+        var truncated: Bool
     }
 
     private func attempt(
@@ -147,17 +157,34 @@ public struct CompletionRunner: Sendable {
             model: model, messages: request.messages, temperature: request.temperature,
             maxOutputTokens: request.maxOutputTokens, usesMaxCompletionTokens: prefersMaxCompletionTokens.isSet)
         let client = self.client
+        let maxAnswerBytes = self.maxAnswerBytes
         return try await timeouts.enforce { activity in
             let stream = try await client.stream(body, activity: activity)
             var text = ""
             var usage: OpenAI.Usage?
             var finishReason: String?
-            for try await event in stream {
+            var truncated = false
+            events: for try await event in stream {
                 switch event {
-                case .delta(let piece):
+                case .delta(var piece):
+                    if text.utf8.count + piece.utf8.count > maxAnswerBytes {
+                        // Whole characters up to the cap; leaving the loop closes the stream.
+                        var room = maxAnswerBytes - text.utf8.count
+                        piece = String(piece.prefix { character in
+                            room -= character.utf8.count
+                            return room >= 0
+                        })
+                        truncated = true
+                    }
                     text += piece
-                    progress.append(piece, now: ContinuousClock.now - start)
-                    await onDelta(piece)
+                    if !piece.isEmpty {
+                        progress.append(piece, now: ContinuousClock.now - start)
+                        await onDelta(piece)
+                    }
+                    if truncated {
+                        finishReason = "length_cap"
+                        break events
+                    }
                 case .usage(let reported):
                     // Counts may come in pieces (or twice): keep the latest of each.
                     usage = OpenAI.Usage(
@@ -172,7 +199,7 @@ public struct CompletionRunner: Sendable {
                 promptTokens: usage?.promptTokens ?? TokenEstimator.estimate(request.messages),
                 completionTokens: usage?.completionTokens ?? TokenEstimator.estimate(text),
                 estimated: !(usage?.isComplete ?? false))
-            return AttemptOutcome(text: text, usage: tokens, finishReason: finishReason)
+            return AttemptOutcome(text: text, usage: tokens, finishReason: finishReason, truncated: truncated)
         }
     }
 }

@@ -7,27 +7,38 @@ import Foundation
 /// two network reads is never decoded half-way. Comments (`: keep-alive`) and fields other than
 /// `data` are skipped; an event is dispatched at the blank line that ends it, its `data` lines joined
 /// with `\n` as the SSE specification says.
+///
+/// Memory is bounded: an event (or a line) larger than `maxEventBytes` is an error, so a server that
+/// never sends a newline cannot make the bot buffer without end.
 public struct SSEDecoder: Sendable {
+    /// Thrown when one event grows past `maxEventBytes`.
+    public struct EventTooLarge: Error, Sendable {}
+
+    public let maxEventBytes: Int
     private var line: [UInt8] = []
     private var dataLines: [String] = []
+    private var dataBytes = 0
     private var hasData = false
     /// True when the previous chunk ended in `\r`, so a leading `\n` in the next chunk belongs to it.
     private var pendingCR = false
 
-    public init() {}
-
-    /// Feeds the next chunk of bytes; returns the `data` payloads of every event it completed.
-    public mutating func feed(_ data: Data) -> [String] {
-        data.withUnsafeBytes { feed(buffer: $0) }
+    /// 1 MiB by default: a chunk of a chat completion is a few hundred bytes.
+    public init(maxEventBytes: Int = 1 << 20) {
+        self.maxEventBytes = maxEventBytes
     }
 
     /// Feeds the next chunk of bytes; returns the `data` payloads of every event it completed.
-    public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [String] {
-        bytes.withUnsafeBytes { feed(buffer: $0) }
+    public mutating func feed(_ data: Data) throws -> [String] {
+        try data.withUnsafeBytes { try feed(buffer: $0) }
+    }
+
+    /// Feeds the next chunk of bytes; returns the `data` payloads of every event it completed.
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) throws -> [String] {
+        try bytes.withUnsafeBytes { try feed(buffer: $0) }
     }
 
     /// Scans for line ends and copies whole runs of bytes, not one byte at a time.
-    private mutating func feed(buffer: UnsafeRawBufferPointer) -> [String] {
+    private mutating func feed(buffer: UnsafeRawBufferPointer) throws -> [String] {
         var events: [String] = []
         let count = buffer.count
         guard count > 0 else { return events }
@@ -54,6 +65,13 @@ public struct SSEDecoder: Sendable {
             index += 1
         }
         if runStart < count { line.append(contentsOf: buffer[runStart..<count]) }
+        if line.count + dataBytes > maxEventBytes {
+            line.removeAll()
+            dataLines.removeAll()
+            dataBytes = 0
+            hasData = false
+            throw EventTooLarge()
+        }
         return events
     }
 
@@ -88,6 +106,7 @@ public struct SSEDecoder: Sendable {
         }
         guard field.elementsEqual("data".utf8) else { return }
         dataLines.append(String(decoding: value, as: UTF8.self))
+        dataBytes += value.count + 1
         hasData = true
     }
 
@@ -95,6 +114,7 @@ public struct SSEDecoder: Sendable {
         guard hasData else { return }
         events.append(dataLines.count == 1 ? dataLines[0] : dataLines.joined(separator: "\n"))
         dataLines.removeAll(keepingCapacity: true)
+        dataBytes = 0
         hasData = false
     }
 }
