@@ -33,7 +33,10 @@ struct BotHarness {
         config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
     }
 
-    func connect(notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logger: Logger? = nil) async throws -> TelegramBot {
+    func connect(
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logger: Logger? = nil,
+        maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
+    ) async throws -> TelegramBot {
         let logger = logger ?? log.logger
         let http = HTTPStreamingClient()
         let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
@@ -43,7 +46,8 @@ struct BotHarness {
         let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
         return try await TelegramBot.connect(
             config: config, engine: engine, store: store, logger: logger, http: http,
-            limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10), notifier: notifier)
+            limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10), notifier: notifier,
+            maintenanceInterval: maintenanceInterval, updateRetention: updateRetention)
     }
 
     /// Runs the bot while `body` runs, then stops it the way a shutdown does.

@@ -87,6 +87,12 @@ import TestSupport
         #expect(harness.telegram.visibleMessages(chatID: group).last?.replyTo == 3)
     }
 
+    @Test func theRateLimiterIsBounded() {
+        let limiter = UserRateLimiter(perMinute: 5, capacity: 1_000)
+        for person in 0..<5_000 { #expect(limiter.admit(Int64(person)) == nil) }
+        #expect(limiter.count <= 1_000)
+    }
+
     @Test func theNoticeMemoryIsBounded() {
         let memory = NoticeMemory(period: .seconds(60), capacity: 100, clock: ContinuousClock())
         for person in 0..<1_000 { #expect(memory.shouldTell(Int64(person))) }

@@ -30,6 +30,8 @@ public struct AssistantConfig: Sendable {
     public var logLevel: Logger.Level
     public var logFile: String?
     public var summarizeHistory: Bool
+    /// Turns older than this many days are deleted (`HISTORY_RETENTION_DAYS`); nil keeps everything.
+    public var historyRetentionDays: Int?
     public var timeouts: LLMTimeouts
     /// Present when loaded for the Telegram bot (`requireTelegram`).
     public var telegram: TelegramConfig?
@@ -135,6 +137,11 @@ public struct AssistantConfig: Sendable {
             }
         }
 
+        var historyRetentionDays: Int?
+        if value("HISTORY_RETENTION_DAYS") != nil {
+            historyRetentionDays = integer("HISTORY_RETENTION_DAYS", default: 0, minimum: 1)
+        }
+
         let databasePath: String
         if let path = value("DATABASE_PATH") {
             databasePath = path
@@ -153,7 +160,7 @@ public struct AssistantConfig: Sendable {
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
             appURL: value("APP_URL"), appName: value("APP_NAME"), databasePath: databasePath, logLevel: logLevel,
-            logFile: value("LOG_FILE"), summarizeHistory: summarize,
+            logFile: value("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
@@ -187,7 +194,8 @@ public struct AssistantConfig: Sendable {
 
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
     public var redactedSummary: [(name: String, value: String)] {
-        [
+        let retention = historyRetentionDays.map { String($0) } ?? "(keep everything)"
+        let lines: [(name: String, value: String)] = [
             ("OPENAI_API_KEY", Self.mask(apiKey.value)),
             ("OPENAI_BASE_URL", baseURL.absoluteString),
             ("OPENAI_MODEL", model),
@@ -197,9 +205,11 @@ public struct AssistantConfig: Sendable {
             ("OPENAI_MAX_HISTORY_MESSAGES", String(maxHistoryMessages)),
             ("OPENAI_CONTEXT_TOKENS", String(contextTokens)),
             ("SUMMARIZE_HISTORY", String(summarizeHistory)),
+            ("HISTORY_RETENTION_DAYS", retention),
             ("DATABASE_PATH", databasePath),
             ("LOG_LEVEL", logLevel.rawValue),
-        ] + (telegram.map { telegram in
+        ]
+        return lines + (telegram.map { telegram -> [(name: String, value: String)] in
             [
                 ("TELEGRAM_BOT_TOKEN", Self.mask(telegram.token.value)),
                 ("TELEGRAM_API_URL", telegram.apiURL.absoluteString),

@@ -91,7 +91,7 @@ public final class ChatRouter: Sendable {
             }
         }
 
-        served.withLock { _ = $0.insert(chatID) }
+        served.withLock { if $0.count < Self.servedCapacity { $0.insert(chatID) } }
         enum Decision { case queued, start, overflow(tell: Bool) }
         let decision = mailboxes.withLock { boxes -> Decision in
             var box = boxes[chatID] ?? Mailbox()
@@ -145,8 +145,9 @@ public final class ChatRouter: Sendable {
     /// Chats being served right now.
     public var activeChats: Int { mailboxes.withLock { $0.count } }
 
-    /// Chats served since start.
+    /// Chats served since start, counted up to `servedCapacity` (a bound, not a guess).
     public var chatsServed: Int { served.withLock { $0.count } }
+    static let servedCapacity = 100_000
 
     private func markHandled(_ updateID: Int64) {
         try? context.store.setUpdateStatus(updateID, .handled)

@@ -18,6 +18,7 @@ public struct TelegramBot: Service, CustomStringConvertible {
     let poller: UpdatePoller
     let router: ChatRouter
     let notifier: SystemdNotifier
+    let maintenance: Maintenance
 
     /// The commands shown in Telegram's menu.
     static let commands: [Telegram.BotCommand] = [
@@ -34,7 +35,8 @@ public struct TelegramBot: Service, CustomStringConvertible {
         config: AssistantConfig, engine: ConversationEngine, store: Store, logger: Logger,
         http: HTTPStreamingClient = HTTPStreamingClient(), limits: TelegramLimits = TelegramLimits(),
         clock: any Clock<Duration> = ContinuousClock(), tick: Duration = .milliseconds(250),
-        notifier: SystemdNotifier = SystemdNotifier(environment: [:])
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]),
+        maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
     ) async throws -> TelegramBot {
         guard let telegram = config.telegram else { throw BotStartError(description: "the Telegram configuration is missing") }
         let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http)
@@ -67,7 +69,10 @@ public struct TelegramBot: Service, CustomStringConvertible {
         return TelegramBot(
             context: context,
             poller: UpdatePoller(client: client, store: store, pollTimeout: telegram.pollTimeout, logger: logger, clock: clock),
-            router: ChatRouter(context: context), notifier: notifier)
+            router: ChatRouter(context: context), notifier: notifier,
+            maintenance: Maintenance(
+                interval: maintenanceInterval, updateRetention: updateRetention,
+                historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }))
     }
 
     /// Thrown when replies were still running when the shutdown grace period ended; they were cut
@@ -82,10 +87,12 @@ public struct TelegramBot: Service, CustomStringConvertible {
         // The longest a healthy polling loop goes without a new round: a long poll that times out
         // at the HTTP level, then the longest backoff.
         let stallLimit = Duration.seconds(context.config.pollTimeout + 15 + 5) + UpdatePoller.maxBackoff + .seconds(5)
-        try? context.store.pruneHandledUpdates()
-        try await withThrowingTaskGroup(of: Void.self) { watchdog in
-            watchdog.addTask { await status.runWatchdog(stallLimit: stallLimit) }
-            defer { watchdog.cancelAll() }
+        let (maintenance, store, clock, logger) = (self.maintenance, context.store, context.clock, context.logger)
+        // Services that run beside the bot for as long as it serves.
+        try await withThrowingTaskGroup(of: Void.self) { beside in
+            beside.addTask { await status.runWatchdog(stallLimit: stallLimit) }
+            beside.addTask { await maintenance.run(store: store, clock: clock, logger: logger) }
+            defer { beside.cancelAll() }
             try await serve(status: status)
         }
     }
@@ -204,6 +211,7 @@ final class StatusReporter: Sendable {
     /// The one-line status `systemctl status` shows.
     var summary: String {
         let served = router.chatsServed
-        return "Polling; \(served) chat\(served == 1 ? "" : "s") served since start, \(router.activeChats) replying now"
+        let count = served >= ChatRouter.servedCapacity ? "\(served)+" : "\(served)"
+        return "Polling; \(count) chat\(served == 1 ? "" : "s") served since start, \(router.activeChats) replying now"
     }
 }

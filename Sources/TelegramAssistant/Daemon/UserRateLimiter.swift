@@ -1,13 +1,16 @@
 import Synchronization
 
-/// A token bucket per user: `perMinute` messages, refilled continuously.
+/// A token bucket per user: `perMinute` messages, refilled continuously. Bounded: buckets of people
+/// idle for a minute are full and forgotten, and past `capacity` the longest idle go first.
 public final class UserRateLimiter: Sendable {
     private let perMinute: Double
+    private let capacity: Int
     private let elapsed: @Sendable () -> Duration
     private let buckets = Mutex<[Int64: (tokens: Double, at: Duration)]>([:])
 
-    public init(perMinute: Int, clock: any Clock<Duration> = ContinuousClock()) {
+    public init(perMinute: Int, clock: any Clock<Duration> = ContinuousClock(), capacity: Int = 10_000) {
         self.perMinute = Double(perMinute)
+        self.capacity = capacity
         elapsed = Self.stopwatch(clock)
     }
 
@@ -20,7 +23,12 @@ public final class UserRateLimiter: Sendable {
     public func admit(_ user: Int64) -> Duration? {
         let now = elapsed()
         return buckets.withLock { buckets in
-            if buckets.count > 10_000 { buckets = buckets.filter { now - $0.value.at < .seconds(60) } }
+            if buckets.count >= capacity {
+                buckets = buckets.filter { now - $0.value.at < .seconds(60) }
+                if buckets.count >= capacity {
+                    buckets = Dictionary(uniqueKeysWithValues: buckets.sorted { $0.value.at > $1.value.at }.prefix(capacity / 2).map { ($0.key, $0.value) })
+                }
+            }
             var (tokens, at) = buckets[user] ?? (perMinute, now)
             tokens = min(perMinute, tokens + (now - at).seconds * perMinute / 60)
             at = now
@@ -32,4 +40,7 @@ public final class UserRateLimiter: Sendable {
             return .seconds((1 - tokens) * 60 / perMinute)
         }
     }
+
+    /// People with a bucket right now.
+    var count: Int { buckets.withLock { $0.count } }
 }

@@ -147,13 +147,20 @@ extension Store {
     }
 
     /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
-    /// none of them can come back.
-    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) throws {
+    /// none of them can come back. Returns how many were deleted.
+    @discardableResult
+    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400, now: Date = Date()) throws -> Int {
         try write { db in
             try db.execute(
                 sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
-                arguments: [Date().addingTimeInterval(-age)])
+                arguments: [now.addingTimeInterval(-age)])
+            return db.changesCount
         }
+    }
+
+    /// Rows in the update ledger, handled or not.
+    func updateRowCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }
     }
 
     /// A group became a supergroup: its conversation moves to the new chat id, history intact.

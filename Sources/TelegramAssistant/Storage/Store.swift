@@ -47,6 +47,16 @@ public struct CallRecord: Sendable {
     public var failed: Bool
 }
 
+/// How hard a commit is pushed to the disk.
+public enum Durability: String, Sendable {
+    /// `synchronous=FULL`: a commit survives power loss. The default: Telegram is told an update was
+    /// received only after its commit, so a commit rolled back by a power cut would lose it.
+    case full
+    /// `synchronous=NORMAL`: WAL's faster mode; the last commits can roll back on power loss (never
+    /// on a crash of the process). For benchmarks and throwaway databases.
+    case normal
+}
+
 /// The SQLite database: the only place that speaks SQL. Calls are synchronous and short (WAL, one
 /// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
 public final class Store: Sendable {
@@ -59,7 +69,7 @@ public final class Store: Sendable {
     /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits
     /// up to `busyTimeout` seconds for another process's write lock, then fails with a `StoreError`
     /// saying so; opening takes that lock too, so a database held elsewhere fails at start.
-    public init(path: String, busyTimeout: Double = 5) throws {
+    public init(path: String, busyTimeout: Double = 5, durability: Durability = .full) throws {
         self.path = path
         self.busyTimeout = busyTimeout
         let url = URL(fileURLWithPath: path)
@@ -78,8 +88,18 @@ public final class Store: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.writeWithoutTransaction { db in
+                // Freed pages go back to the file system (see `compact`). A database made before
+                // this is rebuilt once to switch; a new one switches before it has any table.
+                if try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2 {
+                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                    try db.execute(sql: "VACUUM")
+                }
+            }
             try Migrations.migrator.migrate(pool)
             writer = pool
         } catch let error as DatabaseError {
@@ -111,6 +131,35 @@ public final class Store: Sendable {
             return try writer.read(body)
         } catch let error as DatabaseError {
             throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// `PRAGMA synchronous` as the store's connections run it (2 is FULL).
+    func synchronousLevel() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// Pages in the database file (for the size it takes on disk).
+    func pageCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0 }
+    }
+
+    /// Gives the pages that deleted rows left free back to the file system, so the file shrinks.
+    public func compact() throws {
+        do {
+            try writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA incremental_vacuum") }
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Forgets turns older than `age` (`HISTORY_RETENTION_DAYS`); conversations and their totals stay.
+    /// Returns how many turns were deleted.
+    @discardableResult
+    public func deleteMessages(olderThan age: TimeInterval, now: Date = Date()) throws -> Int {
+        try write { db in
+            try db.execute(sql: "DELETE FROM message WHERE created_at < ?", arguments: [now.addingTimeInterval(-age)])
+            return db.changesCount
         }
     }
 

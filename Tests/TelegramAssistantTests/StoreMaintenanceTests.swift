@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+
+@testable import TelegramAssistant
+
+/// The database of a bot that runs for months: durable commits, a bounded ledger, optional history
+/// retention, and a file that shrinks when rows go.
+@Suite(.timeLimit(.minutes(2))) struct StoreMaintenanceTests {
+    /// Telegram is told an update was received only after its commit: a commit that a power cut
+    /// could roll back (WAL with synchronous=NORMAL) would lose the update for good.
+    @Test func commitsSurvivePowerLoss() throws {
+        let directory = TemporaryDirectory()
+        let store = try Store(path: directory.path + "/db.sqlite")
+        #expect(try store.synchronousLevel() == 2, "synchronous=FULL")
+        #expect(try Store(path: directory.path + "/fast.sqlite", durability: .normal).synchronousLevel() == 1)
+    }
+
+    /// Handled updates used to be pruned only at start: a bot that ran for months kept every one.
+    @Test func handledUpdatesArePrunedWhileTheBotRuns() async throws {
+        let harness = try BotHarness()
+        let bot = try await harness.connect(maintenanceInterval: .milliseconds(20), updateRetention: .zero)
+        let running = Task { try await bot.run() }
+        defer { running.cancel() }
+        harness.telegram.deliverText("hello", chatID: 811)
+        try await harness.eventually("the answer") { harness.texts(811).count == 1 }
+        try await harness.eventually("the handled update pruned") { (try? harness.store.updateRowCount()) == 0 }
+        running.cancel()
+        _ = await running.result
+    }
+
+    @Test func historyRetentionDeletesOldTurnsAndKeepsTotals() throws {
+        let store = try Store()
+        let conversation = try store.createConversation(kind: "telegram", externalID: 5)
+        try store.appendMessage(conversationID: conversation.id, role: .user, content: "old question")
+        try store.record(
+            CallRecord(userMessageID: 1, reply: ("old answer", .complete, "m"), usage: TokenUsage(promptTokens: 3, completionTokens: 4, estimated: false), costUSD: 0.5, failed: false),
+            conversationID: conversation.id)
+        let maintenance = Maintenance(interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: .seconds(30 * 86_400))
+        maintenance.runOnce(store: store, now: Date().addingTimeInterval(29 * 86_400), logger: try LogCapture().logger)
+        #expect(try store.allMessages(conversationID: conversation.id).count == 2, "younger than 30 days: kept")
+        maintenance.runOnce(store: store, now: Date().addingTimeInterval(31 * 86_400), logger: try LogCapture().logger)
+        #expect(try store.allMessages(conversationID: conversation.id).isEmpty)
+        let totals = try #require(try store.conversation(id: conversation.id))
+        #expect(totals.requests == 1 && totals.completionTokens == 4 && totals.costUSD == 0.5)
+    }
+
+    @Test func theFileShrinksWhenRowsAreDeleted() throws {
+        let directory = TemporaryDirectory()
+        let store = try Store(path: directory.path + "/db.sqlite", durability: .normal)
+        let conversation = try store.createConversation(kind: "terminal")
+        let long = String(repeating: "a long remembered answer ", count: 400)
+        for _ in 0..<400 { try store.appendMessage(conversationID: conversation.id, role: .user, content: long) }
+        let full = try store.pageCount()
+        try store.clear(conversationID: conversation.id)
+        Maintenance(interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: nil)
+            .runOnce(store: store, logger: try LogCapture().logger)
+        #expect(try store.pageCount() < full / 10, "\(full) pages before")
+    }
+
+    /// A database made before incremental vacuum was on is switched over once, keeping its rows.
+    @Test func anOlderDatabaseIsSwitchedToIncrementalVacuum() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/old.sqlite"
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA auto_vacuum = NONE; CREATE TABLE keep (x); INSERT INTO keep VALUES (1);") }
+            #expect(try queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 0)
+        }
+        _ = try Store(path: path)
+        let queue = try DatabaseQueue(path: path)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 2)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM keep") } == 1)
+    }
+}
