@@ -15,11 +15,15 @@ struct Benchmarks {
     }
 
     static func main() async throws {
+        let arguments = CommandLine.arguments
+        if arguments.dropFirst().first == "soak" { exit(try await Soak.run(arguments: arguments)) }
+        if arguments.dropFirst().first == "fuzz" { exit(Fuzz.run(arguments: arguments)) }
         var rows: [Row] = []
         rows += sseDecoder()
         rows += markdown()
         rows += try await streaming()
         rows += try await cancellation()
+        rows += try durability()
         rows += try await BotBenchmark.run()
         rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
 
@@ -28,7 +32,6 @@ struct Benchmarks {
             table += "| \(row.name) | \(String(format: "%.3f", row.value)) | \(row.unit) | \(row.note) |\n"
         }
         FileHandle.standardOutput.write(Data(table.utf8))
-        let arguments = CommandLine.arguments
         if let index = arguments.firstIndex(of: "--json"), index + 1 < arguments.count {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -130,6 +133,35 @@ struct Benchmarks {
             Row(name: "cancel → call returns p50", value: samples[samples.count / 2], unit: "ms", note: "stalled stream, 20 samples"),
             Row(name: "cancel → call returns max", value: samples.last ?? 0, unit: "ms", note: "requirement: < 100 ms"),
         ]
+    }
+
+    /// What synchronous=FULL costs the update ledger: each update is saved on receipt, then marked
+    /// answering and handled (three commits), on a file in the temporary directory.
+    static func durability() throws -> [Row] {
+        var rows: [Row] = []
+        for durability in [Durability.normal, .full] {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let store = try Store(path: directory.appendingPathComponent("db.sqlite").path, durability: durability)
+            let count = 300
+            let start = ContinuousClock.now
+            for id in 1...count {
+                let update = Telegram.Update(
+                    update_id: Int64(id),
+                    message: Telegram.Message(
+                        message_id: id, from: .init(id: 7, is_bot: false, first_name: "U"), chat: .init(id: 7, type: "private"), date: 1,
+                        text: "question \(id)"))
+                _ = try store.saveReceived([update])
+                try store.setUpdateStatus(Int64(id), .answering)
+                try store.setUpdateStatus(Int64(id), .handled)
+            }
+            let perUpdate = milliseconds(ContinuousClock.now - start) / Double(count)
+            rows.append(
+                Row(
+                    name: "update ledger, synchronous=\(durability.rawValue.uppercased())", value: perUpdate, unit: "ms",
+                    note: "3 commits per update (received, answering, handled), wall time on this disk"))
+        }
+        return rows
     }
 
     static func milliseconds(_ duration: Duration) -> Double {

@@ -110,6 +110,14 @@ public final class FakeOpenAIServer: Sendable {
         state.withLock { $0.queue.append(contentsOf: behaviors) }
     }
 
+    /// Forgets the requests recorded so far, so a long soak run keeps the fake's memory flat.
+    public func forgetRequests() {
+        state.withLock { $0.requests.removeAll() }
+    }
+
+    /// Behaviours queued and not yet used.
+    public var queuedBehaviors: Int { state.withLock { $0.queue.count } }
+
     /// Every request received, in order.
     public var requests: [ReceivedRequest] { state.withLock { $0.requests } }
 

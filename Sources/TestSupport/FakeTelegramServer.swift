@@ -73,6 +73,7 @@ public final class FakeTelegramServer: Sendable {
         var heldMethods: Set<String> = []
         var heldAnswers = 0
         var hangUps: [String: Int] = [:]
+        var rawNext: [String: [(Int, String)]] = [:]
         var outage = false
         /// Once ids have restarted, an offset beyond every queued id is ignored, as Telegram does.
         var idsRestarted = false
@@ -128,6 +129,16 @@ public final class FakeTelegramServer: Sendable {
         wakePolls()
     }
 
+    /// Forgets the calls recorded and the messages shown so far (flood buckets stay), so a long soak
+    /// run keeps the fake's memory flat.
+    public func forgetHistory() {
+        state.withLock {
+            $0.calls.removeAll()
+            $0.messages.removeAll()
+            $0.drafts.removeAll()
+        }
+    }
+
     /// The user deletes one of the bot's messages: edits of it answer "message to edit not found".
     public func userDeletes(chatID: Int64, messageID: Int) {
         state.withLock { $0.messages[chatID]?.removeAll { $0.messageID == messageID } }
@@ -141,6 +152,12 @@ public final class FakeTelegramServer: Sendable {
     /// The next call of `method` fails with this status and description.
     public func failNext(_ method: String, status: Int, description: String) {
         state.withLock { $0.failNext[method, default: []].append((status, description)) }
+    }
+
+    /// The next call of `method` is answered with this raw body (a proxy's HTML page, cut JSON),
+    /// without taking effect.
+    public func answerNextRaw(_ method: String, status: Int, body: String) {
+        state.withLock { $0.rawNext[method, default: []].append((status, body)) }
     }
 
     /// Calls of `method` take effect (a message becomes visible) but get no answer until
@@ -300,6 +317,14 @@ public final class FakeTelegramServer: Sendable {
         }
         if state.withLock({ $0.outage }) {
             return record(method, parameters, .json(502, "<html><body><h1>502 Bad Gateway</h1></body></html>"))
+        }
+        if let raw = state.withLock({ state -> (Int, String)? in
+            guard var queue = state.rawNext[method], !queue.isEmpty else { return nil }
+            let first = queue.removeFirst()
+            state.rawNext[method] = queue
+            return first
+        }) {
+            return record(method, parameters, .json(raw.0, raw.1))
         }
         if let scripted = state.withLock({ state -> (Int, String)? in
             guard var queue = state.failNext[method], !queue.isEmpty else { return nil }

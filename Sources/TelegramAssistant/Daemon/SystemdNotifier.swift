@@ -23,7 +23,9 @@ public struct SystemdNotifier: Sendable {
     public var isEnabled: Bool { socketPath != nil }
 
     /// Sends `state` (`READY=1`, `STATUS=…`, `WATCHDOG=1`, `STOPPING=1`; several joined by newlines).
-    /// Best effort: a failure to notify must never stop the bot.
+    /// Best effort: a failure to notify must never stop the bot, and it never waits: a receiver that
+    /// does not read (its queue full) would otherwise block the calling thread, one of the few the
+    /// whole process runs its tasks on.
     @discardableResult
     public func notify(_ state: String) -> Bool {
         guard let socketPath else { return false }
@@ -43,7 +45,7 @@ public struct SystemdNotifier: Sendable {
         let sent = state.utf8CString.withUnsafeBufferPointer { message in
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, message.baseAddress, message.count - 1, Int32(MSG_NOSIGNAL), $0, length)
+                    sendto(fd, message.baseAddress, message.count - 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), $0, length)
                 }
             }
         }

@@ -56,6 +56,12 @@ public struct UpdatePoller: Sendable {
             } catch is CancellationError {
                 return
             } catch TelegramError.unauthorized {
+                logger.critical(
+                    "token_rejected",
+                    metadata: [
+                        "error_type": "telegram_unauthorized",
+                        "hint": "Telegram no longer accepts TELEGRAM_BOT_TOKEN (revoked in @BotFather?): put the new token in the env file and restart",
+                    ])
                 throw TelegramError.unauthorized
             } catch let error as TelegramError {
                 failures += 1

@@ -252,6 +252,8 @@ public final class Store: Sendable {
         model: String?, usage: TokenUsage?
     ) throws -> MessageRecord {
         let now = Date()
+        // SQLite hands text back up to its first NUL: keep the rest of the turn, with a visible mark.
+        let content = content.utf8.contains(0) ? content.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : content
         try db.execute(
             sql: """
                 INSERT INTO message (conversation_id, role, content, status, model, prompt_tokens,

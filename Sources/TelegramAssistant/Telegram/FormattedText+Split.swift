@@ -4,6 +4,10 @@ extension FormattedText {
     /// word (never inside a character). An entity cut across parts continues in the next part, so a
     /// code block cut in two is closed at the end of one message and reopened in the next.
     public func split(limit: Int = FormattedText.maxCodePoints) -> [FormattedText] {
+        // One character longer than a whole message (a letter under thousands of combining marks)
+        // could never be sent: such clusters are clipped first.
+        let clipped = clippingLongClusters(maxScalars: min(256, limit))
+        if clipped != self { return clipped.split(limit: limit) }
         var parts: [FormattedText] = []
         var start = text.startIndex
         while start < text.endIndex {
@@ -68,5 +72,59 @@ extension FormattedText {
             return part
         }
         return FormattedText(text: String(text[range]), entities: clipped)
+    }
+
+    /// The text with every grapheme cluster of more than `maxScalars` code points cut down to that
+    /// many; entities are moved to match (their UTF-16 bounds shrink with the clusters they cover).
+    func clippingLongClusters(maxScalars: Int) -> FormattedText {
+        guard text.unicodeScalars.count > maxScalars, text.contains(where: { $0.unicodeScalars.count > maxScalars }) else { return self }
+        struct Clip {
+            var oldStart: Int
+            var oldEnd: Int
+            var newLength: Int
+            /// UTF-16 units removed before this cluster.
+            var removedBefore: Int
+        }
+        var result = ""
+        var clips: [Clip] = []
+        var position = 0
+        var removed = 0
+        for character in text {
+            let length = character.utf16.count
+            if character.unicodeScalars.count > maxScalars {
+                var kept = String.UnicodeScalarView()
+                kept.append(contentsOf: character.unicodeScalars.prefix(maxScalars))
+                let short = String(kept)
+                result += short
+                clips.append(Clip(oldStart: position, oldEnd: position + length, newLength: short.utf16.count, removedBefore: removed))
+                removed += length - short.utf16.count
+            } else {
+                result.append(character)
+            }
+            position += length
+        }
+        func moved(_ offset: Int) -> Int {
+            var removedBefore = 0
+            for clip in clips {
+                if offset >= clip.oldEnd {
+                    removedBefore = clip.removedBefore + (clip.oldEnd - clip.oldStart - clip.newLength)
+                } else if offset > clip.oldStart {
+                    return clip.oldStart - clip.removedBefore + min(offset - clip.oldStart, clip.newLength)
+                } else {
+                    break
+                }
+            }
+            return offset - removedBefore
+        }
+        let entities = entities.compactMap { entity -> Telegram.MessageEntity? in
+            let start = moved(entity.offset)
+            let end = moved(entity.offset + entity.length)
+            guard end > start else { return nil }
+            var shifted = entity
+            shifted.offset = start
+            shifted.length = end - start
+            return shifted
+        }
+        return FormattedText(text: result, entities: entities)
     }
 }
