@@ -189,8 +189,10 @@ enum Soak {
             if !acceptable(texts[0]) { tally.unexpected.append("wave \(wave) chat \(chat): \(texts[0].prefix(80))") }
         default:
             tally.duplicates += texts.count - 1
-            // The same answer twice: a send Telegram applied but never confirmed, repeated.
-            if Set(texts).count == 1, acceptable(texts[0]) {
+            // The same answer twice (a send Telegram applied but never confirmed, repeated), or a
+            // group's streaming message left behind by such a send, then the final text.
+            let last = texts[texts.count - 1]
+            if acceptable(last), texts.dropLast().allSatisfy({ last == $0 || last.hasPrefix($0) }) {
                 tally.ambiguousDuplicates += texts.count - 1
                 tally.answers += 1
             } else {

@@ -139,7 +139,7 @@ import TestSupport
         let server = try FakeTelegramServer()
         let first = client(server)
         let second = client(server)
-        let firstPoll = Task { try await first.getUpdates(offset: nil, timeout: 5) }
+        let firstPoll = Task { try await first.getUpdates(offset: nil, timeout: 50) }  // ended by the second, not by time
         // Wait (by watching the fake, not the clock) until the first poll is waiting.
         while server.pollsReceived == 0 { try await Task.sleep(for: .milliseconds(2)) }
         let secondPoll = Task { try await second.getUpdates(offset: nil, timeout: 1) }

@@ -32,9 +32,13 @@ final class LogCapture: Sendable {
     var text: String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
     /// Every line parsed as a JSON object.
-    var records: [[String: Any]] {
+    var records: [[String: Any]] { records(containing: "") }
+
+    /// The lines that contain `needle`, parsed (a cheap filter before the JSON parser).
+    func records(containing needle: String) -> [[String: Any]] {
         text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            guard needle.isEmpty || $0.contains(needle) else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
     }
 
@@ -105,7 +109,7 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: ()
             Issue.record("timed out waiting for \(what)")
             throw CancellationError()
         }
-        try await Task.sleep(for: .milliseconds(2))
+        try await Task.sleep(for: .milliseconds(10))
     }
 }
 

@@ -158,6 +158,11 @@ extension Store {
         }
     }
 
+    /// Updates not yet handled.
+    func openUpdateRowCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update WHERE status != 'handled'") ?? 0 }
+    }
+
     /// Rows in the update ledger, handled or not.
     func updateRowCount() throws -> Int {
         try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }

@@ -4,17 +4,17 @@ extension FormattedText {
     /// word (never inside a character). An entity cut across parts continues in the next part, so a
     /// code block cut in two is closed at the end of one message and reopened in the next.
     public func split(limit: Int = FormattedText.maxCodePoints) -> [FormattedText] {
-        // One character longer than a whole message (a letter under thousands of combining marks)
-        // could never be sent: such clusters are clipped first.
-        let clipped = clippingLongClusters(maxScalars: min(256, limit))
-        if clipped != self { return clipped.split(limit: limit) }
         var parts: [FormattedText] = []
         var start = text.startIndex
         while start < text.endIndex {
             // Skip the separators a cut leaves at the start of a part.
             while start < text.endIndex, text[start] == "\n" || text[start] == " " { start = text.index(after: start) }
             guard start < text.endIndex else { break }
-            let end = Self.cut(text, from: start, limit: limit)
+            guard let end = Self.cut(text, from: start, limit: limit) else {
+                // One character longer than a whole message (a letter under thousands of combining
+                // marks) could never be sent: such clusters are clipped, then the text is split.
+                return clippingLongClusters(maxScalars: min(256, limit)).split(limit: limit)
+            }
             var partEnd = end
             // Trailing separators go too.
             while partEnd > start, text[text.index(before: partEnd)] == "\n" || text[text.index(before: partEnd)] == " " {
@@ -26,8 +26,9 @@ extension FormattedText {
         return parts.isEmpty ? [self] : parts
     }
 
-    /// The end of the next part starting at `start`.
-    private static func cut(_ text: String, from start: String.Index, limit: Int) -> String.Index {
+    /// The end of the next part starting at `start`; nil when the character at `start` alone is
+    /// longer than `limit`.
+    private static func cut(_ text: String, from start: String.Index, limit: Int) -> String.Index? {
         var count = 0
         var index = start
         var lastParagraph: String.Index?
@@ -55,7 +56,7 @@ extension FormattedText {
         for candidate in [lastParagraph, lastLine, lastSentence, lastSpace] {
             if let candidate, text.unicodeScalars[start..<candidate].count >= minimum { return candidate }
         }
-        return index == start ? text.index(after: start) : index
+        return index == start ? nil : index
     }
 
     /// The text in `range` with the entities that overlap it, clipped and re-based.

@@ -92,7 +92,7 @@ public struct TelegramSender: Sendable {
     /// Starts a streaming message if budget allows right now; returns nil when skipped.
     public func sendIntermediate(_ chat: ChatHandle, _ text: FormattedText, replyTo: Int?, metrics: ReplyMetrics) async throws -> Telegram.Message? {
         var sent: Telegram.Message?
-        _ = try await intermediate(chat, metrics: metrics) {
+        _ = try await intermediate(chat, metrics: metrics, createsMessage: true) {
             sent = try await client.sendMessage(chatID: chat.id, text: text.text, entities: text.entities, replyTo: replyTo, threadID: chat.threadID)
         }
         return sent
@@ -104,7 +104,12 @@ public struct TelegramSender: Sendable {
         _ = try? await client.sendChatAction(chatID: chat.id, threadID: chat.threadID)
     }
 
-    private func intermediate(_ chat: ChatHandle, metrics: ReplyMetrics, _ call: () async throws -> Void) async throws -> Bool {
+    /// An update that may be skipped: it goes only when the scheduler has budget to spare, and a
+    /// failure costs nothing but this update (the final text follows). Only a new message can be
+    /// left behind by an ambiguous failure (edits and drafts are idempotent), so only that is logged.
+    private func intermediate(
+        _ chat: ChatHandle, metrics: ReplyMetrics, createsMessage: Bool = false, _ call: () async throws -> Void
+    ) async throws -> Bool {
         guard await scheduler.tryAcquireIntermediate(chat: chat.id, isGroup: chat.isGroup) else { return false }
         metrics.call()
         do {
@@ -119,6 +124,16 @@ public struct TelegramSender: Sendable {
             chat.move(to: newID)
             return false
         } catch let error as TelegramError {
+            if error.isAmbiguous, createsMessage {
+                // Telegram may show this message; its id is unknown, so the final text goes as a new
+                // message and the partial one stays behind.
+                logger.warning(
+                    "send_failed",
+                    metadata: [
+                        "chat_id": .stringConvertible(chat.id), "method": "sendMessage", "error_type": "ambiguous_delivery",
+                        "cause": .string(error.errorType),
+                    ])
+            }
             if error.isTransient { return false }  // the final message will carry the text
             if case .cannotParseEntities = error { return false }
             throw error
