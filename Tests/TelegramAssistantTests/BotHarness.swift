@@ -42,7 +42,7 @@ struct BotHarness {
         let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
         let runner = CompletionRunner(
             client: client, policy: RetryPolicy(random: { 0.5 }),
-            timeouts: LLMTimeouts(firstByte: .seconds(10), idle: .seconds(10), total: .seconds(30)), clock: RecordingClock())
+            timeouts: LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120)), clock: RecordingClock())
         let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
         return try await TelegramBot.connect(
             config: config, engine: engine, store: store, logger: logger, http: http,

@@ -89,7 +89,7 @@ struct Harness {
             http: HTTPStreamingClient(), transportTimeout: 30)
         runner = CompletionRunner(
             client: client, policy: RetryPolicy(random: { 0.5 }),
-            timeouts: timeouts ?? LLMTimeouts(firstByte: .seconds(10), idle: .seconds(10), total: .seconds(30)), clock: clock)
+            timeouts: timeouts ?? LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120)), clock: clock)
         engine = ConversationEngine(settings: EngineSettings(config), store: self.store, runner: runner, logger: log.logger)
     }
 
