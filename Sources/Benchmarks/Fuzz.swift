@@ -1,5 +1,6 @@
 import Foundation
 import TelegramAssistant
+import TestSupport
 
 /// `telegram-assistant-bench fuzz [--seconds N] [--seed S]`: random and mutated inputs for the
 /// parsers that read what the network and the model send, N seconds per target. Any crash ends the
@@ -20,8 +21,8 @@ enum Fuzz {
         let seconds = Double(option("--seconds") ?? "60") ?? 60
         let seed = UInt64(option("--seed") ?? "1") ?? 1
         var failures = 0
-        for (name, target) in [("SSE decoder", sse), ("Markdown renderer + splitter", markdown), ("update decoding", updates)] as [(String, (inout SplitMix64) -> String?)] {
-            var random = SplitMix64(seed: seed)
+        for (name, target) in [("SSE decoder", sse), ("Markdown renderer + splitter", markdown), ("update decoding", updates)] as [(String, (inout SplitMix) -> String?)] {
+            var random = SplitMix(seed: seed)
             let deadline = ContinuousClock.now + .seconds(seconds)
             var inputs = 0
             var broken = 0
@@ -55,7 +56,7 @@ enum Fuzz {
         Array(" ".utf8), Array(":".utf8),
     ]
 
-    static func sse(_ random: inout SplitMix64) -> String? {
+    static func sse(_ random: inout SplitMix) -> String? {
         var bytes: [UInt8] = []
         for _ in 0..<Int.random(in: 0...60, using: &random) { bytes += ssePieces.randomElement(using: &random)! }
         var whole = SSEDecoder()
@@ -86,7 +87,7 @@ enum Fuzz {
         "bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link", "blockquote", "expandable_blockquote",
     ]
 
-    static func markdown(_ random: inout SplitMix64) -> String? {
+    static func markdown(_ random: inout SplitMix) -> String? {
         var text = ""
         let length = Bool.random(using: &random) ? Int.random(in: 0...80, using: &random) : Int.random(in: 500...3000, using: &random)
         for _ in 0..<length { text += markdownPieces.randomElement(using: &random)! }
@@ -126,7 +127,7 @@ enum Fuzz {
         """#
     static let mutations: [String] = ["", "null", "0", "-1", "1e400", "\"x\"", "[]", "{}", "true", "{\"a\":[", "\u{0}", "\\u0000", "\"\\ud800\"", "9223372036854775808"]
 
-    static func updates(_ random: inout SplitMix64) -> String? {
+    static func updates(_ random: inout SplitMix) -> String? {
         var element = Array(update.utf8)
         for _ in 0..<Int.random(in: 1...4, using: &random) {
             let at = Int.random(in: 0..<element.count, using: &random)

@@ -35,7 +35,7 @@ enum Soak {
         }
         let minutes = Double(option("--minutes") ?? "5") ?? 5
         let chatCount = Int(option("--chats") ?? "50") ?? 50
-        var random = SplitMix64(seed: UInt64(option("--seed") ?? "7") ?? 7)
+        var random = SplitMix(seed: UInt64(option("--seed") ?? "7") ?? 7)
 
         let llm = try FakeOpenAIServer()
         let telegram = try FakeTelegramServer()
@@ -132,7 +132,7 @@ enum Soak {
 
     /// One wave's faults: each with some probability, drawn from the fault matrix.
     static func injectFaults(
-        llm: FakeOpenAIServer, telegram: FakeTelegramServer, chats: [(id: Int64, group: Bool)], random: inout SplitMix64, tally: inout Tally
+        llm: FakeOpenAIServer, telegram: FakeTelegramServer, chats: [(id: Int64, group: Bool)], random: inout SplitMix, tally: inout Tally
     ) {
         func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &random) < p }
         func count(_ fault: String) { tally.faults[fault, default: 0] += 1 }
@@ -216,18 +216,5 @@ enum Soak {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
         return line.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
-    }
-}
-
-/// A small deterministic generator, so a soak or fuzz run can be repeated with its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -89,14 +89,18 @@ public struct AssistantConfig: Sendable {
         let apiKey = value("OPENAI_API_KEY") ?? ""
         if apiKey.isEmpty { problems.append("OPENAI_API_KEY is required (set it in the environment or in .env)") }
 
-        var allowInsecureHTTP = false
-        if let text = value("ALLOW_INSECURE_HTTP") {
+        func flag(_ name: String) -> Bool {
+            guard let text = value(name) else { return false }
             switch text.lowercased() {
-            case "true", "1", "yes", "on": allowInsecureHTTP = true
-            case "false", "0", "no", "off": allowInsecureHTTP = false
-            default: problems.append("ALLOW_INSECURE_HTTP must be true or false, got \"\(text)\"")
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default:
+                problems.append("\(name) must be true or false, got \"\(text)\"")
+                return false
             }
         }
+
+        let allowInsecureHTTP = flag("ALLOW_INSECURE_HTTP")
         let baseText = value("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
         let baseURL =
             endpoint("OPENAI_BASE_URL", baseText, allowInsecureHTTP: allowInsecureHTTP, problems: &problems)
@@ -128,14 +132,7 @@ public struct AssistantConfig: Sendable {
             }
         }
 
-        var summarize = false
-        if let text = value("SUMMARIZE_HISTORY") {
-            switch text.lowercased() {
-            case "true", "1", "yes", "on": summarize = true
-            case "false", "0", "no", "off": summarize = false
-            default: problems.append("SUMMARIZE_HISTORY must be true or false, got \"\(text)\"")
-            }
-        }
+        let summarize = flag("SUMMARIZE_HISTORY")
 
         var historyRetentionDays: Int?
         if value("HISTORY_RETENTION_DAYS") != nil {

@@ -6,23 +6,19 @@ import Synchronization
 final class NoticeMemory: Sendable {
     private let period: Duration
     private let capacity: Int
-    private let elapsed: @Sendable () -> Duration
+    private let stopwatch: Stopwatch
     private let told = Mutex<[Int64: Duration]>([:])
 
     init(period: Duration, capacity: Int = 10_000, clock: any Clock<Duration>) {
         self.period = period
         self.capacity = capacity
-        elapsed = Self.stopwatch(clock)
+        stopwatch = Stopwatch(clock)
     }
 
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let start = clock.now
-        return { start.duration(to: clock.now) }
-    }
 
     /// True when `person` has not been told within the period (and records that they are now).
     func shouldTell(_ person: Int64) -> Bool {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         return told.withLock { told in
             if let last = told[person], now - last < period { return false }
             if told.count >= capacity {

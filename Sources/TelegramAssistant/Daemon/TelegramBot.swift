@@ -155,24 +155,20 @@ final class StatusReporter: Sendable {
     private let notifier: SystemdNotifier
     private let router: ChatRouter
     private let clock: any Clock<Duration>
-    private let elapsed: @Sendable () -> Duration
+    private let stopwatch: Stopwatch
     private let last = Mutex<(turn: Duration, status: String)>((.zero, ""))
 
     init(notifier: SystemdNotifier, router: ChatRouter, clock: any Clock<Duration>) {
         self.notifier = notifier
         self.router = router
         self.clock = clock
-        elapsed = Self.stopwatch(clock)
+        stopwatch = Stopwatch(clock)
     }
 
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let start = clock.now
-        return { start.duration(to: clock.now) }
-    }
 
     /// The polling loop starts a round.
     func turned() {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         last.withLock { $0.turn = now }
     }
 
@@ -186,7 +182,7 @@ final class StatusReporter: Sendable {
             } catch {
                 return
             }
-            let sinceTurn = elapsed() - last.withLock { $0.turn }
+            let sinceTurn = stopwatch.elapsed - last.withLock { $0.turn }
             if sinceTurn <= stallLimit { notifier.notify("WATCHDOG=1") }
         }
     }

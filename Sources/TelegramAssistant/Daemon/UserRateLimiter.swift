@@ -5,23 +5,19 @@ import Synchronization
 public final class UserRateLimiter: Sendable {
     private let perMinute: Double
     private let capacity: Int
-    private let elapsed: @Sendable () -> Duration
+    private let stopwatch: Stopwatch
     private let buckets = Mutex<[Int64: (tokens: Double, at: Duration)]>([:])
 
     public init(perMinute: Int, clock: any Clock<Duration> = ContinuousClock(), capacity: Int = 10_000) {
         self.perMinute = Double(perMinute)
         self.capacity = capacity
-        elapsed = Self.stopwatch(clock)
+        stopwatch = Stopwatch(clock)
     }
 
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let start = clock.now
-        return { start.duration(to: clock.now) }
-    }
 
     /// Takes a token for `user`; returns nil when allowed, or how long until the next one.
     public func admit(_ user: Int64) -> Duration? {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         return buckets.withLock { buckets in
             if buckets.count >= capacity {
                 buckets = buckets.filter { now - $0.value.at < .seconds(60) }

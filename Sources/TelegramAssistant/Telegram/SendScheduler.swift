@@ -46,7 +46,7 @@ public actor SendScheduler {
 
     private let limits: TelegramLimits
     private let clock: any Clock<Duration>
-    private let elapsed: @Sendable () -> Duration
+    private let stopwatch: Stopwatch
     private var chats: [Int64: Bucket] = [:]
     private var groups: [Int64: Bucket] = [:]
     private var global: Bucket
@@ -58,14 +58,10 @@ public actor SendScheduler {
     public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration> = ContinuousClock()) {
         self.limits = limits
         self.clock = clock
-        elapsed = Self.stopwatch(clock)
+        stopwatch = Stopwatch(clock)
         global = Bucket(capacity: limits.globalBurst, perSecond: limits.globalPerSecond * limits.scale, now: .zero)
     }
 
-    private static func stopwatch<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
-        let start = clock.now
-        return { start.duration(to: clock.now) }
-    }
 
     /// Waits until a final (must-deliver) call to `chat` may go, and spends its budget.
     public func acquireFinal(chat: Int64, isGroup: Bool) async throws {
@@ -97,7 +93,7 @@ public actor SendScheduler {
     /// Records a 429: the chat waits `retryAfter`; when several chats are limited within a second the
     /// limit is global and everything waits.
     public func rateLimited(chat: Int64, retryAfter: Int) {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         let until = now + .seconds(max(1, retryAfter))
         blockedUntil[chat] = max(blockedUntil[chat] ?? .zero, until)
         recentLimits.removeAll { now - $0.at > .seconds(1) }
@@ -107,7 +103,7 @@ public actor SendScheduler {
 
     /// How long the caller would wait for a final call now (zero when it could go at once).
     func wait(chat: Int64, isGroup: Bool) -> Duration {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         global.refill(now)
         var waits = [global.wait(now), (blockedUntil[chat] ?? .zero) - now, globalBlockedUntil - now]
         var chatBucket = chats[chat] ?? bucket(perSecond: limits.perChatPerSecond, now: now)
@@ -137,7 +133,7 @@ public actor SendScheduler {
 
     /// Full buckets carry no information: drop them so memory follows active chats only.
     private func forgetIdleChats() {
-        let now = elapsed()
+        let now = stopwatch.elapsed
         chats = chats.filter { _, bucket in
             var refilled = bucket
             refilled.refill(now)
