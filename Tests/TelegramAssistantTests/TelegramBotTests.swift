@@ -204,19 +204,6 @@ import TestSupport
         #expect(harness.llm.chatRequests.count == 1)
     }
 
-    @Test func eachUserIsRateLimited() async throws {
-        let harness = try BotHarness(overrides: ["USER_RATE_LIMIT_PER_MINUTE": "2"])
-        try await harness.withBot { _ in
-            for index in 1...3 { harness.telegram.deliverText("message \(index)", chatID: 601, messageID: index) }
-            try await harness.eventually("three answers") { harness.texts(601).count == 3 }
-        }
-        // The notice goes at once, while the accepted messages are still being answered.
-        let texts = harness.texts(601)
-        #expect(texts.filter { $0.hasPrefix("Echo: ") } == ["Echo: message 1", "Echo: message 2"])
-        #expect(texts.filter { $0.hasPrefix("You're sending messages too fast. Please try again in") }.count == 1)
-        #expect(harness.llm.chatRequests.count == 2)
-    }
-
     @Test func botsAreIgnoredAndNonTextGetsAShortAnswer() async throws {
         let harness = try BotHarness()
         try await harness.withBot { _ in
