@@ -17,10 +17,19 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
+        // libcurl's headers, with typed wrappers for its variadic option setters.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Our HTTP client: libcurl's multi interface on one event thread, streamed bodies in batches.
+        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
         // All logic lives here; the executable only parses arguments and calls into it.
         .target(
             name: "TelegramAssistant",
             dependencies: [
+                "CurlHTTP",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -42,7 +51,7 @@ let package = Package(
         // Prints measurements (table and JSON) against the fake servers; not part of the product.
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["TelegramAssistant", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "CurlHTTP", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // The fake servers as a program, for trying the real binary by hand; not part of the product.
         .executableTarget(
@@ -50,8 +59,12 @@ let package = Package(
             dependencies: ["TestSupport"]
         ),
         .testTarget(
+            name: "CurlHTTPTests",
+            dependencies: ["CCurl", "CurlHTTP", "TestSupport"]
+        ),
+        .testTarget(
             name: "TelegramAssistantTests",
-            dependencies: ["TelegramAssistant", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "CurlHTTP", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Logging
 import TelegramAssistant
@@ -81,7 +82,7 @@ struct Benchmarks {
     /// Whole completions through HTTP, SSE, JSON and the runner, the fake server sending as fast as it can.
     static func streaming() async throws -> [Row] {
         let server = try FakeOpenAIServer()
-        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPStreamingClient())
+        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPClient())
         let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
         let answer = String(repeating: "token ", count: 500)
         let request = CompletionRequest(
@@ -112,7 +113,7 @@ struct Benchmarks {
     /// How fast a cancelled reply lets go: cancel → the call returns.
     static func cancellation() async throws -> [Row] {
         let server = try FakeOpenAIServer()
-        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPStreamingClient())
+        let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPClient())
         let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
         let request = CompletionRequest(
             messages: [OpenAI.Message(role: .user, content: "hi")], model: "bench", fallbackModel: nil, temperature: 0, maxOutputTokens: 10)

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Testing
 import TestSupport
@@ -6,7 +7,7 @@ import TestSupport
 
 @Suite(.timeLimit(.minutes(2))) struct BotAPIClientTests {
     func client(_ server: FakeTelegramServer, token: String? = nil) -> BotAPIClient {
-        BotAPIClient(baseURL: server.baseURL, token: Secret(token ?? server.token), http: HTTPStreamingClient())
+        BotAPIClient(baseURL: server.baseURL, token: Secret(token ?? server.token), http: HTTPClient())
     }
 
     func error(_ operation: () async throws -> Void) async -> TelegramError? {
@@ -41,7 +42,7 @@ import TestSupport
     }
 
     @Test func networkErrorsNameTheMethodNotTheURL() async throws {
-        let dead = BotAPIClient(baseURL: URL(string: "http://127.0.0.1:1")!, token: Secret("111:SECRET"), http: HTTPStreamingClient())
+        let dead = BotAPIClient(baseURL: URL(string: "http://127.0.0.1:1")!, token: Secret("111:SECRET"), http: HTTPClient())
         let failure = await error { _ = try await dead.getMe() }
         // Refused: the request never left, so it cannot have been applied.
         #expect(failure?.isAmbiguous == false)

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Logging
 import Testing
@@ -38,7 +39,7 @@ struct BotHarness {
         maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
     ) async throws -> TelegramBot {
         let logger = logger ?? log.logger
-        let http = HTTPStreamingClient()
+        let http = HTTPClient()
         let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
         let runner = CompletionRunner(
             client: client, policy: RetryPolicy(random: { 0.5 }),

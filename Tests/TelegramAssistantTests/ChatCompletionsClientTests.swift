@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Testing
 import TestSupport
@@ -8,7 +9,7 @@ import TestSupport
     func client(_ server: FakeOpenAIServer, key: String? = nil, appURL: String? = nil, appName: String? = nil) -> ChatCompletionsClient {
         ChatCompletionsClient(
             baseURL: server.baseURL, apiKey: Secret(key ?? server.settings.apiKey), appURL: appURL, appName: appName,
-            http: HTTPStreamingClient(), transportTimeout: 30)
+            http: HTTPClient(), transportTimeout: .seconds(30))
     }
 
     func body(_ text: String = "hi", model: String = "m") -> OpenAI.ChatRequest {
@@ -151,7 +152,7 @@ import TestSupport
 
     @Test func aConnectionRefusedIsAConnectionError() async throws {
         // Nothing listens on port 1 of the loopback interface here.
-        let refused = ChatCompletionsClient(baseURL: URL(string: "http://127.0.0.1:1/v1")!, apiKey: Secret("k"), http: HTTPStreamingClient())
+        let refused = ChatCompletionsClient(baseURL: URL(string: "http://127.0.0.1:1/v1")!, apiKey: Secret("k"), http: HTTPClient())
         let result = await collect(refused, body())
         guard case .failure(.connection) = result else {
             Issue.record("expected a connection error, got \(result)")

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -41,8 +42,8 @@ import TestSupport
         let values: [(String, Any)] = [
             ("TelegramBot", bot), ("BotContext", bot.context), ("AssistantConfig", harness.config),
             ("TelegramConfig", harness.config.telegram as Any),
-            ("BotAPIClient", BotAPIClient(baseURL: telegram.baseURL, token: Secret(Self.token), http: HTTPStreamingClient())),
-            ("ChatCompletionsClient", ChatCompletionsClient(baseURL: harness.llm.baseURL, apiKey: Secret(Self.apiKey), http: HTTPStreamingClient())),
+            ("BotAPIClient", BotAPIClient(baseURL: telegram.baseURL, token: Secret(Self.token), http: HTTPClient())),
+            ("ChatCompletionsClient", ChatCompletionsClient(baseURL: harness.llm.baseURL, apiKey: Secret(Self.apiKey), http: HTTPClient())),
         ]
         for (name, value) in values {
             for text in Self.renderings(value) { Self.expectNoSecret(text, name) }

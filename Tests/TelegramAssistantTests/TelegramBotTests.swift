@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Testing
 import TestSupport
@@ -393,7 +394,7 @@ import TestSupport
         let harness = try BotHarness()
         try await harness.withBot { _ in
             // Another poller with the same token keeps taking over.
-            let intruder = BotAPIClient(baseURL: harness.telegram.baseURL, token: Secret(harness.telegram.token), http: HTTPStreamingClient())
+            let intruder = BotAPIClient(baseURL: harness.telegram.baseURL, token: Secret(harness.telegram.token), http: HTTPClient())
             try await harness.eventually("our poll") { harness.telegram.pollsReceived >= 1 }
             _ = try? await intruder.getUpdates(offset: nil, timeout: 1)
             try await harness.eventually("the conflict log") { harness.log.records.contains { $0["msg"] as? String == "poll_conflict" } }

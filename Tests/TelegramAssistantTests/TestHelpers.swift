@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import GRDB
 import Testing
@@ -86,7 +87,7 @@ struct Harness {
         log = try LogCapture()
         let client = ChatCompletionsClient(
             baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName,
-            http: HTTPStreamingClient(), transportTimeout: 30)
+            http: HTTPClient(), transportTimeout: .seconds(30))
         runner = CompletionRunner(
             client: client, policy: RetryPolicy(random: { 0.5 }),
             timeouts: timeouts ?? LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120)), clock: clock)
@@ -103,13 +104,11 @@ struct Harness {
 /// Waits until `condition` holds, checking every few milliseconds; fails the test (instead of
 /// spinning forever) when it does not hold within `timeout`.
 func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !(await condition()) {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out waiting for \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
+    do {
+        try await waitFor(what, timeout: timeout, condition)
+    } catch let error as WaitTimedOut {
+        Issue.record("\(error)")
+        throw CancellationError()
     }
 }
 

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Logging
 
@@ -9,13 +10,13 @@ public struct Assistant: Sendable {
     public let logger: Logger
 
     /// Opens the database and wires the engine. Throws `StoreError` with a readable message.
-    public init(config: AssistantConfig, logger: Logger, http: HTTPStreamingClient = HTTPStreamingClient()) throws {
+    public init(config: AssistantConfig, logger: Logger, http: HTTPClient = HTTPClient()) throws {
         self.config = config
         self.logger = logger
         store = try Store(path: config.databasePath)
         let client = ChatCompletionsClient(
             baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName, http: http,
-            transportTimeout: max(config.timeouts.firstByte, config.timeouts.idle).seconds + 5)
+            transportTimeout: max(config.timeouts.firstByte, config.timeouts.idle) + .seconds(5))
         let runner = CompletionRunner(client: client, timeouts: config.timeouts)
         engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
     }

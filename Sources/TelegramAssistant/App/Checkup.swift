@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 
 /// `telegram-assistant check`: everything the bot needs, verified once, with a readable report.
@@ -9,9 +10,9 @@ public struct Checkup: Sendable {
     }
 
     let config: AssistantConfig
-    let http: HTTPStreamingClient
+    let http: HTTPClient
 
-    public init(config: AssistantConfig, http: HTTPStreamingClient = HTTPStreamingClient()) {
+    public init(config: AssistantConfig, http: HTTPClient = HTTPClient()) {
         self.config = config
         self.http = http
     }

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -33,7 +34,7 @@ public struct TelegramBot: Service, CustomStringConvertible {
     /// registers the commands. A rejected token is a `BotStartError`, never a retry loop.
     public static func connect(
         config: AssistantConfig, engine: ConversationEngine, store: Store, logger: Logger,
-        http: HTTPStreamingClient = HTTPStreamingClient(), limits: TelegramLimits = TelegramLimits(),
+        http: HTTPClient = HTTPClient(), limits: TelegramLimits = TelegramLimits(),
         clock: any Clock<Duration> = ContinuousClock(), tick: Duration = .milliseconds(250),
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]),
         maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)

@@ -1,8 +1,5 @@
+import CurlHTTP
 import Foundation
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// One streamed call to `POST {base}/chat/completions` of an OpenAI-compatible server.
 ///
@@ -11,13 +8,13 @@ public struct ChatCompletionsClient: Sendable {
     public let baseURL: URL
     let apiKey: Secret
     let extraHeaders: [String: String]
-    let http: HTTPStreamingClient
+    let http: HTTPClient
     /// libcurl's idle limit, a backstop behind the deadlines `CompletionRunner` enforces.
-    private let transportTimeout: TimeInterval
+    private let transportTimeout: Duration
 
     public init(
         baseURL: URL, apiKey: Secret, appURL: String? = nil, appName: String? = nil,
-        http: HTTPStreamingClient, transportTimeout: TimeInterval = 600
+        http: HTTPClient, transportTimeout: Duration = .seconds(600)
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -35,19 +32,17 @@ public struct ChatCompletionsClient: Sendable {
     /// Starts the call. Returns once a 200 response has begun; any other status is thrown as the
     /// matching `LLMError`. `activity` is touched on every byte that arrives, for idle deadlines.
     public func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
-        var urlRequest = URLRequest(url: baseURL.appending(path: "chat/completions"))
-        urlRequest.httpMethod = "POST"
-        urlRequest.timeoutInterval = transportTimeout
-        urlRequest.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization")
-        urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        urlRequest.setValue("text/event-stream", forHTTPHeaderField: "Accept")
-        for (name, value) in extraHeaders { urlRequest.setValue(value, forHTTPHeaderField: name) }
-        urlRequest.httpBody = try JSONEncoder().encode(request)
+        var urlRequest = HTTPRequest(method: "POST", url: baseURL.appending(path: "chat/completions"), idleTimeout: transportTimeout)
+        urlRequest.headers = [
+            ("Authorization", "Bearer \(apiKey.value)"), ("Content-Type", "application/json"), ("Accept", "text/event-stream"),
+        ]
+        for (name, value) in extraHeaders { urlRequest.setHeader(name, value) }
+        urlRequest.body = Array(try JSONEncoder().encode(request))
 
         let response: HTTPStreamingResponse
         do {
             response = try await http.send(urlRequest)
-        } catch let error as URLError {
+        } catch let error as HTTPClientError {
             throw LLMError(transport: error, beforeFirstByte: true)
         }
         // Headers are not the answer: servers that think first send them at once, so the first-byte
@@ -56,7 +51,7 @@ public struct ChatCompletionsClient: Sendable {
             var body = Data()
             do {
                 for try await chunk in response.body {
-                    body.append(chunk)
+                    body.append(contentsOf: chunk)
                     if body.count > 65_536 { break }
                 }
             } catch is CancellationError {
@@ -74,19 +69,15 @@ extension ChatCompletionsClient {
     /// `GET {base}/models`: the model ids the server lists. Throws `LLMError` for error answers
     /// (`modelNotFound` when the server does not serve the endpoint at all).
     public func listModels() async throws -> [String] {
-        var request = URLRequest(url: baseURL.appending(path: "models"))
-        request.timeoutInterval = 20
-        request.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization")
-        for (name, value) in extraHeaders { request.setValue(value, forHTTPHeaderField: name) }
-        let response: HTTPStreamingClient.Response
+        var request = HTTPRequest(url: baseURL.appending(path: "models"), headers: [("Authorization", "Bearer \(apiKey.value)")])
+        for (name, value) in extraHeaders { request.setHeader(name, value) }
+        let response: HTTPResponse
         do {
-            response = try await http.fetch(request, deadline: .seconds(25))
-        } catch let error as URLError {
-            throw LLMError(transport: error, beforeFirstByte: true)
-        } catch is DeadlineExceeded {
-            throw LLMError.timeout(.total)
+            response = try await http.fetch(request, deadline: .seconds(25), limit: 8 << 20)
+        } catch let error as HTTPClientError {
+            throw error.kind == .timedOut ? LLMError.timeout(.total) : LLMError(transport: error, beforeFirstByte: true)
         }
-        let body = response.body
+        let body = Data(response.body)
         guard response.status == 200 else {
             throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey.value)
         }
@@ -115,7 +106,7 @@ public enum ChatCompletionEvent: Sendable, Equatable {
 /// ends otherwise throws `LLMError.streamEndedUnexpectedly`, or `.emptyStream` if it held no event.
 public struct ChatCompletionStream: AsyncSequence, Sendable {
     public typealias Element = ChatCompletionEvent
-    let body: AsyncThrowingStream<Data, any Error>
+    let body: HTTPBody
     let activity: ActivityMonitor?
 
     public func makeAsyncIterator() -> Iterator {
@@ -123,7 +114,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        var body: AsyncThrowingStream<Data, any Error>.AsyncIterator
+        var body: HTTPBody.Iterator
         let activity: ActivityMonitor?
         var decoder = SSEDecoder()
         var pending: [ChatCompletionEvent] = []
@@ -133,7 +124,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
         var ended = false
         let jsonDecoder = JSONDecoder()
 
-        init(body: AsyncThrowingStream<Data, any Error>.AsyncIterator, activity: ActivityMonitor?) {
+        init(body: HTTPBody.Iterator, activity: ActivityMonitor?) {
             self.body = body
             self.activity = activity
         }
@@ -148,10 +139,10 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                 pendingIndex = 0
                 if ended { return nil }
 
-                let chunk: Data?
+                let chunk: [UInt8]?
                 do {
-                    chunk = try await body.next(isolation: nil)
-                } catch let error as URLError {
+                    chunk = try await body.next()
+                } catch let error as HTTPClientError {
                     ended = true
                     throw sawEvent ? LLMError.streamEndedUnexpectedly : LLMError(transport: error, beforeFirstByte: false)
                 }
@@ -167,7 +158,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                 }
                 activity?.touch()
                 do {
-                    try process(decoder.feed(chunk))
+                    try process(decoder.feed(chunk[...]))
                 } catch is SSEDecoder.EventTooLarge {
                     ended = true
                     throw LLMError.malformedEvent  // a server that never ends its line
@@ -244,13 +235,13 @@ extension LLMError {
         }
     }
 
-    /// Maps a libcurl failure. A timeout before the first byte is a first-byte timeout.
-    init(transport error: URLError, beforeFirstByte: Bool) {
-        switch error.code {
+    /// Maps a transport failure. A timeout before the first byte is a first-byte timeout.
+    init(transport error: HTTPClientError, beforeFirstByte: Bool) {
+        switch error.kind {
         case .timedOut:
             self = .timeout(beforeFirstByte ? .firstByte : .idle)
         default:
-            self = .connection("URLError \(error.code.rawValue)")
+            self = .connection(error.description)
         }
     }
 

@@ -1,8 +1,5 @@
+import CurlHTTP
 import Foundation
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A small typed client for the Bot API methods this bot uses. JSON bodies in, the Telegram
 /// envelope decoded on every status into `TelegramError`.
@@ -12,10 +9,10 @@ import FoundationNetworking
 public struct BotAPIClient: Sendable {
     private let baseURL: URL
     private let token: Secret
-    private let http: HTTPStreamingClient
+    private let http: HTTPClient
 
     /// `baseURL` is `https://api.telegram.org` or a self-hosted Bot API server.
-    public init(baseURL: URL, token: Secret, http: HTTPStreamingClient) {
+    public init(baseURL: URL, token: Secret, http: HTTPClient) {
         self.baseURL = baseURL
         self.token = token
         self.http = http
@@ -25,26 +22,25 @@ public struct BotAPIClient: Sendable {
     func call<Parameters: Encodable, Result: Decodable>(
         _ method: String, _ parameters: Parameters, timeout: TimeInterval = 30, as: Result.Type = Result.self
     ) async throws -> Result {
-        var request = URLRequest(url: baseURL.appending(path: "bot\(token.value)/\(method)"))
-        request.httpMethod = "POST"
-        request.timeoutInterval = timeout
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONEncoder().encode(parameters)
+        let request = HTTPRequest(
+            method: "POST", url: baseURL.appending(path: "bot\(token.value)/\(method)"),
+            headers: [("Content-Type", "application/json")], body: Array(try JSONEncoder().encode(parameters)))
 
         let status: Int
         let body: Data
         do {
-            let response = try await http.fetch(request, deadline: .seconds(timeout + 5))
-            (status, body) = (response.status, response.body)
-        } catch let error as URLError {
-            switch error.code {
-            case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
-                throw TelegramError.unreachable("\(method): URLError \(error.code.rawValue)")
+            let response = try await http.fetch(request, deadline: .seconds(timeout + 5), limit: 64 << 20)
+            (status, body) = (response.status, Data(response.body))
+        } catch let error as HTTPClientError {
+            switch error.kind {
+            case .cannotConnect, .cannotResolve, .invalidURL:
+                // Nothing reached Telegram.
+                throw TelegramError.unreachable("\(method): \(error)")
+            case .timedOut:
+                throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
             default:
-                throw TelegramError.network("\(method): URLError \(error.code.rawValue)")
+                throw TelegramError.network("\(method): \(error)")
             }
-        } catch is DeadlineExceeded {
-            throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
         }
         guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body) else {
             throw TelegramError.malformedResponse(status: status)

@@ -1,0 +1,199 @@
+import CCurl
+import Synchronization
+
+/// One request on the event thread, and the hand-over of its answer to the task that reads it.
+///
+/// The easy handle, header parsing and everything named `loop…` belong to the event thread alone.
+/// What the reader sees (the head continuation, buffered bytes, the end) lives in `state`, under a
+/// lock that is never held while libcurl or a continuation runs.
+final class Transfer: @unchecked Sendable {
+    let easy: UnsafeMutableRawPointer
+    private let headerList: UnsafeMutablePointer<curl_slist>?
+    let loop: EventLoop
+    /// Bytes the reader has not taken yet, beyond which libcurl is told to pause the transfer.
+    static let highWater = 1 << 20
+
+    struct State {
+        var head: CheckedContinuation<HTTPStreamingResponse, any Error>?
+        var buffer: [UInt8] = []
+        var reader: CheckedContinuation<[UInt8]?, any Error>?
+        /// Set once: `nil` error for a body that ended cleanly.
+        var ended: Bool = false
+        var failure: (any Error)?
+        /// libcurl holds the transfer until the reader catches up.
+        var paused = false
+    }
+    let state = Mutex(State())
+
+    // Event-thread state.
+    private var loopStatus = 0
+    private var loopHeaders: [String: String] = [:]
+    private var loopHeadDone = false
+    var loopActive = false
+    let followsRedirects: Bool
+
+    init(easy: UnsafeMutableRawPointer, headerList: UnsafeMutablePointer<curl_slist>?, loop: EventLoop, followsRedirects: Bool) {
+        self.easy = easy
+        self.headerList = headerList
+        self.loop = loop
+        self.followsRedirects = followsRedirects
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+    }
+
+    // MARK: Reader side (any thread)
+
+    /// The next batch of body bytes, `nil` at the end.
+    func next() async throws -> [UInt8]? {
+        if let step = take(installing: nil) { return try step.get() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (reader: CheckedContinuation<[UInt8]?, any Error>) in
+                if let step = take(installing: reader) { reader.resume(with: step) }
+            }
+        } onCancel: {
+            cancel()
+        }
+    }
+
+    /// What the reader gets now, or `nil` after installing `reader` (when given) to wait.
+    private func take(installing reader: CheckedContinuation<[UInt8]?, any Error>?) -> Result<[UInt8]?, any Error>? {
+        let (step, unpause) = state.withLock { state -> (Result<[UInt8]?, any Error>?, Bool) in
+            if !state.buffer.isEmpty {
+                let bytes = state.buffer
+                state.buffer = []
+                let unpause = state.paused
+                state.paused = false
+                return (.success(bytes), unpause)
+            }
+            if state.ended { return (state.failure.map { .failure($0) } ?? .success(nil), false) }
+            if reader != nil, Task.isCancelled {
+                return (.failure(CancellationError()), false)
+            }
+            state.reader = reader
+            return (nil, false)
+        }
+        if unpause { loop.post(.unpause(self)) }
+        if case .failure(let error) = step, error is CancellationError { cancel() }
+        return step
+    }
+
+    /// Ends the transfer from our side: whoever waits gets `CancellationError`, and the event thread
+    /// drops the handle. Does nothing once the transfer has ended.
+    func cancel() {
+        let waiting = state.withLock { state -> (CheckedContinuation<HTTPStreamingResponse, any Error>?, CheckedContinuation<[UInt8]?, any Error>?)? in
+            guard !state.ended else { return nil }
+            state.ended = true
+            state.failure = CancellationError()
+            state.buffer = []
+            defer { state.head = nil; state.reader = nil }
+            return (state.head, state.reader)
+        }
+        guard let waiting else { return }
+        waiting.0?.resume(throwing: CancellationError())
+        waiting.1?.resume(throwing: CancellationError())
+        loop.post(.remove(self))
+    }
+
+    // MARK: Event thread
+
+    /// libcurl's header callback: one line at a time, the blank line ends a head.
+    func loopHeaderLine(_ line: UnsafeBufferPointer<UInt8>) {
+        var end = line.count
+        while end > 0, line[end - 1] == 10 || line[end - 1] == 13 { end -= 1 }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: line[0..<end]), as: UTF8.self)
+        if text.hasPrefix("HTTP/") {
+            // A new head (after a 1xx or a redirect): start over.
+            let parts = text.split(separator: " ", maxSplits: 2)
+            loopStatus = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            loopHeaders = [:]
+            return
+        }
+        if !text.isEmpty {
+            guard let colon = text.firstIndex(of: ":") else { return }
+            let name = text[..<colon].lowercased()
+            let value = text[text.index(after: colon)...].trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+            loopHeaders[name] = String(value)
+            return
+        }
+        // The blank line: this head is final unless libcurl goes on to another one.
+        if (100..<200).contains(loopStatus) { return }
+        if followsRedirects, [301, 302, 303, 307, 308].contains(loopStatus), loopHeaders["location"] != nil { return }
+        loopDeliverHead()
+    }
+
+    private func loopDeliverHead() {
+        guard !loopHeadDone else { return }
+        loopHeadDone = true
+        let head = state.withLock { state in
+            defer { state.head = nil }
+            return state.head
+        }
+        head?.resume(returning: HTTPStreamingResponse(status: loopStatus, headers: loopHeaders, body: HTTPBody(owner: .init(self))))
+    }
+
+    /// libcurl's write callback. Returns false when the transfer must pause (the reader is behind).
+    func loopWrite(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if !loopHeadDone { loopDeliverHead() }
+        let accepted = state.withLock { state in
+            if state.ended { return true }  // cancelled: drop the bytes, removal is on its way
+            if state.buffer.count >= Self.highWater {
+                state.paused = true
+                return false
+            }
+            state.buffer.append(contentsOf: bytes)
+            return true
+        }
+        if accepted { loop.touch(self) }
+        return accepted
+    }
+
+    /// Hands what arrived during this wake-up to a waiting reader: one resume per wake-up.
+    func loopFlush() {
+        let handOver = state.withLock { state -> (CheckedContinuation<[UInt8]?, any Error>, [UInt8], Bool)? in
+            guard let reader = state.reader, !state.buffer.isEmpty else { return nil }
+            state.reader = nil
+            let bytes = state.buffer
+            state.buffer = []
+            defer { state.paused = false }
+            return (reader, bytes, state.paused)
+        }
+        guard let (reader, bytes, paused) = handOver else { return }
+        reader.resume(returning: bytes)
+        if paused { loopUnpause() }
+    }
+
+    /// Lets libcurl go on; it may deliver what it held back right away.
+    func loopUnpause() {
+        guard loopActive else { return }
+        curl_easy_pause(easy, ccurl_pause_cont())
+        loop.touch(self)
+    }
+
+    /// The transfer is over: `error` is nil for a complete body.
+    func loopFinish(_ error: (any Error)?) {
+        if error == nil, !loopHeadDone { loopDeliverHead() }
+        let waiting = state.withLock { state -> (CheckedContinuation<HTTPStreamingResponse, any Error>?, CheckedContinuation<[UInt8]?, any Error>?, [UInt8]) in
+            guard !state.ended else { return (nil, nil, []) }
+            state.ended = true
+            state.failure = error
+            let bytes = state.reader == nil ? [] : state.buffer
+            if state.reader != nil { state.buffer = [] }
+            defer { state.head = nil; state.reader = nil }
+            return (state.head, state.reader, bytes)
+        }
+        waiting.0?.resume(throwing: error ?? HTTPClientError(.connectionLost))
+        if let reader = waiting.1 {
+            if !waiting.2.isEmpty {
+                // The reader takes these bytes now and sees the end on its next call.
+                reader.resume(returning: waiting.2)
+            } else if let error {
+                reader.resume(throwing: error)
+            } else {
+                reader.resume(returning: nil)
+            }
+        }
+    }
+}
