@@ -32,7 +32,7 @@ enum BotBenchmark {
         let config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
         let logger = Assistant.makeLogger(label: "bench", level: .warning, sink: try LogSink(appendingTo: "/dev/null"))
         let assistant = try Assistant(config: config, logger: logger)
-        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger)
+        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
         return Setup(llm: llm, telegram: telegram, bot: bot)
     }
 

@@ -53,7 +53,7 @@ enum Soak {
         let logger = Assistant.makeLogger(label: "soak", level: .info, sink: try LogSink(appendingTo: logPath))
         let assistant = try Assistant(config: config, logger: logger)
         let observer = try Store(path: config.databasePath)
-        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger)
+        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
 
         let groups = max(1, chatCount / 10)
         let chats: [(id: Int64, group: Bool)] = (0..<chatCount).map { index in

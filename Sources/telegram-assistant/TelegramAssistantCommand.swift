@@ -74,7 +74,7 @@ struct RunCommand: AsyncParsableCommand {
             let bot: TelegramBot
             do {
                 bot = try await TelegramBot.connect(
-                    config: config, engine: assistant.engine, store: assistant.store, logger: logger,
+                    config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http,
                     notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment))
             } catch let error as BotStartError {
                 logger.critical("start_failed", metadata: ["error": "\(error.description)"])

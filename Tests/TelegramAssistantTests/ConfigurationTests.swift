@@ -120,4 +120,16 @@ import Testing
         }
         #expect(allowed.telegram?.apiURL.host == "bot-api.lan")
     }
+
+    @Test func aCABundleMustBeAReadableFile() throws {
+        let base = ["OPENAI_API_KEY": "k"]
+        let error = #expect(throws: ConfigurationError.self) {
+            try AssistantConfig.parse { (base.merging(["CA_BUNDLE": "/nonexistent/ca.pem"]) { $1 })[$0] }
+        }
+        #expect(error?.problems == ["CA_BUNDLE is \"/nonexistent/ca.pem\", which is not a readable file (a PEM file of CA certificates)"])
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString).pem").path
+        try Data("-----BEGIN CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try AssistantConfig.parse { (base.merging(["CA_BUNDLE": file]) { $1 })[$0] }.caBundlePath == file)
+    }
 }

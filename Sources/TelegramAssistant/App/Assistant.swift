@@ -8,9 +8,13 @@ public struct Assistant: Sendable {
     public let store: Store
     public let engine: ConversationEngine
     public let logger: Logger
+    /// Shared with the Telegram side: one event thread and one connection pool per process.
+    public let http: HTTPClient
 
     /// Opens the database and wires the engine. Throws `StoreError` with a readable message.
-    public init(config: AssistantConfig, logger: Logger, http: HTTPClient = HTTPClient()) throws {
+    public init(config: AssistantConfig, logger: Logger, http: HTTPClient? = nil) throws {
+        let http = http ?? config.makeHTTPClient()
+        self.http = http
         self.config = config
         self.logger = logger
         store = try Store(path: config.databasePath)

@@ -12,9 +12,9 @@ public struct Checkup: Sendable {
     let config: AssistantConfig
     let http: HTTPClient
 
-    public init(config: AssistantConfig, http: HTTPClient = HTTPClient()) {
+    public init(config: AssistantConfig, http: HTTPClient? = nil) {
         self.config = config
-        self.http = http
+        self.http = http ?? config.makeHTTPClient()
     }
 
     public func run() async -> [Result] {

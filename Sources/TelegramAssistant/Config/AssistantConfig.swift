@@ -1,4 +1,5 @@
 import Configuration
+import CurlHTTP
 import Foundation
 import Logging
 import SystemPackage
@@ -33,8 +34,16 @@ public struct AssistantConfig: Sendable {
     /// Turns older than this many days are deleted (`HISTORY_RETENTION_DAYS`); nil keeps everything.
     public var historyRetentionDays: Int?
     public var timeouts: LLMTimeouts
+    /// A PEM file of CA certificates to trust instead of the system's (`CA_BUNDLE`): for a provider
+    /// or Bot API server behind a private CA.
+    public var caBundlePath: String?
     /// Present when loaded for the Telegram bot (`requireTelegram`).
     public var telegram: TelegramConfig?
+
+    /// The one HTTP client (one event thread, one connection pool) for every call the process makes.
+    public func makeHTTPClient() -> HTTPClient {
+        HTTPClient(.init(caBundlePath: caBundlePath))
+    }
 
     public static let defaultSystemPrompt =
         "You are a helpful, concise assistant. Answer clearly and briefly; use Markdown only when it helps."
@@ -148,6 +157,11 @@ public struct AssistantConfig: Sendable {
             databasePath = "./data/assistant.sqlite"
         }
 
+        let caBundle = value("CA_BUNDLE")
+        if let caBundle, !FileManager.default.isReadableFile(atPath: caBundle) {
+            problems.append("CA_BUNDLE is \"\(caBundle)\", which is not a readable file (a PEM file of CA certificates)")
+        }
+
         let telegram = requireTelegram ? TelegramConfig.parse(value, allowInsecureHTTP: allowInsecureHTTP, problems: &problems) : nil
 
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
@@ -161,7 +175,7 @@ public struct AssistantConfig: Sendable {
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
-            telegram: telegram)
+            caBundlePath: caBundle, telegram: telegram)
     }
 
     /// Checks an endpoint URL. Plain http:// sends the token or key in clear, so it is accepted only

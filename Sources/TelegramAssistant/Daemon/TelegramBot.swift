@@ -34,13 +34,13 @@ public struct TelegramBot: Service, CustomStringConvertible {
     /// registers the commands. A rejected token is a `BotStartError`, never a retry loop.
     public static func connect(
         config: AssistantConfig, engine: ConversationEngine, store: Store, logger: Logger,
-        http: HTTPClient = HTTPClient(), limits: TelegramLimits = TelegramLimits(),
+        http: HTTPClient? = nil, limits: TelegramLimits = TelegramLimits(),
         clock: any Clock<Duration> = ContinuousClock(), tick: Duration = .milliseconds(250),
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]),
         maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
     ) async throws -> TelegramBot {
         guard let telegram = config.telegram else { throw BotStartError(description: "the Telegram configuration is missing") }
-        let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http)
+        let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http ?? config.makeHTTPClient())
         let me: Telegram.User
         do {
             me = try await client.getMe()
