@@ -20,6 +20,10 @@ struct Benchmarks {
         if arguments.dropFirst().first == "soak" { exit(try await Soak.run(arguments: arguments)) }
         if arguments.dropFirst().first == "fuzz" { exit(Fuzz.run(arguments: arguments)) }
         var rows: [Row] = []
+        if arguments.dropFirst().first == "process" {
+            rows = try await ProcessBenchmark.run(arguments: arguments)
+            return try print(rows, arguments: arguments)
+        }
         rows += sseDecoder()
         rows += markdown()
         rows += try await streaming()
@@ -27,7 +31,11 @@ struct Benchmarks {
         rows += try durability()
         rows += try await BotBenchmark.run()
         rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
+        try print(rows, arguments: arguments)
+    }
 
+    /// The table on standard output, and JSON to the file after `--json`.
+    static func print(_ rows: [Row], arguments: [String]) throws {
         var table = "| benchmark | value | unit | note |\n|---|---:|---|---|\n"
         for row in rows {
             table += "| \(row.name) | \(String(format: "%.3f", row.value)) | \(row.unit) | \(row.note) |\n"

@@ -11,6 +11,9 @@ public final class FakeOpenAIServer: Sendable {
         /// Streams `text`, cut into transport chunks of `chunkSize` bytes (boundaries fall anywhere,
         /// inside UTF-8 sequences too), with `pause` between chunks.
         case answer(String, chunkSize: Int = 7, pause: Duration? = nil, usage: Bool = true)
+        /// Streams `text` as a real provider paces it: one event of `charactersPerEvent` characters
+        /// per network write, `every` apart.
+        case paced(String, charactersPerEvent: Int, every: Duration)
         /// 429 `rate_limit_exceeded`, with a `Retry-After` header when given.
         case rateLimited(retryAfterSeconds: Int?)
         /// 429 `insufficient_quota`.
@@ -178,6 +181,26 @@ public final class FakeOpenAIServer: Sendable {
         case .answer(let text, let chunkSize, let pause, let usage):
             let sse = Self.sse(text: text, model: body.model, finish: "stop", usage: usage && usageWanted ? (Self.tokens(body.messages), Self.pieces(text).count) : nil)
             return Self.stream(sse, chunkSize: chunkSize, pause: pause)
+        case .paced(let text, let size, let pause):
+            var pieces: [String] = []
+            var rest = Substring(text)
+            while !rest.isEmpty {
+                pieces.append(String(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            var steps: [ScriptedResponse.Step] = []
+            for (index, piece) in pieces.enumerated() {
+                let usage = index == pieces.count - 1 ? (Self.tokens(body.messages), pieces.count) : nil
+                let finish = index == pieces.count - 1 ? "stop" : nil
+                var event = Self.sse(pieces: [piece], model: body.model, finish: finish, usage: usage, done: finish != nil)
+                if index > 0 {
+                    // Only the first event carries the role chunk.
+                    event = String(event[event.range(of: "\n\n")!.upperBound...])
+                    steps.append(.pause(pause))
+                }
+                steps.append(.bytes(Data(event.utf8)))
+            }
+            return ScriptedResponse(status: 200, headers: ["Content-Type": "text/event-stream"], steps: steps)
         case .rateLimited(let seconds):
             var headers: [String: String] = [:]
             if let seconds { headers["Retry-After"] = String(seconds) }
@@ -255,12 +278,16 @@ public final class FakeOpenAIServer: Sendable {
     /// An answer as OpenAI streams it: a role chunk, content chunks, a finish chunk, a usage chunk
     /// with `choices: []`, then `[DONE]`.
     public static func sse(text: String, model: String, finish: String?, usage: (Int, Int)?, done: Bool = true) -> String {
+        sse(pieces: pieces(text), model: model, finish: finish, usage: usage, done: done)
+    }
+
+    static func sse(pieces: [String], model: String, finish: String?, usage: (Int, Int)?, done: Bool = true) -> String {
         func event(_ json: String) -> String { "data: \(json)\n\n" }
         func chunk(_ choices: String) -> String {
             event("{\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\(quoted(model)),\"choices\":\(choices)}")
         }
         var sse = chunk("[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]")
-        for piece in pieces(text) {
+        for piece in pieces {
             sse += chunk("[{\"index\":0,\"delta\":{\"content\":\(quoted(piece))},\"finish_reason\":null}]")
         }
         if let finish { sse += chunk("[{\"index\":0,\"delta\":{},\"finish_reason\":\"\(finish)\"}]") }

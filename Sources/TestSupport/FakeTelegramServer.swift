@@ -43,8 +43,11 @@ public final class FakeTelegramServer: Sendable {
     public struct Call: Sendable {
         public var method: String
         public var parameters: [String: JSONValue]
+        /// When the answer went out (for a long poll, when it ended).
         public var at: ContinuousClock.Instant
         public var status: Int
+        /// When the request arrived.
+        public var receivedAt: ContinuousClock.Instant
     }
 
     private struct Bucket {
@@ -68,6 +71,7 @@ public final class FakeTelegramServer: Sendable {
         var groupWindows: [Int64: [ContinuousClock.Instant]] = [:]
         var globalBucket: Bucket?
         var tooManyRequests = 0
+        var firstPollArrival: ContinuousClock.Instant?
         var commands: [[String: JSONValue]] = []
         var failNext: [String: [(Int, String)]] = [:]
         var heldMethods: Set<String> = []
@@ -293,6 +297,8 @@ public final class FakeTelegramServer: Sendable {
     public func calls(_ method: String) -> [Call] { calls.filter { $0.method == method } }
     /// How many 429s the server answered.
     public var tooManyRequests: Int { state.withLock { $0.tooManyRequests } }
+    /// When the first `getUpdates` arrived (a long poll is recorded in `calls` only when it ends).
+    public var firstPollArrival: ContinuousClock.Instant? { state.withLock { $0.firstPollArrival } }
     /// Updates not yet confirmed by a higher offset.
     public var pendingUpdateCount: Int { state.withLock { $0.pendingUpdates.count } }
     /// getUpdates calls received so far, answered or still waiting.
@@ -365,10 +371,10 @@ public final class FakeTelegramServer: Sendable {
             return true
         }
         if hangUp {
-            _ = record(method, parameters, response)
+            _ = record(method, parameters, response, arrived: request.receivedAt)
             return ScriptedResponse(status: response.status, beforeHead: [.hangUp])
         }
-        return record(method, parameters, response)
+        return record(method, parameters, response, arrived: request.receivedAt)
     }
 
     /// Blocks this connection's own thread (never a test's) while `method` is held, for at most a minute.
@@ -382,9 +388,11 @@ public final class FakeTelegramServer: Sendable {
         state.withLock { $0.heldAnswers -= 1 }
     }
 
-    private func record(_ method: String, _ parameters: [String: JSONValue], _ response: ScriptedResponse) -> ScriptedResponse {
+    private func record(
+        _ method: String, _ parameters: [String: JSONValue], _ response: ScriptedResponse, arrived: ContinuousClock.Instant = .now
+    ) -> ScriptedResponse {
         state.withLock {
-            $0.calls.append(Call(method: method, parameters: parameters, at: .now, status: response.status))
+            $0.calls.append(Call(method: method, parameters: parameters, at: .now, status: response.status, receivedAt: arrived))
             if response.status == 429 { $0.tooManyRequests += 1 }
         }
         return response
@@ -414,6 +422,7 @@ public final class FakeTelegramServer: Sendable {
         guard parameters["allowed_updates"] != nil else {
             return Self.failure(400, "Bad Request: this fake insists on an explicit allowed_updates")
         }
+        state.withLock { $0.firstPollArrival = $0.firstPollArrival ?? .now }
         var offset = parameters["offset"]?.int64 ?? 0
         let timeout = min(50, max(0, parameters["timeout"]?.int ?? 0))
         let generation = state.withLock { state -> Int in

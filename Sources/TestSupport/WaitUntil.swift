@@ -1,6 +1,7 @@
 /// A condition a test waited for did not come true in time.
 public struct WaitTimedOut: Error, CustomStringConvertible {
     public let what: String
+    public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for \(what)" }
 }
 
