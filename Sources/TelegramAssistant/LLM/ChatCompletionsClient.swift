@@ -122,7 +122,6 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
         var sawEvent = false
         var sawFinish = false
         var ended = false
-        let jsonDecoder = JSONDecoder()
 
         init(body: HTTPBody.Iterator, activity: ActivityMonitor?) {
             self.body = body
@@ -175,7 +174,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                 }
                 let chunk: OpenAI.ChatChunk
                 do {
-                    chunk = try jsonDecoder.decode(OpenAI.ChatChunk.self, from: Data(payload.utf8))
+                    chunk = try OpenAI.ChatChunk(payload)
                 } catch {
                     throw LLMError.malformedEvent
                 }
@@ -183,7 +182,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                     throw LLMError.streamError(message: error.message ?? "unknown error")
                 }
                 for choice in chunk.choices ?? [] {
-                    if let text = choice.delta?.content, !text.isEmpty { pending.append(.delta(text)) }
+                    if let text = choice.content, !text.isEmpty { pending.append(.delta(text)) }
                     if let reason = choice.finishReason {
                         sawFinish = true
                         pending.append(.finished(reason: reason))

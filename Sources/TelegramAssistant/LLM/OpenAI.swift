@@ -75,33 +75,54 @@ public enum OpenAI {
 
     /// One `data:` event of a streamed answer. Every field may be missing: some chunks carry only
     /// the role, only a finish reason, or only usage (with `choices: []`).
-    public struct ChatChunk: Decodable, Sendable {
-        public struct Choice: Decodable, Sendable {
-            public struct Delta: Decodable, Sendable {
-                public var content: String?
-            }
-            public var delta: Delta?
+    ///
+    /// Read from a `JSONValue`, not through `JSONDecoder`: this runs for every event of every answer,
+    /// and `JSONDecoder` cost more CPU than everything else the bot does per event.
+    public struct ChatChunk: Sendable {
+        public struct Choice: Sendable {
+            public var content: String?
             public var finishReason: String?
-
-            enum CodingKeys: String, CodingKey {
-                case delta
-                case finishReason = "finish_reason"
-            }
         }
         public var model: String?
         public var choices: [Choice]?
         public var usage: Usage?
         public var error: ErrorBody.Detail?
 
-        enum CodingKeys: String, CodingKey { case model, choices, usage, error }
+        /// Throws when the event is not JSON, or `choices`, a `delta`'s `content`, a
+        /// `finish_reason` or `error` has the wrong type. `model` and `usage` are read leniently:
+        /// a surprising shape there costs the detail, not the answer.
+        init(_ payload: String) throws {
+            let json = try JSONValue.parse(payload)
+            guard case .object = json else { throw JSONValue.Malformed() }
+            model = json["model"]?.string
+            switch json["choices"] {
+            case nil, .null?:
+                choices = nil
+            case .array(let list)?:
+                choices = try list.map { choice in
+                    guard case .object = choice else { throw JSONValue.Malformed() }
+                    return Choice(content: try Self.optionalString(choice["delta"]?["content"]), finishReason: try Self.optionalString(choice["finish_reason"]))
+                }
+            default:
+                throw JSONValue.Malformed()
+            }
+            if case .object? = json["usage"] {
+                let count = { (key: String) in json["usage"]?[key]?.integer.flatMap { $0 >= 0 ? $0 : nil } }
+                usage = Usage(promptTokens: count("prompt_tokens"), completionTokens: count("completion_tokens"))
+            }
+            switch json["error"] {
+            case nil, .null?: error = nil
+            case .object(let detail)?: error = ErrorBody.Detail(JSONValue.object(detail))
+            default: throw JSONValue.Malformed()
+            }
+        }
 
-        public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            model = try? container.decodeIfPresent(String.self, forKey: .model)
-            choices = try container.decodeIfPresent([Choice].self, forKey: .choices)
-            // A usage object of an unexpected shape costs the counts, not the answer.
-            usage = (try? container.decodeIfPresent(Usage.self, forKey: .usage)).flatMap { $0 }
-            error = try container.decodeIfPresent(ErrorBody.Detail.self, forKey: .error)
+        private static func optionalString(_ value: JSONValue?) throws -> String? {
+            switch value {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            default: throw JSONValue.Malformed()
+            }
         }
     }
 
@@ -115,6 +136,13 @@ public enum OpenAI {
             public var param: String?
 
             enum CodingKeys: String, CodingKey { case message, type, code, param }
+
+            init(_ json: JSONValue) {
+                message = json["message"]?.string
+                type = json["type"]?.string
+                param = json["param"]?.string
+                code = json["code"]?.string ?? json["code"]?.integer.map(String.init)
+            }
 
             public init(from decoder: any Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
