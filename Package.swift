@@ -17,12 +17,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
-        // libcurl's headers, with typed wrappers for its variadic option setters.
-        .systemLibrary(
-            name: "CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
+        // libcurl's headers (libcurl4-openssl-dev, from deploy/install-deps.sh), with typed wrappers
+        // for its variadic option setters.
+        .systemLibrary(name: "CCurl"),
         // Our HTTP client: libcurl's multi interface on one event thread, streamed bodies in batches.
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
         // All logic lives here; the executable only parses arguments and calls into it.
