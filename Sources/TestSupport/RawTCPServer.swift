@@ -19,39 +19,26 @@ public final class RawTCPServer: Sendable {
     public let port: Int
     private let listener: Int32
     private let script: @Sendable (_ connection: Int) -> [Action]
+    private let stopped = Mutex(false)
     private let record = Mutex<(connections: Int, requests: [String], sent: Int, closedByClient: Int)>((0, [], 0, 0))
 
     /// `script` is asked once per connection (numbered from 0) for what to do.
     public init(script: @escaping @Sendable (_ connection: Int) -> [Action]) throws {
         self.script = script
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FakeServerError.socket(errno) }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 1024) == 0 else {
-            close(fd)
-            throw FakeServerError.socket(errno)
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        listener = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (listener, port) = try listenOnLoopback()
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
     }
 
-    deinit { stop() }
-
-    /// Stops accepting; the accept thread closes the socket.
-    public func stop() { Glibc.shutdown(listener, Int32(SHUT_RDWR)) }
+    /// Stops accepting. Only the first call touches the socket, and only the accept thread closes
+    /// it: a descriptor number that is closed may at once belong to another test's socket.
+    public func stop() {
+        let first = stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        if first { Glibc.shutdown(listener, Int32(SHUT_RDWR)) }
+    }
 
     /// Whether anything accepts connections on 127.0.0.1:`port`.
     public static func isListening(port: Int) -> Bool {
