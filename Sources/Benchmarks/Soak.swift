@@ -8,6 +8,9 @@ import TestSupport
 /// for N minutes. Every chat writes, waits for its answer, and writes again; after each wave the
 /// run checks that every message got exactly one complete answer or one clearly marked failure.
 /// At the end it prints the counts and exits non-zero when an invariant broke.
+///
+/// With `--bot PATH` the bot is that binary in its own process (with `MALLOC_ARENA_MAX=2`, as the
+/// systemd unit sets), so the RSS figures are the bot's alone, not the fakes' threads as well.
 enum Soak {
     struct Tally {
         var messages = 0
@@ -50,10 +53,34 @@ enum Soak {
         ]
         let config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let logger = Assistant.makeLogger(label: "soak", level: .info, sink: try LogSink(appendingTo: logPath))
-        let assistant = try Assistant(config: config, logger: logger)
         let observer = try Store(path: config.databasePath)
-        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
+        let stop: () async -> Void
+        let residentKilobytes: () -> Int
+        if let path = option("--bot") {
+            let bot = Process()
+            bot.executableURL = URL(fileURLWithPath: path)
+            bot.arguments = ["run"]
+            bot.environment = values.merging(["LOG_FILE": logPath, "LOG_LEVEL": "info", "MALLOC_ARENA_MAX": "2", "PATH": "/usr/bin:/bin"]) { $1 }
+            bot.standardOutput = FileHandle.nullDevice
+            bot.standardError = FileHandle.nullDevice
+            try bot.run()
+            let pid = bot.processIdentifier
+            stop = {
+                bot.terminate()
+                bot.waitUntilExit()
+            }
+            residentKilobytes = { Proc.status(pid, "VmRSS") }
+        } else {
+            let logger = Assistant.makeLogger(label: "soak", level: .info, sink: try LogSink(appendingTo: logPath))
+            let assistant = try Assistant(config: config, logger: logger)
+            let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
+            let running = Task { try await bot.run() }
+            stop = {
+                running.cancel()
+                _ = await running.result
+            }
+            residentKilobytes = { Proc.status(getpid(), "VmRSS") }
+        }
 
         let groups = max(1, chatCount / 10)
         let chats: [(id: Int64, group: Bool)] = (0..<chatCount).map { index in
@@ -63,7 +90,6 @@ enum Soak {
         var rssAfterWarmUp = 0
         var rssPeak = 0
         let deadline = ContinuousClock.now + .seconds(minutes * 60)
-        let running = Task { try await bot.run() }
         var wave = 0
         let started = ContinuousClock.now
         while ContinuousClock.now < deadline {
@@ -100,9 +126,8 @@ enum Soak {
                 FileHandle.standardError.write(Data("soak: \(elapsed) s, wave \(wave), \(tally.messages) messages, lost \(tally.lost), duplicates \(tally.duplicates), RSS \(rss / 1024) MiB\n".utf8))
             }
         }
-        running.cancel()
-        _ = await running.result
         let rssEnd = residentKilobytes()
+        await stop()
         let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         let logCounts = countErrorTypes(log)
 
@@ -210,11 +235,5 @@ enum Soak {
             counts[String(type), default: 0] += 1
         }
         return counts
-    }
-
-    static func residentKilobytes() -> Int {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
-        return line.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
     }
 }

@@ -47,6 +47,7 @@ static inline CURLMcode ccurl_multi_setopt_timer(CURLM *handle, curl_multi_timer
 // CURL_WRITEFUNC_PAUSE and CURLPAUSE_CONT are macros Swift cannot import (casts, bit operations).
 static inline size_t ccurl_writefunc_pause(void) { return CURL_WRITEFUNC_PAUSE; }
 static inline int ccurl_pause_cont(void) { return CURLPAUSE_CONT; }
+static inline int ccurl_pause_recv(void) { return CURLPAUSE_RECV; }
 
 // Names the calling thread (shown by top -H, perf and gdb).
 static inline void ccurl_name_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

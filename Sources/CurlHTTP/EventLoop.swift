@@ -32,6 +32,8 @@ final class EventLoop: @unchecked Sendable {
     /// When libcurl wants `CURL_SOCKET_TIMEOUT`, in `ContinuousClock` terms.
     private var timerDue: ContinuousClock.Instant?
     private var touched: [Transfer] = []
+    /// Resting transfers and when each reads again (a handful at most: a list beats a heap).
+    private var rests: [(due: ContinuousClock.Instant, transfer: Transfer)] = []
     /// Transfers on the event thread now (for tests and diagnostics).
     let activeCount = Atomic<Int>(0)
 
@@ -93,7 +95,7 @@ final class EventLoop: @unchecked Sendable {
         var running: Int32 = 0
         while true {
             let timeout: Int32
-            if let due = timerDue {
+            if let due = [timerDue, rests.map(\.due).min()].compactMap({ $0 }).min() {
                 let left = due - .now
                 // Round up: waking a little early would only spin.
                 timeout = left <= .zero ? 0 : Int32(min((left / .milliseconds(1)).rounded(.up), 60_000))
@@ -117,6 +119,12 @@ final class EventLoop: @unchecked Sendable {
                 curl_multi_socket_action(multi, fd, mask, &running)
             }
             if !runCommands() { break }
+            if !rests.isEmpty {
+                let now = ContinuousClock.now
+                let due = rests.filter { $0.due <= now }
+                rests.removeAll { $0.due <= now }
+                for rest in due { rest.transfer.loopEndRest() }
+            }
             if let due = timerDue, due <= .now {
                 timerDue = nil
                 curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running)
@@ -158,6 +166,7 @@ final class EventLoop: @unchecked Sendable {
         transfer.loopActive = false
         activeCount.subtract(1, ordering: .relaxed)
         curl_multi_remove_handle(multi, transfer.easy)
+        rests.removeAll { $0.transfer === transfer }
         transfers[transfer.easy] = nil
     }
 
@@ -192,6 +201,11 @@ final class EventLoop: @unchecked Sendable {
             queue = nil
             close(wakeFD)
         }
+    }
+
+    /// Lets `transfer` read again after `interval` (event thread).
+    func wake(_ transfer: Transfer, after interval: Duration) {
+        rests.append((.now + interval, transfer))
     }
 
     /// Called by libcurl (on this thread) when the data of `transfer` arrived or it was unpaused.

@@ -119,7 +119,9 @@ public final class HTTPClient: Sendable {
         list = curl_slist_append(list, "Expect:")
         ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list)
 
-        let transfer = Transfer(easy: easy, headerList: list, loop: loop, followsRedirects: configuration.followsRedirects)
+        let transfer = Transfer(
+            easy: easy, headerList: list, loop: loop, followsRedirects: configuration.followsRedirects,
+            deliveryInterval: request.deliveryInterval)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context)
         ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context)

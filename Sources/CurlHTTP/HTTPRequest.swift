@@ -12,10 +12,15 @@ public struct HTTPRequest: Sendable {
     public var idleTimeout: Duration?
     /// Ends the transfer when it has not completed (body and all) within this long.
     public var totalTimeout: Duration?
+    /// Hands the body to its reader at most this often: the first bytes go at once, then the
+    /// transfer rests (libcurl stops reading the socket) until the interval is over and whatever
+    /// came meanwhile goes in one batch. For a stream of small events whose reader does not need
+    /// each one at once, this turns a wake-up per event into a wake-up per interval.
+    public var deliveryInterval: Duration?
 
     public init(
         method: String = "GET", url: URL, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-        idleTimeout: Duration? = nil, totalTimeout: Duration? = nil
+        idleTimeout: Duration? = nil, totalTimeout: Duration? = nil, deliveryInterval: Duration? = nil
     ) {
         self.method = method
         self.url = url
@@ -23,6 +28,7 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.idleTimeout = idleTimeout
         self.totalTimeout = totalTimeout
+        self.deliveryInterval = deliveryInterval
     }
 
     /// Sets a header, replacing any with the same name.

@@ -30,9 +30,16 @@ final class Transfer: @unchecked Sendable {
     private var loopHeaders: [String: String] = [:]
     private var loopHeadDone = false
     var loopActive = false
+    /// Paused by us until the delivery interval is over.
+    private var loopResting = false
     let followsRedirects: Bool
+    let deliveryInterval: Duration?
 
-    init(easy: UnsafeMutableRawPointer, headerList: UnsafeMutablePointer<curl_slist>?, loop: EventLoop, followsRedirects: Bool) {
+    init(
+        easy: UnsafeMutableRawPointer, headerList: UnsafeMutablePointer<curl_slist>?, loop: EventLoop, followsRedirects: Bool,
+        deliveryInterval: Duration?
+    ) {
+        self.deliveryInterval = deliveryInterval
         self.easy = easy
         self.headerList = headerList
         self.loop = loop
@@ -150,7 +157,8 @@ final class Transfer: @unchecked Sendable {
         return accepted
     }
 
-    /// Hands what arrived during this wake-up to a waiting reader: one resume per wake-up.
+    /// Hands what arrived during this wake-up to a waiting reader: one resume per wake-up. With a
+    /// delivery interval, the transfer then rests until the interval is over.
     func loopFlush() {
         let handOver = state.withLock { state -> (CheckedContinuation<[UInt8]?, any Error>, [UInt8], Bool)? in
             guard let reader = state.reader, !state.buffer.isEmpty else { return nil }
@@ -160,14 +168,27 @@ final class Transfer: @unchecked Sendable {
             defer { state.paused = false }
             return (reader, bytes, state.paused)
         }
-        guard let (reader, bytes, paused) = handOver else { return }
+        guard let (reader, bytes, wasBehind) = handOver else { return }
         reader.resume(returning: bytes)
-        if paused { loopUnpause() }
+        if let deliveryInterval, !loopResting, loopActive {
+            loopResting = true
+            curl_easy_pause(easy, ccurl_pause_recv())
+            loop.wake(self, after: deliveryInterval)
+        } else if wasBehind {
+            loopUnpause()
+        }
     }
 
-    /// Lets libcurl go on; it may deliver what it held back right away.
+    /// The delivery interval is over: read again.
+    func loopEndRest() {
+        loopResting = false
+        loopUnpause()
+    }
+
+    /// Lets libcurl go on, unless the transfer is resting or its reader is still behind; libcurl
+    /// may deliver what it held back right away.
     func loopUnpause() {
-        guard loopActive else { return }
+        guard loopActive, !loopResting, !state.withLock({ $0.paused }) else { return }
         curl_easy_pause(easy, ccurl_pause_cont())
         loop.touch(self)
     }

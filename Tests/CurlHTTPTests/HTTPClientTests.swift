@@ -164,6 +164,34 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
         #expect(received == payload)
     }
 
+    /// With a delivery interval, what comes in many small writes reaches the reader in a few batches;
+    /// every byte arrives, in order.
+    @Test func aDeliveryIntervalBatchesSmallWrites() async throws {
+        let pieces = (0..<10).map { Data("piece\($0);".utf8) }
+        let steps = pieces.flatMap { [ScriptedResponse.Step.bytes($0), .pause(.milliseconds(20))] }
+        let server = try FakeHTTPServer { _ in ScriptedResponse(status: 200, steps: steps) }
+        var batches: [[UInt8]] = []
+        let response = try await client.send(HTTPRequest(url: url(server.port), deliveryInterval: .milliseconds(250)))
+        for try await batch in response.body { batches.append(batch) }
+        #expect(batches.flatMap { $0 } == Array(pieces.reduce(Data(), +)))
+        #expect(batches.count <= 4, "\(batches.count) hand-overs for 10 writes 20 ms apart")
+
+    }
+
+    /// The interval never holds back the first bytes: with a 10 s interval, bytes that find the
+    /// reader waiting (a model that thinks before it answers) come at once.
+    @Test func aDeliveryIntervalDoesNotDelayTheFirstBytes() async throws {
+        let server = try RawTCPServer { _ in
+            [.readRequest, .send(Array("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n".utf8)), .pause(.milliseconds(300)),
+             .send(Array("first".utf8)), .waitForClientClose]
+        }
+        let start = ContinuousClock.now
+        let response = try await client.send(HTTPRequest(url: url(server.port), deliveryInterval: .seconds(10)))
+        var body = response.body.makeAsyncIterator()
+        #expect(try await body.next() == Array("first".utf8))
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
     @Test func aServerThatNeverReadsIsLeftBehindOnCancel() async throws {
         let server = try RawTCPServer { _ in [.ignoreClient] }
         let client = self.client
