@@ -93,6 +93,10 @@ public final class Store: Sendable {
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
             try pool.writeWithoutTransaction { db in
+                // GRDB switches the writer to WAL and then to synchronous=NORMAL after
+                // `prepareDatabase` has run: set the durability again on the one connection that
+                // commits (it stays open for the pool's life).
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
                 // Freed pages go back to the file system (see `compact`). A database made before
                 // this is rebuilt once to switch; a new one switches before it has any table.
                 if try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2 {
@@ -134,9 +138,9 @@ public final class Store: Sendable {
         }
     }
 
-    /// `PRAGMA synchronous` as the store's connections run it (2 is FULL).
+    /// `PRAGMA synchronous` on the connection that commits (2 is FULL).
     func synchronousLevel() throws -> Int {
-        try read { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+        try writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Pages in the database file (for the size it takes on disk).
