@@ -66,6 +66,10 @@ public struct HTTPBody: AsyncSequence, Sendable {
         let owner: Owner
         /// Throws `HTTPClientError` when the transfer fails, `CancellationError` when it was cancelled.
         public mutating func next() async throws -> [UInt8]? { try await owner.transfer.next() }
+
+        /// Changes `HTTPRequest.deliveryInterval` from the next hand-over on: a reader that needs the
+        /// first bytes at once and the rest only now and then turns batching on once it has them.
+        public func deliver(every interval: Duration?) { owner.transfer.deliver(every: interval) }
     }
 
     /// Reads the rest of the body. Throws `HTTPClientError.Kind.bodyTooLarge` past `limit` bytes.

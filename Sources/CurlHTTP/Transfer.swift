@@ -22,6 +22,8 @@ final class Transfer: @unchecked Sendable {
         var failure: (any Error)?
         /// libcurl holds the transfer until the reader catches up.
         var paused = false
+        /// See `HTTPRequest.deliveryInterval`; the reader may change it at any time.
+        var deliveryInterval: Duration?
     }
     let state = Mutex(State())
 
@@ -33,13 +35,12 @@ final class Transfer: @unchecked Sendable {
     /// Paused by us until the delivery interval is over.
     private var loopResting = false
     let followsRedirects: Bool
-    let deliveryInterval: Duration?
 
     init(
         easy: UnsafeMutableRawPointer, headerList: UnsafeMutablePointer<curl_slist>?, loop: EventLoop, followsRedirects: Bool,
         deliveryInterval: Duration?
     ) {
-        self.deliveryInterval = deliveryInterval
+        state.withLock { $0.deliveryInterval = deliveryInterval }
         self.easy = easy
         self.headerList = headerList
         self.loop = loop
@@ -85,6 +86,11 @@ final class Transfer: @unchecked Sendable {
         if unpause { loop.post(.unpause(self)) }
         if case .failure(let error) = step, error is CancellationError { cancel() }
         return step
+    }
+
+    /// Sets the delivery interval from the next hand-over on.
+    func deliver(every interval: Duration?) {
+        state.withLock { $0.deliveryInterval = interval }
     }
 
     /// Ends the transfer from our side: whoever waits gets `CancellationError`, and the event thread
@@ -160,15 +166,15 @@ final class Transfer: @unchecked Sendable {
     /// Hands what arrived during this wake-up to a waiting reader: one resume per wake-up. With a
     /// delivery interval, the transfer then rests until the interval is over.
     func loopFlush() {
-        let handOver = state.withLock { state -> (CheckedContinuation<[UInt8]?, any Error>, [UInt8], Bool)? in
+        let handOver = state.withLock { state -> (CheckedContinuation<[UInt8]?, any Error>, [UInt8], Bool, Duration?)? in
             guard let reader = state.reader, !state.buffer.isEmpty else { return nil }
             state.reader = nil
             let bytes = state.buffer
             state.buffer = []
             defer { state.paused = false }
-            return (reader, bytes, state.paused)
+            return (reader, bytes, state.paused, state.deliveryInterval)
         }
-        guard let (reader, bytes, wasBehind) = handOver else { return }
+        guard let (reader, bytes, wasBehind, deliveryInterval) = handOver else { return }
         reader.resume(returning: bytes)
         if let deliveryInterval, !loopResting, loopActive {
             loopResting = true

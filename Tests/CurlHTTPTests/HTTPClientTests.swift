@@ -178,6 +178,24 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
 
     }
 
+    /// A reader can turn batching on once it has what it needed at once (a model's first text).
+    @Test func aReaderTurnsBatchingOnMidStream() async throws {
+        let pieces = (0..<12).map { Data("piece\($0);".utf8) }
+        let steps = pieces.flatMap { [ScriptedResponse.Step.bytes($0), .pause(.milliseconds(20))] }
+        let server = try FakeHTTPServer { _ in ScriptedResponse(status: 200, steps: steps) }
+        let response = try await client.send(HTTPRequest(url: url(server.port)))
+        var body = response.body.makeAsyncIterator()
+        var received = try #require(try await body.next())
+        body.deliver(every: .milliseconds(250))
+        var batches = 0
+        while let batch = try await body.next() {
+            received += batch
+            batches += 1
+        }
+        #expect(received == Array(pieces.reduce(Data(), +)))
+        #expect(batches <= 4, "\(batches) hand-overs for the 11 writes after the first")
+    }
+
     /// The interval never holds back the first bytes: with a 10 s interval, bytes that find the
     /// reader waiting (a model that thinks before it answers) come at once.
     @Test func aDeliveryIntervalDoesNotDelayTheFirstBytes() async throws {

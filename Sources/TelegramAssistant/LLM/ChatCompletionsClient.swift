@@ -11,8 +11,10 @@ public struct ChatCompletionsClient: Sendable {
     let http: HTTPClient
     /// libcurl's idle limit, a backstop behind the deadlines `CompletionRunner` enforces.
     private let transportTimeout: Duration
-    /// How often a streamed answer's bytes are handed over at most; far below the 250 ms between
-    /// two drafts, and smooth enough for the terminal.
+    /// Events come every few milliseconds, but Telegram shows at most a few updates a second: once
+    /// the first text is in, the rest of a streamed answer is handed over at most this often (far
+    /// below the 250 ms between two drafts, smooth enough for the terminal), which saves a thread
+    /// wake-up per event. Before the first text (role chunks, a model that thinks) bytes go at once.
     static let deliveryInterval: Duration = .milliseconds(50)
 
     public init(
@@ -35,12 +37,7 @@ public struct ChatCompletionsClient: Sendable {
     /// Starts the call. Returns once a 200 response has begun; any other status is thrown as the
     /// matching `LLMError`. `activity` is touched on every byte that arrives, for idle deadlines.
     public func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
-        // Events come every few milliseconds, but Telegram shows at most a few updates a second:
-        // the body is handed over at most every `Self.deliveryInterval` (the first bytes at once),
-        // which saves a thread wake-up per event.
-        var urlRequest = HTTPRequest(
-            method: "POST", url: baseURL.appending(path: "chat/completions"), idleTimeout: transportTimeout,
-            deliveryInterval: Self.deliveryInterval)
+        var urlRequest = HTTPRequest(method: "POST", url: baseURL.appending(path: "chat/completions"), idleTimeout: transportTimeout)
         urlRequest.headers = [
             ("Authorization", "Bearer \(apiKey.value)"), ("Content-Type", "application/json"), ("Accept", "text/event-stream"),
         ]
@@ -129,6 +126,7 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
         var pendingIndex = 0
         var sawEvent = false
         var sawFinish = false
+        var sawText = false
         var ended = false
 
         init(body: HTTPBody.Iterator, activity: ActivityMonitor?) {
@@ -190,7 +188,13 @@ public struct ChatCompletionStream: AsyncSequence, Sendable {
                     throw LLMError.streamError(message: error.message ?? "unknown error")
                 }
                 for choice in chunk.choices ?? [] {
-                    if let text = choice.content, !text.isEmpty { pending.append(.delta(text)) }
+                    if let text = choice.content, !text.isEmpty {
+                        if !sawText {
+                            sawText = true
+                            body.deliver(every: ChatCompletionsClient.deliveryInterval)
+                        }
+                        pending.append(.delta(text))
+                    }
                     if let reason = choice.finishReason {
                         sawFinish = true
                         pending.append(.finished(reason: reason))
