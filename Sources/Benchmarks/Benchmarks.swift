@@ -186,9 +186,7 @@ struct Benchmarks {
     /// The process's own peak RSS (`VmHWM`). Not `ru_maxrss`: that survives exec, so under
     /// `swift run` it reported SwiftPM's memory before the benchmark replaced it (135 MiB, not 64).
     static func peakRSSKilobytes() -> Int {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-        return line.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        Proc.status(getpid(), "VmHWM")
     }
 }
 

@@ -68,7 +68,7 @@ enum ProcessBenchmark {
             rows.append(.init(name: name, value: value, unit: unit, note: note))
         }
 
-        try await until { telegram.firstPollArrival != nil }
+        try await waitFor("the first poll", timeout: .seconds(60)) { telegram.firstPollArrival != nil }
         let firstPoll = telegram.firstPollArrival!
         row("start-up to first getUpdates", Benchmarks.milliseconds(firstPoll - started), "ms", "spawn → the fake sees the first poll")
 
@@ -87,7 +87,7 @@ enum ProcessBenchmark {
             let delivered = ContinuousClock.now
             telegram.deliverText("question", chatID: chat)
             let id = chat
-            try await until { telegram.visibleMessages(chatID: id).last?.text == answer }
+            try await waitFor("the complete answer", timeout: .seconds(60)) { telegram.visibleMessages(chatID: id).last?.text == answer }
             let request = llm.requests[requestsBefore].receivedAt
             let shown = telegram.calls.first {
                 ($0.method == "sendMessageDraft" || $0.method == "sendMessage") && $0.status == 200 && $0.at > request
@@ -124,7 +124,7 @@ enum ProcessBenchmark {
         let chats = (0..<options.burst).map { Int64(100_000 + $0) }
         for _ in chats { llm.enqueue(.paced(answer, charactersPerEvent: 4, every: .milliseconds(10))) }
         for id in chats { telegram.deliverText("question", chatID: id) }
-        try await until(timeout: .seconds(600)) { chats.allSatisfy { telegram.visibleMessages(chatID: $0).last?.text == answer } }
+        try await waitFor("every answer of the burst", timeout: .seconds(600)) { chats.allSatisfy { telegram.visibleMessages(chatID: $0).last?.text == answer } }
         let burst = Proc.usage(pid) - burstStart
         row("\(options.burst) at once: all answered", Benchmarks.milliseconds(ContinuousClock.now - wallStart) / 1000, "s")
         row("\(options.burst) at once: CPU per reply", burst.cpu * 1000 / Double(options.burst), "ms")
@@ -132,14 +132,6 @@ enum ProcessBenchmark {
         row("\(options.burst) at once: peak RSS", Double(Proc.status(pid, "VmHWM")) / 1024, "MiB")
         row("\(options.burst) at once: 429s", Double(telegram.tooManyRequests), "", "must be 0")
         return rows
-    }
-
-    static func until(timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: "the bot") }
-            try await Task.sleep(for: .milliseconds(2))
-        }
     }
 
     static func percentile(_ values: [Double], _ p: Double) -> Double {

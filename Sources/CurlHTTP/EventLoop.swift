@@ -103,6 +103,10 @@ final class EventLoop: @unchecked Sendable {
                 timeout = -1
             }
             let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
+            // On our own epoll descriptor and buffer, epoll_wait fails only with EINTR (retried) or
+            // a programming error (EBADF, EFAULT, EINVAL). Stopping the process is the honest
+            // answer to that: every transfer would hang otherwise, and after systemd restarts the
+            // bot, updates still open in the ledger are answered, so nothing is lost.
             if count < 0 && errno != EINTR { fatalError("epoll_wait failed: \(errno)") }
             for index in 0..<max(Int(count), 0) {
                 let event = events[index]
