@@ -5,7 +5,12 @@ let package = Package(
     name: "telegram-assistant",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "telegram-assistant", targets: ["telegram-assistant"]),
+        .executable(
+            name: "telegram-assistant",
+            targets: [
+                "telegram-assistant", "TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation",
+                "AssistantStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support",
+            ]),
         .executable(name: "telegram-assistant-bench", targets: ["Benchmarks"]),
         .executable(name: "telegram-assistant-fakes", targets: ["Fakes"]),
     ],
@@ -22,15 +27,39 @@ let package = Package(
         .systemLibrary(name: "CCurl"),
         // Our HTTP client: libcurl's multi interface on one event thread, streamed bodies in batches.
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
-        // All logic lives here; the executable only parses arguments and calls into it.
+        // The layers, each a module; dependencies point one way (see README, "Layout").
+        // Clock helpers, backoff, token bucket, the race helper, secrets: under everything.
+        .target(name: "Support"),
+        // The OpenAI-compatible chat-completions client: wire types, SSE, retries, fallback.
+        .target(name: "OpenAIClient", dependencies: ["CurlHTTP", "Support"]),
+        // The Telegram Bot API: wire types, client, send scheduler, Markdown to entities, splitting.
+        .target(name: "TelegramBotAPI", dependencies: ["CurlHTTP", "Support", .product(name: "Logging", package: "swift-log")]),
+        // Storage behind its own API (SQLite through GRDB); knows neither wire protocol.
+        .target(name: "AssistantStore", dependencies: ["Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The engine both front ends share: history window, model calls, the shared commands.
+        .target(name: "Conversation", dependencies: ["OpenAIClient", "AssistantStore", "Support", .product(name: "Logging", package: "swift-log")]),
+        // The Telegram bot: intake, per-chat dispatch, access policy, the reply pipeline and presenter.
+        .target(
+            name: "TelegramFrontEnd",
+            dependencies: [
+                "Conversation", "TelegramBotAPI", "AssistantStore", "Support",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]),
+        // The terminal chat.
+        .target(
+            name: "TerminalFrontEnd",
+            dependencies: ["Conversation", "Support", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        // Configuration and the one composition root: the only module that knows every other.
         .target(
             name: "TelegramAssistant",
             dependencies: [
-                "CurlHTTP",
+                "CurlHTTP", "Support", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "Conversation",
+                "TelegramFrontEnd", "TerminalFrontEnd",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .executableTarget(
@@ -48,7 +77,7 @@ let package = Package(
         // Prints measurements (table and JSON) against the fake servers; not part of the product.
         .executableTarget(
             name: "Benchmarks",
-            dependencies: ["TelegramAssistant", "CurlHTTP", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // The fake servers as a program, for trying the real binary by hand; not part of the product.
         .executableTarget(
@@ -61,7 +90,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TelegramAssistantTests",
-            dependencies: ["TelegramAssistant", "CurlHTTP", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,14 @@
+import AssistantStore
+import Conversation
 import CurlHTTP
 import Foundation
 import Logging
+import OpenAIClient
+import Support
+import Synchronization
 import TelegramAssistant
+import TelegramBotAPI
+import TelegramFrontEnd
 import TestSupport
 
 /// `swift run -c release telegram-assistant-bench [--json PATH]`: measures the parts of the LLM path
@@ -160,7 +167,8 @@ struct Benchmarks {
                     message: Telegram.Message(
                         message_id: id, from: .init(id: 7, is_bot: false, first_name: "U"), chat: .init(id: 7, type: "private"), date: 1,
                         text: "question \(id)"))
-                _ = try store.saveReceived([update])
+                let payload = String(decoding: try JSONEncoder().encode(update), as: UTF8.self)
+                _ = try store.saveReceived([UpdateRow(id: update.update_id, chatID: update.chatID, payload: payload)])
                 try store.setUpdateStatus(Int64(id), .answering)
                 try store.setUpdateStatus(Int64(id), .handled)
             }

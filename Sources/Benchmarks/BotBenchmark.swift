@@ -1,6 +1,12 @@
+import AssistantStore
+import Conversation
 import Foundation
 import Logging
+import OpenAIClient
+import Support
 import TelegramAssistant
+import TelegramBotAPI
+import TelegramFrontEnd
 import TestSupport
 
 /// The whole bot (poller, router, sessions, scheduler, streaming, SQLite) against the fake Telegram
@@ -17,6 +23,7 @@ enum BotBenchmark {
         let llm: FakeOpenAIServer
         let telegram: FakeTelegramServer
         let bot: TelegramBot
+        let logger: Logger
     }
 
     static func setUp() async throws -> Setup {
@@ -32,8 +39,8 @@ enum BotBenchmark {
         let config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
         let logger = Assistant.makeLogger(label: "bench", level: .warning, sink: try LogSink(appendingTo: "/dev/null"))
         let assistant = try Assistant(config: config, logger: logger)
-        let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
-        return Setup(llm: llm, telegram: telegram, bot: bot)
+        let bot = try await assistant.connectBot()
+        return Setup(llm: llm, telegram: telegram, bot: bot, logger: logger)
     }
 
     static let answer = String(repeating: "Streaming **answers** word by word. ", count: 25)
@@ -45,7 +52,7 @@ enum BotBenchmark {
         for _ in 0..<count { setup.llm.enqueue(.answer(answer, chunkSize: 64, pause: .milliseconds(5))) }
         var added: [Double] = []
         var visible: [Double] = []
-        try await withBot(setup.bot) {
+        try await withBot(setup) {
             for index in 0..<count {
                 let sent = ContinuousClock.now
                 setup.telegram.deliverText("question \(index)", chatID: 77, messageID: index + 1)
@@ -76,7 +83,7 @@ enum BotBenchmark {
         for _ in 0..<chats { setup.llm.enqueue(.answer(answer, chunkSize: 64, pause: .milliseconds(5))) }
         let cpuStart = Benchmarks.cpuSeconds()
         let start = ContinuousClock.now
-        try await withBot(setup.bot) {
+        try await withBot(setup) {
             for chat in 0..<chats { setup.telegram.deliverText("hello", chatID: Int64(1000 + chat)) }
             while (0..<chats).contains(where: { setup.telegram.visibleMessages(chatID: Int64(1000 + $0)).isEmpty }) {
                 try await Task.sleep(for: .milliseconds(5))
@@ -93,8 +100,9 @@ enum BotBenchmark {
         ]
     }
 
-    static func withBot(_ bot: TelegramBot, _ body: () async throws -> Void) async throws {
-        let running = Task { try await bot.run() }
+    static func withBot(_ setup: Setup, _ body: () async throws -> Void) async throws {
+        let (bot, logger) = (setup.bot, setup.logger)
+        let running = Task { try await bot.serviceGroup(logger: logger).run() }
         try await body()
         running.cancel()
         _ = await running.result

@@ -1,5 +1,11 @@
+import AssistantStore
+import Conversation
 import Foundation
+import OpenAIClient
+import Support
 import TelegramAssistant
+import TelegramBotAPI
+import TelegramFrontEnd
 import TestSupport
 
 /// `telegram-assistant-bench fuzz [--seconds N] [--seed S]`: random and mutated inputs for the

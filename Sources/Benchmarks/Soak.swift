@@ -1,6 +1,12 @@
+import AssistantStore
+import Conversation
 import Foundation
 import Logging
+import OpenAIClient
+import Support
 import TelegramAssistant
+import TelegramBotAPI
+import TelegramFrontEnd
 import TestSupport
 
 /// `telegram-assistant-bench soak --minutes N [--chats 50] [--seed S]`: the whole bot against both
@@ -73,8 +79,8 @@ enum Soak {
         } else {
             let logger = Assistant.makeLogger(label: "soak", level: .info, sink: try LogSink(appendingTo: logPath))
             let assistant = try Assistant(config: config, logger: logger)
-            let bot = try await TelegramBot.connect(config: config, engine: assistant.engine, store: assistant.store, logger: logger, http: assistant.http)
-            let running = Task { try await bot.run() }
+            let bot = try await assistant.connectBot()
+            let running = Task { try await bot.serviceGroup(logger: logger).run() }
             stop = {
                 running.cancel()
                 _ = await running.result

@@ -4,7 +4,14 @@ import Logging
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// The real bot (poller, router, sessions, scheduler, streaming) against both fake servers, with
 /// Telegram's flood limits scaled up by the same factor on both sides so tests run in seconds.
@@ -34,27 +41,41 @@ struct BotHarness {
         config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
     }
 
+    /// The bot as `run` builds it, with the test's servers, scaled limits, a fast tick and no
+    /// waiting between model retries.
     func connect(
         notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logger: Logger? = nil,
         maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
     ) async throws -> TelegramBot {
-        let logger = logger ?? log.logger
-        let http = HTTPClient()
-        let client = ChatCompletionsClient(baseURL: config.baseURL, apiKey: config.apiKey, http: http)
-        let runner = CompletionRunner(
-            client: client, policy: RetryPolicy(random: { 0.5 }),
-            timeouts: LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120)), clock: RecordingClock())
-        let engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
-        return try await TelegramBot.connect(
-            config: config, engine: engine, store: store, logger: logger, http: http,
-            limits: TelegramLimits(scale: Self.scale), tick: .milliseconds(10), notifier: notifier,
-            maintenanceInterval: maintenanceInterval, updateRetention: updateRetention)
+        try await assistant(
+            notifier: notifier, logger: logger, maintenanceInterval: maintenanceInterval, updateRetention: updateRetention
+        ).connectBot()
+    }
+
+    /// The composition root with the harness's overrides.
+    func assistant(
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]), logger: Logger? = nil,
+        maintenanceInterval: Duration = .seconds(3600), updateRetention: Duration = .seconds(86_400)
+    ) throws -> Assistant {
+        var overrides = Assistant.Overrides()
+        overrides.http = HTTPClient()
+        overrides.store = store
+        overrides.modelRetryClock = RecordingClock()
+        overrides.random = { 0.5 }
+        overrides.timeouts = LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120))
+        overrides.limits = TelegramLimits(scale: Self.scale)
+        overrides.tick = .milliseconds(10)
+        overrides.notifier = notifier
+        overrides.maintenanceInterval = maintenanceInterval
+        overrides.updateRetention = updateRetention
+        return try Assistant(config: config, logger: logger ?? log.logger, overrides: overrides)
     }
 
     /// Runs the bot while `body` runs, then stops it the way a shutdown does.
     func withBot(_ body: (TelegramBot) async throws -> Void) async throws {
         let bot = try await connect()
-        let running = Task { try await bot.run() }
+        let group = bot.serviceGroup(logger: log.logger)
+        let running = Task { try await group.run() }
         do {
             try await body(bot)
         } catch {

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct CheckupTests {
     func check(_ llm: FakeOpenAIServer.Settings = .init(models: ["test-model"]), overrides: [String: String] = [:]) async throws -> ([Checkup.Result], String) {

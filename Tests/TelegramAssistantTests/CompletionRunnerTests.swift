@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct CompletionRunnerTests {
     func failure(_ harness: Harness, _ request: CompletionRequest, deltas: DeltaCollector = DeltaCollector()) async -> CompletionFailure? {

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// The real built binary, killed with SIGKILL at different moments of a streamed reply and started
 /// again against the same database and the same fake servers.

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// The rows of the README's fault matrix that no other suite covers: each fault seen the way a
 /// user sees it, through Telegram, with what is logged and what is kept.
@@ -124,7 +131,7 @@ import TestSupport
         for chat in chats {
             let texts = harness.texts(chat)
             #expect(texts.filter { $0.hasPrefix("Echo: ") } == ["Echo: m1", "Echo: m2", "Echo: m3", "Echo: m4"])
-            #expect(texts.filter { $0 == ChatRouter.overflowNotice }.count == 1)
+            #expect(texts.filter { $0 == ChatDispatcher.overflowNotice }.count == 1)
         }
         #expect(harness.telegram.tooManyRequests == 0)
     }
@@ -166,8 +173,8 @@ import TestSupport
     /// line instead of polling a dead token forever (systemd then starts it and it exits 78).
     @Test func aTokenRevokedWhileRunningStopsTheBotWithAClearLine() async throws {
         let harness = try BotHarness()
-        let bot = try await harness.connect()
-        let running = Task { try await bot.run() }
+        let group = try await harness.connect().serviceGroup(logger: harness.log.logger)
+        let running = Task { try await group.run() }
         try await harness.eventually("polling") { harness.telegram.pollsReceived > 0 }
         for _ in 0..<3 { harness.telegram.failNext("getUpdates", status: 401, description: "Unauthorized") }
         await #expect(throws: TelegramError.unauthorized) { try await running.value }

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// A final answer must arrive: it waits out any `retry_after` and any backoff, bounded only by
 /// shutdown; what shutdown leaves undelivered is delivered after the restart from what was saved.

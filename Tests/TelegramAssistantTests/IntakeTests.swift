@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// What a message costs is decided before it is queued: strangers, floods and group chatter never
 /// hold up anyone else's answers.
@@ -51,7 +58,7 @@ import TestSupport
             try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
         }
         let messages = harness.telegram.visibleMessages(chatID: 702)
-        let notices = messages.filter { $0.text == ChatRouter.overflowNotice }
+        let notices = messages.filter { $0.text == ChatDispatcher.overflowNotice }
         #expect(notices.count == 1, "\(messages.map(\.text))")
         #expect(notices.first?.replyTo == 5, "it quotes the first message that was skipped")
         #expect(messages.map(\.text).filter { $0.hasPrefix("Echo: ") || $0 == "a slow first answer" }

@@ -2,7 +2,14 @@ import Foundation
 import Logging
 import Testing
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct JSONLogHandlerTests {
     @Test func writesOneParsableObjectPerLineWithTypedValues() throws {

@@ -1,6 +1,13 @@
 import Testing
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite struct JSONValueTests {
     @Test func parsesEveryKindOfValue() throws {

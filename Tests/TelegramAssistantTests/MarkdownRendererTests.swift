@@ -1,7 +1,14 @@
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct MarkdownRendererTests {
     func entity(_ type: String, _ offset: Int, _ length: Int, url: String? = nil, language: String? = nil) -> Telegram.MessageEntity {

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// Numbers and headers from the network can be anything; deadlines must measure what they name.
 @Suite(.timeLimit(.minutes(2))) struct NetworkInputTests {

@@ -2,7 +2,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// Long polling that survives what Telegram really does: ids that start again lower, update shapes
 /// this version has never seen.

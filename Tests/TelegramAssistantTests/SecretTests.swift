@@ -5,7 +5,14 @@ import ServiceLifecycle
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// No type that holds the bot token or the API key can print it, whatever prints it.
 @Suite(.timeLimit(.minutes(3))) struct SecretTests {
@@ -40,7 +47,7 @@ import TestSupport
             overrides: ["TELEGRAM_BOT_TOKEN": Self.token, "OPENAI_API_KEY": Self.apiKey, "LOG_LEVEL": "trace"])
         let bot = try await harness.connect()
         let values: [(String, Any)] = [
-            ("TelegramBot", bot), ("BotContext", bot.context), ("AssistantConfig", harness.config),
+            ("TelegramBot", bot), ("UpdateIntake", bot.intake), ("ChatDispatcher", bot.dispatcher), ("AssistantConfig", harness.config),
             ("TelegramConfig", harness.config.telegram as Any),
             ("BotAPIClient", BotAPIClient(baseURL: telegram.baseURL, token: Secret(Self.token), http: HTTPClient())),
             ("ChatCompletionsClient", ChatCompletionsClient(baseURL: harness.llm.baseURL, apiKey: Secret(Self.apiKey), http: HTTPClient())),
@@ -60,8 +67,7 @@ import TestSupport
         var logger = harness.log.logger
         logger.logLevel = .trace
         let bot = try await harness.connect(logger: logger)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [.init(service: bot)], gracefulShutdownSignals: [], logger: logger))
+        let group = bot.serviceGroup(logger: logger)
         let running = Task { try await group.run() }
         telegram.deliverText("hello there", chatID: 31)
         try await harness.eventually("the answer") { harness.texts(31) == ["Echo: hello there"] }

@@ -2,7 +2,14 @@ import Synchronization
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct SendSchedulerTests {
     /// Acquires finals and records the virtual time each was granted.

@@ -4,12 +4,19 @@ import ServiceLifecycle
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct ShutdownTests {
     /// Runs the bot in a ServiceGroup, as `telegram-assistant run` does, so graceful shutdown is real.
     func runInGroup(_ bot: TelegramBot, logger: Logger) -> (ServiceGroup, Task<Void, any Error>) {
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: bot)], logger: logger))
+        let group = bot.serviceGroup(logger: logger)
         return (group, Task { try await group.run() })
     }
 
@@ -142,9 +149,9 @@ import TestSupport
     @Test func thePollBackoffIsCappedAtAFewSeconds() throws {
         for failures in [1, 2, 5, 10, 100, Int.max] {
             for random in [0.0, 0.5, 0.999_999] {
-                let wait = UpdatePoller.backoff(failures: failures, conflict: false, random: random)
+                let wait = UpdateIntake.backoff(conflict: false, random: { random }).wait(after: failures)
                 #expect(wait <= .seconds(5) && wait >= .milliseconds(200), "\(failures) failures: \(wait)")
-                let conflict = UpdatePoller.backoff(failures: failures, conflict: true, random: random)
+                let conflict = UpdateIntake.backoff(conflict: true, random: { random }).wait(after: failures)
                 #expect(conflict >= .seconds(3) && conflict <= .seconds(5))
             }
         }

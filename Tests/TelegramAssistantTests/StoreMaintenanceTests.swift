@@ -1,9 +1,17 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// The database of a bot that runs for months: durable commits, a bounded ledger, optional history
 /// retention, and a file that shrinks when rows go.
@@ -21,7 +29,8 @@ import TestSupport
     @Test func handledUpdatesArePrunedWhileTheBotRuns() async throws {
         let harness = try BotHarness()
         let bot = try await harness.connect(maintenanceInterval: .milliseconds(20), updateRetention: .zero)
-        let running = Task { try await bot.run() }
+        let group = bot.serviceGroup(logger: harness.log.logger)
+        let running = Task { try await group.run() }
         defer { running.cancel() }
         harness.telegram.deliverText("hello", chatID: 811)
         try await harness.eventually("the answer") { harness.texts(811).count == 1 }
@@ -31,16 +40,22 @@ import TestSupport
     }
 
     @Test func historyRetentionDeletesOldTurnsAndKeepsTotals() throws {
-        let store = try Store()
+        let today = Date()
+        let now = Mutex(today)
+        let store = try Store(now: { now.withLock { $0 } })
         let conversation = try store.createConversation(kind: "telegram", externalID: 5)
         try store.appendMessage(conversationID: conversation.id, role: .user, content: "old question")
         try store.record(
-            CallRecord(userMessageID: 1, reply: ("old answer", .complete, "m"), usage: TokenUsage(promptTokens: 3, completionTokens: 4, estimated: false), costUSD: 0.5, failed: false),
+            CallRecord(userMessageID: 1, reply: ("old answer", .complete, "m"), tokens: .init(prompt: 3, completion: 4, estimated: false), costUSD: 0.5, failed: false),
             conversationID: conversation.id)
-        let maintenance = Maintenance(interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: .seconds(30 * 86_400))
-        maintenance.runOnce(store: store, now: Date().addingTimeInterval(29 * 86_400), logger: try LogCapture().logger)
+        let maintenance = Maintenance(
+            store: store, interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: .seconds(30 * 86_400),
+            clock: RecordingClock(), logger: try LogCapture().logger)
+        now.withLock { $0 = today.addingTimeInterval(29 * 86_400) }
+        maintenance.runOnce()
         #expect(try store.allMessages(conversationID: conversation.id).count == 2, "younger than 30 days: kept")
-        maintenance.runOnce(store: store, now: Date().addingTimeInterval(31 * 86_400), logger: try LogCapture().logger)
+        now.withLock { $0 = today.addingTimeInterval(31 * 86_400) }
+        maintenance.runOnce()
         #expect(try store.allMessages(conversationID: conversation.id).isEmpty)
         let totals = try #require(try store.conversation(id: conversation.id))
         #expect(totals.requests == 1 && totals.completionTokens == 4 && totals.costUSD == 0.5)
@@ -54,8 +69,10 @@ import TestSupport
         for _ in 0..<400 { try store.appendMessage(conversationID: conversation.id, role: .user, content: long) }
         let full = try store.pageCount()
         try store.clear(conversationID: conversation.id)
-        Maintenance(interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: nil)
-            .runOnce(store: store, logger: try LogCapture().logger)
+        Maintenance(
+            store: store, interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: nil, clock: RecordingClock(),
+            logger: try LogCapture().logger
+        ).runOnce()
         #expect(try store.pageCount() < full / 10, "\(full) pages before")
     }
 

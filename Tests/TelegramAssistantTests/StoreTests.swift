@@ -1,7 +1,14 @@
 import Foundation
 import Testing
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct StoreTests {
     @Test func migratesAFreshDatabaseAndCreatesItPrivate() throws {
@@ -25,7 +32,7 @@ import Testing
             try store.record(
                 CallRecord(
                     userMessageID: user.id, reply: ("42 noted", .complete, "m"),
-                    usage: TokenUsage(promptTokens: 10, completionTokens: 3, estimated: false), costUSD: 0.000013,
+                    tokens: .init(prompt: 10, completion: 3, estimated: false), costUSD: 0.000013,
                     latencyMs: 120, ttftMs: 40, failed: false),
                 conversationID: conversation.id)
         }
@@ -47,7 +54,7 @@ import Testing
         let store = try Store()
         let conversation = try store.createConversation(kind: "terminal")
         let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "lost")
-        try store.record(CallRecord(userMessageID: user.id, reply: nil, usage: nil, costUSD: 0, failed: true), conversationID: conversation.id)
+        try store.record(CallRecord(userMessageID: user.id, reply: nil, tokens: nil, costUSD: 0, failed: true), conversationID: conversation.id)
         #expect(try store.contextMessages(conversationID: conversation.id).isEmpty)
         #expect(try store.allMessages(conversationID: conversation.id).map(\.status) == [.failed])
         let totals = try #require(try store.conversation(id: conversation.id))
@@ -60,7 +67,7 @@ import Testing
         let conversation = try store.createConversation(kind: "terminal")
         let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "hi")
         try store.record(
-            CallRecord(userMessageID: user.id, reply: ("hello", .complete, "m"), usage: TokenUsage(promptTokens: 5, completionTokens: 1, estimated: true), costUSD: 0, failed: false),
+            CallRecord(userMessageID: user.id, reply: ("hello", .complete, "m"), tokens: .init(prompt: 5, completion: 1, estimated: true), costUSD: 0, failed: false),
             conversationID: conversation.id)
         try store.setSummary("s", throughMessageID: user.id, conversationID: conversation.id)
         try store.clear(conversationID: conversation.id)

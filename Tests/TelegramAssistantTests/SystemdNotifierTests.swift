@@ -1,7 +1,14 @@
 import Foundation
 import Testing
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct SystemdNotifierTests {
     /// A datagram socket standing in for systemd's.

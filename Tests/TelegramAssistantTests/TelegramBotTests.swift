@@ -3,7 +3,14 @@ import Foundation
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct TelegramBotTests {
     @Test func privateChatsStreamWithDraftsThenPersistTheAnswer() async throws {
@@ -347,7 +354,7 @@ import TestSupport
         let cut = Telegram.Update(
             update_id: 999,  // below the fake's ids, as a real earlier update would be
             message: Telegram.Message(message_id: 3, from: .init(id: 901, is_bot: false, first_name: "U"), chat: .init(id: 901, type: "private"), date: 1, text: "three"))
-        _ = try crashed.saveReceived([cut])
+        _ = try crashed.saveReceived([UpdateIntake.row(cut)])
         try crashed.setUpdateStatus(999, .answering)
 
         let second = try BotHarness(telegram: telegram, store: try Store(path: path))

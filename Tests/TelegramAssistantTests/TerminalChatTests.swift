@@ -3,7 +3,14 @@ import Synchronization
 import Testing
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct TerminalChatTests {
     final class Screen: Sendable {
@@ -13,11 +20,10 @@ import TestSupport
     }
 
     func run(_ harness: Harness, _ lines: [String], fresh: Bool = false) async throws -> (String, Int64) {
-        let conversation = try TerminalChat.openConversation(in: harness.store, fresh: fresh)
         let screen = Screen()
-        let chat = TerminalChat(engine: harness.engine, conversationID: conversation.id, write: screen.write)
+        let chat = try TerminalChat(engine: harness.engine, fresh: fresh, logger: harness.log.logger, write: screen.write)
         await chat.run(lines: lines.async)
-        return (screen.text, conversation.id)
+        return (screen.text, chat.conversationID)
     }
 
     @Test func streamsAnswersAndHandlesCommandsWithoutTheModel() async throws {

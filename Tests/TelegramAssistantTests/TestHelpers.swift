@@ -5,7 +5,14 @@ import Testing
 import Logging
 import TestSupport
 
+@testable import AssistantStore
+@testable import Conversation
+@testable import OpenAIClient
+@testable import Support
 @testable import TelegramAssistant
+@testable import TelegramBotAPI
+@testable import TelegramFrontEnd
+@testable import TerminalFrontEnd
 
 /// A configuration pointing at a fake server, with overrides by variable name.
 func testConfig(_ server: FakeOpenAIServer, _ overrides: [String: String] = [:]) throws -> AssistantConfig {

@@ -1,32 +1,157 @@
+import AssistantStore
+import Conversation
 import CurlHTTP
 import Foundation
 import Logging
+import OpenAIClient
+import Support
+import TelegramBotAPI
+import TelegramFrontEnd
+import TerminalFrontEnd
 
-/// The composition root: builds the long-lived parts from a validated configuration.
+/// The composition root: the one place that builds the object graph, for `run`, `chat` and
+/// `check`, and for the tests and benchmarks, which change only what `Overrides` lets them.
 public struct Assistant: Sendable {
+    /// What tests and benchmarks replace; the defaults are production's.
+    public struct Overrides: Sendable {
+        /// The one HTTP client (one event thread, one connection pool); made from the config when nil.
+        public var http: HTTPClient?
+        /// The database; opened at `DATABASE_PATH` when nil.
+        public var store: Store?
+        /// The clock of every wait and time line (cadence, budgets, backoff, deadlines).
+        public var clock: any Clock<Duration> = ContinuousClock()
+        /// The clock of the model calls' backoff waits (a test's recording clock skips them).
+        public var modelRetryClock: (any Clock<Duration>)?
+        /// Jitter for every backoff: a number in 0..<1.
+        public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
+        /// The model calls' deadlines; the config's when nil.
+        public var timeouts: LLMTimeouts?
+        /// Telegram's flood limits (tests scale them up on both sides).
+        public var limits = TelegramLimits()
+        /// How often a streaming reply looks for new text to show.
+        public var tick: Duration = .milliseconds(250)
+        public var notifier = SystemdNotifier(environment: [:])
+        public var maintenanceInterval: Duration = .seconds(3600)
+        public var updateRetention: Duration = .seconds(86_400)
+
+        public init() {}
+    }
+
     public let config: AssistantConfig
     public let store: Store
     public let engine: ConversationEngine
     public let logger: Logger
-    /// Shared with the Telegram side: one event thread and one connection pool per process.
+    /// Shared by Telegram and the model: one event thread and one connection pool per process.
     public let http: HTTPClient
+    let overrides: Overrides
 
     /// Opens the database and wires the engine. Throws `StoreError` with a readable message.
-    public init(config: AssistantConfig, logger: Logger, http: HTTPClient? = nil) throws {
-        let http = http ?? config.makeHTTPClient()
+    public init(config: AssistantConfig, logger: Logger, overrides: Overrides = Overrides()) throws {
+        let http = overrides.http ?? config.makeHTTPClient()
         self.http = http
         self.config = config
         self.logger = logger
-        store = try Store(path: config.databasePath)
-        let client = ChatCompletionsClient(
+        self.overrides = overrides
+        store = try overrides.store ?? Store(path: config.databasePath)
+        let runner = CompletionRunner(
+            client: Self.modelClient(config, http: http), policy: RetryPolicy(random: overrides.random),
+            timeouts: overrides.timeouts ?? config.timeouts, clock: overrides.modelRetryClock ?? overrides.clock,
+            deadlineClock: overrides.clock)
+        engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
+    }
+
+    /// The chat-completions client for the configured provider.
+    static func modelClient(_ config: AssistantConfig, http: HTTPClient) -> ChatCompletionsClient {
+        ChatCompletionsClient(
             baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName, http: http,
             transportTimeout: max(config.timeouts.firstByte, config.timeouts.idle) + .seconds(5))
-        let runner = CompletionRunner(client: client, timeouts: config.timeouts)
-        engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
     }
 
     /// A logger that writes JSON lines to `sink` at the configured level.
     public static func makeLogger(label: String, level: Logger.Level, sink: LogSink) -> Logger {
         Logger(label: label) { label in JSONLogHandler(label: label, level: level, sink: sink) }
+    }
+
+    // MARK: The Telegram bot
+
+    /// Checks the token (getMe), switches to polling (deleteWebhook, keeping pending updates),
+    /// registers the commands, and builds the bot's services. A rejected token is a
+    /// `BotStartError`, never a retry loop.
+    public func connectBot() async throws -> TelegramBot {
+        guard let telegram = config.telegram else { throw BotStartError(description: "the Telegram configuration is missing") }
+        let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http)
+        let me: Telegram.User
+        do {
+            me = try await client.getMe()
+            try await client.deleteWebhook()
+            try await client.setMyCommands(MessageHandler.menu)
+        } catch TelegramError.unauthorized {
+            throw BotStartError(
+                description: "TELEGRAM_BOT_TOKEN was rejected by Telegram (check the token from @BotFather)", isConfiguration: true)
+        } catch let error as TelegramError {
+            throw BotStartError(description: "could not reach the Telegram Bot API at \(telegram.apiURL.host ?? "?"): \(error.errorType)")
+        }
+        logStart(me, telegram)
+
+        let (clock, stopwatch) = (overrides.clock, Stopwatch(overrides.clock))
+        let sender = TelegramSender(
+            client: client, scheduler: SendScheduler(limits: overrides.limits, clock: clock), clock: clock, logger: logger,
+            backoff: Backoff(base: .milliseconds(500), maximum: .seconds(30), random: overrides.random))
+        let notices = NoticeSender(sender: sender, logger: logger)
+        let mailboxes = Mailboxes()
+        let status = StatusReporter(
+            notifier: overrides.notifier, mailboxes: mailboxes, stallLimit: StatusReporter.stallLimit(pollTimeout: telegram.pollTimeout),
+            clock: clock)
+        let (updates, output) = AsyncStream.makeStream(of: Incoming.self)
+        let intake = UpdateIntake(
+            client: client, store: store, engine: engine, pollTimeout: telegram.pollTimeout, status: status, output: output,
+            stopwatch: stopwatch, clock: clock, logger: logger, random: overrides.random)
+        let stops = StopRegistry()
+        let pipeline = ReplyPipeline(
+            engine: engine, permits: AsyncSemaphore(permits: telegram.maxConcurrentReplies), stops: stops, sender: sender,
+            drafts: DraftSupport(), intake: intake, notices: notices, tick: overrides.tick, clock: clock, stopwatch: stopwatch)
+        let handler = MessageHandler(
+            pipeline: pipeline, engine: engine, intake: intake, notices: notices, config: telegram, bot: me, logger: logger)
+        let dispatcher = ChatDispatcher(
+            updates: updates, policy: AccessPolicy(config: telegram, bot: me, clock: clock), handler: handler, intake: intake,
+            stops: stops, notices: notices, notifier: overrides.notifier, mailboxes: mailboxes, logger: logger)
+        let maintenance = Maintenance(
+            store: store, interval: overrides.maintenanceInterval, updateRetention: overrides.updateRetention,
+            historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }, clock: clock, logger: logger)
+        return TelegramBot(
+            username: me.username ?? "?", intake: intake, dispatcher: dispatcher, status: status, maintenance: maintenance,
+            grace: telegram.shutdownGrace)
+    }
+
+    private func logStart(_ me: Telegram.User, _ telegram: TelegramConfig) {
+        var models: Logger.Metadata.Value = .array([.string(engine.settings.model)])
+        if let fallback = engine.settings.fallbackModel { models = .array([.string(engine.settings.model), .string(fallback)]) }
+        logger.info(
+            "bot_started",
+            metadata: [
+                "bot_username": .string(me.username ?? ""), "models": models,
+                "allowed_users": .string(telegram.allowedUserIDs.isEmpty ? "everyone" : "\(telegram.allowedUserIDs.count) listed"),
+            ])
+        if telegram.allowedUserIDs.isEmpty {
+            logger.warning("open_to_everyone", metadata: ["hint": "ALLOWED_USER_IDS is empty: anyone who finds the bot can use it and spend your credits"])
+        }
+    }
+
+    // MARK: The terminal chat and the checkup
+
+    /// The terminal chat on the last terminal conversation (a new one when `fresh`).
+    public func terminalChat(fresh: Bool, write: @escaping @Sendable (String) -> Void) throws -> TerminalChat {
+        try TerminalChat(engine: engine, fresh: fresh, logger: logger, write: write)
+    }
+}
+
+extension EngineSettings {
+    /// The engine's part of the configuration.
+    init(_ config: AssistantConfig) {
+        self.init(
+            model: config.model, fallbackModel: config.fallbackModel, systemPrompt: config.systemPrompt,
+            temperature: config.temperature, maxOutputTokens: config.maxOutputTokens, maxHistoryMessages: config.maxHistoryMessages,
+            contextTokens: config.contextTokens, inputPricePerMillion: config.inputPricePerMillion,
+            outputPricePerMillion: config.outputPricePerMillion, summarizeHistory: config.summarizeHistory)
     }
 }

@@ -1,5 +1,9 @@
+import AssistantStore
 import CurlHTTP
 import Foundation
+import OpenAIClient
+import TelegramBotAPI
+import TelegramFrontEnd
 
 /// `telegram-assistant check`: everything the bot needs, verified once, with a readable report.
 public struct Checkup: Sendable {

@@ -1,4 +1,7 @@
 import Configuration
+import OpenAIClient
+import Support
+import TelegramFrontEnd
 import CurlHTTP
 import Foundation
 import Logging

@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+
+/// One conversation: a terminal session or (later) a Telegram chat, with totals that survive restarts.
+public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "conversation"
+
+    public var id: Int64
+    /// `terminal` or `telegram`.
+    public var kind: String
+    /// The Telegram chat id; `nil` for terminal conversations.
+    public var externalID: Int64?
+    /// A model chosen with `/model NAME`; `nil` means the configured model.
+    public var model: String?
+    /// A running summary of the turns that fell out of the window.
+    public var summary: String?
+    /// The last message folded into `summary`.
+    public var summaryThroughMessageID: Int64
+    /// Requests are built from messages with this id or later; moved forward in blocks (see `HistoryWindow`).
+    public var windowStartMessageID: Int64
+    public var requests: Int
+    public var failures: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// True once any counted tokens were estimated rather than reported.
+    public var usageEstimated: Bool
+    public var costUSD: Double
+    public var lastLatencyMs: Int?
+    public var lastTTFTMs: Int?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    /// The columns, for queries.
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let kind = Column(CodingKeys.kind)
+        public static let externalID = Column(CodingKeys.externalID)
+        public static let updatedAt = Column(CodingKeys.updatedAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, model, summary, requests, failures
+        case externalID = "external_id"
+        case summaryThroughMessageID = "summary_through_message_id"
+        case windowStartMessageID = "window_start_message_id"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case usageEstimated = "usage_estimated"
+        case costUSD = "cost_usd"
+        case lastLatencyMs = "last_latency_ms"
+        case lastTTFTMs = "last_ttft_ms"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+}
+
+/// Totals over many conversations.
+public struct ConversationTotals: Sendable, Equatable {
+    public var conversations: Int
+    public var requests: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var costUSD: Double
+}
+
+/// One turn of a conversation.
+public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "message"
+
+    /// Who spoke. The same three words as the chat-completions roles, stored as text.
+    public enum Role: String, Codable, Sendable {
+        case system, user, assistant
+    }
+
+    /// How a turn ended. Failed turns are kept for the record but never sent to the model again.
+    public enum Status: String, Codable, Sendable {
+        case complete, partial, failed
+    }
+
+    public var id: Int64
+    public var conversationID: Int64
+    public var role: Role
+    public var content: String
+    public var status: Status
+    /// For assistant turns: the model that wrote it.
+    public var model: String?
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    public var usageEstimated: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, role, content, status, model
+        case conversationID = "conversation_id"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case usageEstimated = "usage_estimated"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+}
+
+extension MessageRecord.Role: DatabaseValueConvertible {}
+extension MessageRecord.Status: DatabaseValueConvertible {}

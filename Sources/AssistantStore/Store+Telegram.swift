@@ -1,0 +1,181 @@
+import Foundation
+import GRDB
+
+/// Where an update stands. `answering` survives only a crash: the reply may be half-sent.
+public enum UpdateStatus: String, Sendable, DatabaseValueConvertible {
+    case received, answering, handled
+}
+
+/// A final answer saved for delivery: what to send, how far sending got, and the message that was
+/// being edited while it streamed (a group's answer), if any.
+public struct PendingReply: Sendable, Equatable {
+    /// The final text, as the front end encoded it.
+    public var payload: String
+    /// Parts already delivered.
+    public var partsSent: Int
+    public var streamMessage: (messageID: Int, part: Int)?
+
+    public init(payload: String, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) {
+        self.payload = payload
+        self.partsSent = partsSent
+        self.streamMessage = streamMessage
+    }
+
+    public static func == (lhs: PendingReply, rhs: PendingReply) -> Bool {
+        lhs.payload == rhs.payload && lhs.partsSent == rhs.partsSent
+            && lhs.streamMessage?.messageID == rhs.streamMessage?.messageID && lhs.streamMessage?.part == rhs.streamMessage?.part
+    }
+}
+
+/// An update as the ledger keeps it: the front end's raw JSON, and the chat it belongs to.
+public struct UpdateRow: Sendable, Equatable {
+    public var id: Int64
+    public var chatID: Int64?
+    /// The update as the front end encoded it (deterministically: the same update, the same text).
+    public var payload: String
+
+    public init(id: Int64, chatID: Int64?, payload: String) {
+        self.id = id
+        self.chatID = chatID
+        self.payload = payload
+    }
+}
+
+/// An update that was received but not yet handled, to be resumed after a restart.
+public struct StoredUpdate: Sendable, Equatable {
+    public var update: UpdateRow
+    public var status: UpdateStatus
+    /// Set when the answer was complete and only its delivery was cut off.
+    public var pendingReply: PendingReply?
+}
+
+extension Store {
+    /// The offset to confirm with the next getUpdates: one past the last update saved.
+    public func telegramOffset() throws -> Int64? {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM telegram_state WHERE key = 'offset'")
+        }
+    }
+
+    /// Saves newly received updates and sets the offset to `nextOffset` in one transaction, before
+    /// Telegram is told (by the next getUpdates) that they were received. Returns the updates not
+    /// seen before.
+    ///
+    /// The offset follows the ids Telegram returned, even when they went down: after a week without
+    /// updates Telegram starts its ids afresh, and an offset left "in the future" is ignored by the
+    /// server, which then serves the same head of its queue forever. For the same reason an id alone
+    /// does not make an update old: one that was seen before has the same content too.
+    public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64? = nil) throws -> [UpdateRow] {
+        guard let offset = nextOffset ?? updates.map(\.id).max().map({ $0 + 1 }) else { return [] }
+        let now = self.now()
+        return try write { db in
+            var fresh: [UpdateRow] = []
+            for update in updates {
+                if let stored = try String.fetchOne(
+                    db, sql: "SELECT payload FROM telegram_update WHERE update_id = ?", arguments: [update.id]),
+                    stored == update.payload
+                {
+                    continue  // sent again because it was not confirmed yet
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO telegram_update (update_id, chat_id, payload, status, received_at, handled_at)
+                        VALUES (?, ?, ?, 'received', ?, NULL)
+                        ON CONFLICT(update_id) DO UPDATE SET chat_id = excluded.chat_id, payload = excluded.payload,
+                        status = 'received', received_at = excluded.received_at, handled_at = NULL
+                        """,
+                    arguments: [update.id, update.chatID, update.payload, now])
+                fresh.append(update)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO telegram_state (key, value) VALUES ('offset', ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value
+                    """,
+                arguments: [offset])
+            return fresh
+        }
+    }
+
+    public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) throws {
+        try write { db in
+            // A handled update needs its pending reply no more.
+            try db.execute(
+                sql: """
+                    UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
+                    reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
+                    """,
+                arguments: [status, status, now(), status, updateID])
+        }
+    }
+
+    /// Saves the final answer of an update before it is delivered (the update is `answering`).
+    public func savePendingReply(_ reply: PendingReply, updateID: Int64) throws {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE telegram_update SET status = 'answering', reply = ?, reply_parts_sent = ?, stream_message_id = ?,
+                    stream_part = ? WHERE update_id = ?
+                    """,
+                arguments: [reply.payload, reply.partsSent, reply.streamMessage?.messageID, reply.streamMessage?.part, updateID])
+        }
+    }
+
+    /// Records that the first `count` parts of an update's pending reply were delivered.
+    public func setReplyPartsSent(_ count: Int, updateID: Int64) throws {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE telegram_update SET reply_parts_sent = max(reply_parts_sent, ?) WHERE update_id = ?",
+                arguments: [count, updateID])
+        }
+    }
+
+    /// Updates not yet handled, oldest first.
+    public func openUpdates() throws -> [StoredUpdate] {
+        try read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT update_id, chat_id, payload, status, reply, reply_parts_sent, stream_message_id, stream_part
+                    FROM telegram_update WHERE status != 'handled' ORDER BY update_id
+                    """
+            )
+            .map { row in
+                var pending: PendingReply?
+                if let reply: String = row["reply"] {
+                    let streamID: Int? = row["stream_message_id"]
+                    let streamPart: Int? = row["stream_part"]
+                    pending = PendingReply(
+                        payload: reply, partsSent: row["reply_parts_sent"],
+                        streamMessage: streamID.flatMap { id in streamPart.map { (id, $0) } })
+                }
+                return StoredUpdate(
+                    update: UpdateRow(id: row["update_id"], chatID: row["chat_id"], payload: row["payload"]), status: row["status"],
+                    pendingReply: pending)
+            }
+        }
+    }
+
+    /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
+    /// none of them can come back. Returns how many were deleted.
+    @discardableResult
+    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) throws -> Int {
+        try write { db in
+            try db.execute(
+                sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
+                arguments: [now().addingTimeInterval(-age)])
+            return db.changesCount
+        }
+    }
+
+    /// Updates not yet handled.
+    func openUpdateRowCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update WHERE status != 'handled'") ?? 0 }
+    }
+
+    /// Rows in the update ledger, handled or not.
+    func updateRowCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }
+    }
+
+}

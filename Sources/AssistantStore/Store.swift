@@ -1,0 +1,392 @@
+import Foundation
+import GRDB
+
+/// Why the database could not be used; says which file and what to do, never SQL or saved text.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+
+    /// Explains an SQLite failure on the database at `path` in an operator's terms.
+    init(_ error: DatabaseError, path: String, busyTimeout: Double) {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            self.init(
+                description: """
+                    the database \(path) is locked by another process (waited \(String(format: "%g", busyTimeout)) s): \
+                    stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell
+                    """)
+        case .SQLITE_READONLY:
+            self.init(
+                description: """
+                    the database \(path) is read-only (check the owner and permissions of the file and its \
+                    directory, and that the disk is not mounted read-only)
+                    """)
+        case .SQLITE_FULL:
+            self.init(description: "the disk holding the database \(path) is full")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            self.init(description: "the database \(path) is damaged or is not an SQLite database: restore it from a backup")
+        default:
+            self.init(description: "the database \(path) failed: \(error.message ?? "SQLite error \(error.resultCode.rawValue)")")
+        }
+    }
+}
+
+/// Everything a model call changed, written in one transaction so a crash never leaves half of it.
+public struct CallRecord: Sendable {
+    /// Token counts of a call, marked when they were estimated rather than reported.
+    public struct Tokens: Sendable, Equatable {
+        public var prompt: Int
+        public var completion: Int
+        public var estimated: Bool
+
+        public init(prompt: Int, completion: Int, estimated: Bool) {
+            self.prompt = prompt
+            self.completion = completion
+            self.estimated = estimated
+        }
+    }
+
+    /// The user turn the call answered.
+    public var userMessageID: Int64
+    /// The answer to save: complete, or partial when the stream broke or was stopped.
+    public var reply: (text: String, status: MessageRecord.Status, model: String)?
+    public var tokens: Tokens?
+    public var costUSD: Double
+    public var latencyMs: Int?
+    public var ttftMs: Int?
+    public var failed: Bool
+
+    public init(
+        userMessageID: Int64, reply: (text: String, status: MessageRecord.Status, model: String)?, tokens: Tokens?,
+        costUSD: Double, latencyMs: Int? = nil, ttftMs: Int? = nil, failed: Bool
+    ) {
+        self.userMessageID = userMessageID
+        self.reply = reply
+        self.tokens = tokens
+        self.costUSD = costUSD
+        self.latencyMs = latencyMs
+        self.ttftMs = ttftMs
+        self.failed = failed
+    }
+}
+
+/// How hard a commit is pushed to the disk.
+public enum Durability: String, Sendable {
+    /// `synchronous=FULL`: a commit survives power loss. The default: Telegram is told an update was
+    /// received only after its commit, so a commit rolled back by a power cut would lose it.
+    case full
+    /// `synchronous=NORMAL`: WAL's faster mode; the last commits can roll back on power loss (never
+    /// on a crash of the process). For benchmarks and throwaway databases.
+    case normal
+}
+
+/// The SQLite database: the only place that speaks SQL. Calls are synchronous and short (WAL, one
+/// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
+public final class Store: Sendable {
+    private let writer: any DatabaseWriter
+    /// Where the database is (":memory:" for a private one), for error messages.
+    let path: String
+    /// How long a statement waits for another process's lock before it fails, in seconds.
+    private let busyTimeout: Double
+    /// The wall clock rows are stamped with (injected: tests of retention move it).
+    let now: @Sendable () -> Date
+
+    /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits
+    /// up to `busyTimeout` seconds for another process's write lock, then fails with a `StoreError`
+    /// saying so; opening takes that lock too, so a database held elsewhere fails at start.
+    public init(
+        path: String, busyTimeout: Double = 5, durability: Durability = .full, now: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
+        self.path = path
+        self.now = now
+        self.busyTimeout = busyTimeout
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let files = FileManager.default
+        do {
+            if !files.fileExists(atPath: directory) {
+                try files.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+        } catch {
+            throw StoreError(description: "cannot create the database directory \(directory) (check that its parent exists and is writable)")
+        }
+        if let created = try PrivateFile.create(path) { close(created) }
+        guard access(path, R_OK | W_OK) == 0, access(directory, W_OK) == 0 else {
+            throw StoreError(description: "the database \(path) is not writable (check the owner and permissions of the file and its directory)")
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.writeWithoutTransaction { db in
+                // GRDB switches the writer to WAL and then to synchronous=NORMAL after
+                // `prepareDatabase` has run: set the durability again on the one connection that
+                // commits (it stays open for the pool's life).
+                try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+                // Freed pages go back to the file system (see `compact`). A database made before
+                // this is rebuilt once to switch; a new one switches before it has any table.
+                if try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") != 2 {
+                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                    try db.execute(sql: "VACUUM")
+                }
+            }
+            try Migrations.migrator.migrate(pool)
+            writer = pool
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// A private in-memory database, for tests and throwaway runs.
+    public init(now: @escaping @Sendable () -> Date = { Date() }) throws {
+        path = ":memory:"
+        self.now = now
+        busyTimeout = 0
+        let queue = try DatabaseQueue()
+        try Migrations.migrator.migrate(queue)
+        writer = queue
+    }
+
+    /// Runs `body` in a write transaction; an SQLite failure becomes a `StoreError` that says what to do.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.write(body)
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Runs `body` on a consistent snapshot; an SQLite failure becomes a `StoreError`.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// `PRAGMA synchronous` on the connection that commits (2 is FULL).
+    func synchronousLevel() throws -> Int {
+        try writer.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// Pages in the database file (for the size it takes on disk).
+    func pageCount() throws -> Int {
+        try read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0 }
+    }
+
+    /// Gives the pages that deleted rows left free back to the file system, so the file shrinks.
+    public func compact() throws {
+        do {
+            try writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA incremental_vacuum") }
+        } catch let error as DatabaseError {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Forgets turns older than `age` (`HISTORY_RETENTION_DAYS`); conversations and their totals stay.
+    /// Returns how many turns were deleted.
+    @discardableResult
+    public func deleteMessages(olderThan age: TimeInterval) throws -> Int {
+        try write { db in
+            try db.execute(sql: "DELETE FROM message WHERE created_at < ?", arguments: [now().addingTimeInterval(-age)])
+            return db.changesCount
+        }
+    }
+
+    /// The names of the migrations applied so far, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try read { try Migrations.migrator.appliedMigrations($0) }
+    }
+
+    // MARK: Conversations
+
+    /// A new conversation.
+    public func createConversation(kind: String, externalID: Int64? = nil) throws -> ConversationRecord {
+        try write { db in
+            let now = self.now()
+            try db.execute(
+                sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                arguments: [kind, externalID, now, now])
+            return try ConversationRecord.find(db, key: db.lastInsertedRowID)
+        }
+    }
+
+    /// The conversation for an external id (a Telegram chat), created on first use.
+    public func conversation(kind: String, externalID: Int64) throws -> ConversationRecord {
+        if let existing = try read({ db in
+            try ConversationRecord.filter(Column("kind") == kind && Column("external_id") == externalID).fetchOne(db)
+        }) {
+            return existing
+        }
+        return try createConversation(kind: kind, externalID: externalID)
+    }
+
+    public func conversation(id: Int64) throws -> ConversationRecord? {
+        try read { try ConversationRecord.fetchOne($0, key: id) }
+    }
+
+    /// The most recently used conversation of a kind (the terminal chat resumes it).
+    public func latestConversation(kind: String) throws -> ConversationRecord? {
+        try read { db in
+            try ConversationRecord.filter(Column("kind") == kind)
+                .order(Column("updated_at").desc, Column("id").desc).fetchOne(db)
+        }
+    }
+
+    /// Sets (or with `nil`, resets) the conversation's model.
+    public func setModel(_ model: String?, conversationID: Int64) throws {
+        try update(conversationID, "model = ?", [model])
+    }
+
+    public func setWindowStart(_ messageID: Int64, conversationID: Int64) throws {
+        try update(conversationID, "window_start_message_id = ?", [messageID])
+    }
+
+    public func setSummary(_ summary: String, throughMessageID: Int64, conversationID: Int64) throws {
+        try update(conversationID, "summary = ?, summary_through_message_id = ?", [summary, throughMessageID])
+    }
+
+    /// Forgets the conversation's history and summary; its totals stay.
+    public func clear(conversationID: Int64) throws {
+        try write { db in
+            try db.execute(sql: "DELETE FROM message WHERE conversation_id = ?", arguments: [conversationID])
+            try db.execute(
+                sql: """
+                    UPDATE conversation SET summary = NULL, summary_through_message_id = 0,
+                    window_start_message_id = 0, updated_at = ? WHERE id = ?
+                    """,
+                arguments: [now(), conversationID])
+        }
+    }
+
+    private func update(_ conversationID: Int64, _ assignments: String, _ values: [(any DatabaseValueConvertible)?]) throws {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
+                arguments: StatementArguments(values + [now(), conversationID]))
+        }
+    }
+
+    /// An external chat changed its id (a group became a supergroup): its conversation moves to the
+    /// new id, history intact, unless the new id already has one.
+    public func moveConversation(kind: String, from oldID: Int64, to newID: Int64) throws {
+        try write { db in
+            let existing = ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == newID)
+            if try !existing.isEmpty(db) { return }
+            try ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == oldID)
+                .updateAll(db, ConversationRecord.Columns.externalID.set(to: newID), ConversationRecord.Columns.updatedAt.set(to: now()))
+        }
+    }
+
+    /// Totals over every conversation of `kind`.
+    public func totals(kind: String) throws -> ConversationTotals {
+        try read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS conversations, COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt,
+                    COALESCE(SUM(completion_tokens), 0) AS completion, COALESCE(SUM(cost_usd), 0) AS cost
+                    FROM conversation WHERE kind = ?
+                    """, arguments: [kind])
+            return ConversationTotals(
+                conversations: row?["conversations"] ?? 0, requests: row?["requests"] ?? 0, promptTokens: row?["prompt"] ?? 0,
+                completionTokens: row?["completion"] ?? 0, costUSD: row?["cost"] ?? 0)
+        }
+    }
+
+    // MARK: Messages
+
+    /// Saves a turn and returns it with its id.
+    @discardableResult
+    public func appendMessage(conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) throws -> MessageRecord {
+        try write { db in
+            try insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+        }
+    }
+
+    private func insertMessage(
+        _ db: Database, conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status,
+        model: String?, tokens: CallRecord.Tokens?
+    ) throws -> MessageRecord {
+        let now = self.now()
+        // SQLite hands text back up to its first NUL: keep the rest of the turn, with a visible mark.
+        let content = content.utf8.contains(0) ? content.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : content
+        try db.execute(
+            sql: """
+                INSERT INTO message (conversation_id, role, content, status, model, prompt_tokens,
+                completion_tokens, usage_estimated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                conversationID, role, content, status, model, tokens?.prompt, tokens?.completion,
+                tokens?.estimated ?? false, now, now,
+            ])
+        let id = db.lastInsertedRowID
+        try db.execute(sql: "UPDATE conversation SET updated_at = ? WHERE id = ?", arguments: [now, conversationID])
+        return try MessageRecord.find(db, key: id)
+    }
+
+    /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
+    public func contextMessages(conversationID: Int64, fromID: Int64 = 0) throws -> [MessageRecord] {
+        try read { db in
+            try MessageRecord
+                .filter(Column("conversation_id") == conversationID && Column("id") >= fromID && Column("status") != MessageRecord.Status.failed)
+                .order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Every turn of the conversation, failed ones included, oldest first.
+    public func allMessages(conversationID: Int64) throws -> [MessageRecord] {
+        try read { db in
+            try MessageRecord.filter(Column("conversation_id") == conversationID).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Turns in `afterID < id < beforeID` that are not failed: what falls out of the window.
+    public func messages(conversationID: Int64, after afterID: Int64, before beforeID: Int64) throws -> [MessageRecord] {
+        try read { db in
+            try MessageRecord
+                .filter(Column("conversation_id") == conversationID && Column("id") > afterID && Column("id") < beforeID && Column("status") != MessageRecord.Status.failed)
+                .order(Column("id")).fetchAll(db)
+        }
+    }
+
+    /// Turns that will be remembered (not failed).
+    public func messageCount(conversationID: Int64) throws -> Int {
+        try read { db in
+            try MessageRecord.filter(Column("conversation_id") == conversationID && Column("status") != MessageRecord.Status.failed).fetchCount(db)
+        }
+    }
+
+    /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
+    public func record(_ call: CallRecord, conversationID: Int64) throws {
+        try write { db in
+            if let reply = call.reply {
+                _ = try insertMessage(
+                    db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
+                    model: reply.model, tokens: call.tokens)
+            } else if call.failed {
+                try db.execute(
+                    sql: "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
+                    arguments: [now(), call.userMessageID])
+            }
+            try db.execute(
+                sql: """
+                    UPDATE conversation SET requests = requests + 1, failures = failures + ?,
+                    prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
+                    usage_estimated = usage_estimated OR ?, cost_usd = cost_usd + ?,
+                    last_latency_ms = COALESCE(?, last_latency_ms), last_ttft_ms = COALESCE(?, last_ttft_ms),
+                    updated_at = ? WHERE id = ?
+                    """,
+                arguments: [
+                    call.failed ? 1 : 0, call.tokens?.prompt ?? 0, call.tokens?.completion ?? 0,
+                    call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, now(), conversationID,
+                ])
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import OpenAIClient
+
+/// Chooses which turns of a conversation go into the next request.
+///
+/// The window starts at a stored message id and only moves forward, and then in blocks: when the
+/// turns no longer fit `maxMessages` or the token budget, the oldest half of the window is dropped at
+/// once. Between two such moves every request starts with the same messages, so providers' prompt
+/// caches keep hitting. The window never starts with an assistant turn.
+public struct HistoryWindow: Sendable {
+    /// A turn as the planner sees it.
+    public struct Turn: Sendable, Equatable {
+        public var id: Int64
+        public var role: OpenAI.Role
+        public var content: String
+
+        public init(id: Int64, role: OpenAI.Role, content: String) {
+            self.id = id
+            self.role = role
+            self.content = content
+        }
+    }
+
+    /// The result: where the window starts now and the turns to send.
+    public struct Plan: Sendable, Equatable {
+        public var windowStartID: Int64
+        public var turns: [Turn]
+    }
+
+    public var maxMessages: Int
+    /// Tokens available for the system messages and the turns together.
+    public var tokenBudget: Int
+
+    public init(maxMessages: Int, tokenBudget: Int) {
+        self.maxMessages = maxMessages
+        self.tokenBudget = tokenBudget
+    }
+
+    /// Plans the next request from the turns at or after `windowStartID` (oldest first, failed turns
+    /// already left out). `dropExtraBlock` drops one more half-window: the retry after the provider
+    /// said the context was too long. Returns `nil` when even the newest turn alone does not fit.
+    public func plan(system: [OpenAI.Message], turns all: [Turn], windowStartID: Int64, dropExtraBlock: Bool = false) -> Plan? {
+        let systemTokens = TokenEstimator.estimate(system)
+        var turns = all.filter { $0.id >= windowStartID }
+        var tokens = turns.map { TokenEstimator.estimate($0.content) + TokenEstimator.perMessageOverhead }
+        var total = tokens.reduce(systemTokens, +)
+
+        func dropFirst(_ count: Int) {
+            total -= tokens.prefix(count).reduce(0, +)
+            turns.removeFirst(count)
+            tokens.removeFirst(count)
+        }
+        /// A window must open with the user speaking.
+        func dropLeadingAssistantTurns() {
+            var leading = 0
+            while leading < turns.count - 1, turns[leading].role == .assistant { leading += 1 }
+            if leading > 0 { dropFirst(leading) }
+        }
+        func dropBlock() {
+            dropFirst(max(1, turns.count / 2))
+            dropLeadingAssistantTurns()
+        }
+
+        dropLeadingAssistantTurns()
+        if dropExtraBlock, turns.count > 1 { dropBlock() }
+        while turns.count > 1, turns.count > maxMessages || total > tokenBudget {
+            dropBlock()
+        }
+        guard let first = turns.first, total <= tokenBudget else { return nil }
+        return Plan(windowStartID: first.id, turns: turns)
+    }
+}

@@ -1,0 +1,119 @@
+import AssistantStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TelegramFrontEnd
+import TerminalFrontEnd
+
+/// The subcommands end to end: configuration, logging, the composition root, the service group,
+/// and the exit status. The executable only parses arguments and calls these.
+public enum AssistantApp {
+    /// Exit statuses: 78 (EX_CONFIG) means "fix the configuration", which the unit does not restart.
+    public static let configurationStatus: Int32 = 78
+
+    /// Loads and validates the configuration, or prints every problem and returns nil.
+    public static func loadConfig(envFile: String?, requireTelegram: Bool) async -> AssistantConfig? {
+        do {
+            return try await AssistantConfig.load(
+                environment: ProcessInfo.processInfo.environment, envFile: envFile, requireTelegram: requireTelegram)
+        } catch {
+            printError("\(error)", prefix: "")
+            return nil
+        }
+    }
+
+    /// `run`: the Telegram bot until SIGTERM or SIGINT (a second signal exits at once).
+    public static func runBot(_ config: AssistantConfig) async -> Int32 {
+        await reportingFailures {
+            let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
+            let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            var overrides = Assistant.Overrides()
+            overrides.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            let assistant = try Assistant(config: config, logger: logger, overrides: overrides)  // creates the database's directory
+            let instance = try InstanceLock(databasePath: config.databasePath)
+            let bot: TelegramBot
+            do {
+                bot = try await assistant.connectBot()
+            } catch let error as BotStartError {
+                logger.critical("start_failed", metadata: ["error": "\(error.description)"])
+                printError(error.description)
+                return error.isConfiguration ? configurationStatus : 1
+            }
+            let impatience = SecondSignalExit()
+            try await bot.serviceGroup(signals: [.sigterm, .sigint], logger: logger).run()
+            withExtendedLifetime((impatience, instance)) {}
+            return 0
+        }
+    }
+
+    /// `chat`: the terminal chat; logs go to `logFile` ("-": standard error), else `LOG_FILE`, else
+    /// chat.log beside the database.
+    public static func chat(_ config: AssistantConfig, fresh: Bool, logFile: String?) async -> Int32 {
+        await reportingFailures {
+            let logPath = logFile ?? config.logFile ?? URL(fileURLWithPath: config.databasePath).deletingLastPathComponent()
+                .appendingPathComponent("chat.log").path
+            let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath, creatingDirectory: true)
+            let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            let chat = try Assistant(config: config, logger: logger).terminalChat(fresh: fresh) { text in
+                FileHandle.standardOutput.write(Data(text.utf8))
+            }
+            let service = TerminalChatService(chat: chat, lines: StandardInput.lines())
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            return 0
+        }
+    }
+
+    /// `check`: prints the report; 0 only when every check passed.
+    public static func check(_ config: AssistantConfig) async -> Int32 {
+        let results = await Checkup(config: config).run()
+        FileHandle.standardOutput.write(Data((Checkup.report(results, config: config) + "\n").utf8))
+        return results.allSatisfy(\.passed) ? 0 : 1
+    }
+
+    /// Runs `body`; a failure is printed as `error: …` (the store's and the log file's explain
+    /// themselves) and exits 1.
+    private static func reportingFailures(_ body: () async throws -> Int32) async -> Int32 {
+        do {
+            return try await body()
+        } catch {
+            printError("\(error)")
+            return 1
+        }
+    }
+
+    private static func printError(_ message: String, prefix: String = "error: ") {
+        FileHandle.standardError.write(Data("\(prefix)\(message)\n".utf8))
+    }
+}
+
+/// The first SIGTERM/SIGINT starts a graceful shutdown (the service group handles it); a second one
+/// means the operator will not wait: exit at once. Nothing is lost: every saved turn is already in
+/// SQLite (WAL), and a reply cut off this way is marked for the user at the next start.
+final class SecondSignalExit {
+    /// How many shutdown signals arrived; shared with the signal handlers.
+    private final class Count: Sendable {
+        let value = Mutex(0)
+        func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    }
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let count = Count()
+        sources = [SIGTERM, SIGINT].map { signal in
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                if count.increment() >= 2 {
+                    FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                    _exit(1)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Support
+import CurlHTTP
+import Foundation
+
+/// A small typed client for the Bot API methods this bot uses. JSON bodies in, the Telegram
+/// envelope decoded on every status into `TelegramError`.
+///
+/// The token is part of every URL, so no URL, request or transport error text ever leaves this type:
+/// errors carry the method name and a failure code only.
+public struct BotAPIClient: Sendable {
+    private let baseURL: URL
+    private let token: Secret
+    private let http: HTTPClient
+
+    /// `baseURL` is `https://api.telegram.org` or a self-hosted Bot API server.
+    public init(baseURL: URL, token: Secret, http: HTTPClient) {
+        self.baseURL = baseURL
+        self.token = token
+        self.http = http
+    }
+
+    /// Calls `method` with `parameters` as a JSON body. `timeout` bounds the whole call.
+    func call<Parameters: Encodable, Result: Decodable>(
+        _ method: String, _ parameters: Parameters, timeout: TimeInterval = 30, as: Result.Type = Result.self
+    ) async throws -> Result {
+        let request = HTTPRequest(
+            method: "POST", url: baseURL.appending(path: "bot\(token.value)/\(method)"),
+            headers: [("Content-Type", "application/json")], body: Array(try JSONEncoder().encode(parameters)))
+
+        let status: Int
+        let body: Data
+        do {
+            let response = try await http.fetch(request, deadline: .seconds(timeout + 5), limit: 64 << 20)
+            (status, body) = (response.status, Data(response.body))
+        } catch let error as HTTPClientError {
+            switch error.kind {
+            case .cannotConnect, .cannotResolve, .invalidURL:
+                // Nothing reached Telegram.
+                throw TelegramError.unreachable("\(method): \(error)")
+            case .timedOut:
+                throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
+            default:
+                throw TelegramError.network("\(method): \(error)")
+            }
+        }
+        guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body) else {
+            throw TelegramError.malformedResponse(status: status)
+        }
+        if envelope.ok, let result = envelope.result { return result }
+        throw TelegramError(
+            status: envelope.error_code ?? status, description: envelope.description ?? "", parameters: envelope.parameters)
+    }
+
+    // MARK: Methods
+
+    public func getMe() async throws -> Telegram.User {
+        try await call("getMe", Empty())
+    }
+
+    /// Long-polls for updates, each decoded on its own. The HTTP timeout is set above the poll
+    /// timeout, as it must be.
+    public func getUpdates(offset: Int64?, timeout: Int, limit: Int = 100) async throws -> [Telegram.PolledUpdate] {
+        struct Parameters: Encodable {
+            var offset: Int64?
+            var timeout: Int
+            var limit: Int
+            var allowed_updates = Telegram.allowedUpdates
+        }
+        return try await call("getUpdates", Parameters(offset: offset, timeout: timeout, limit: limit), timeout: TimeInterval(timeout + 15))
+    }
+
+    /// Switches the bot to polling; pending updates are kept.
+    public func deleteWebhook() async throws {
+        struct Parameters: Encodable { var drop_pending_updates = false }
+        let _: Bool = try await call("deleteWebhook", Parameters())
+    }
+
+    public func setMyCommands(_ commands: [Telegram.BotCommand]) async throws {
+        struct Parameters: Encodable { var commands: [Telegram.BotCommand] }
+        let _: Bool = try await call("setMyCommands", Parameters(commands: commands))
+    }
+
+    /// Sends text with entities and no `parse_mode`: nothing to escape, no parse failure possible.
+    public func sendMessage(
+        chatID: Int64, text: String, entities: [Telegram.MessageEntity], replyTo: Int? = nil, threadID: Int? = nil
+    ) async throws -> Telegram.Message {
+        struct Parameters: Encodable {
+            var chat_id: Int64
+            var message_thread_id: Int?
+            var text: String
+            var entities: [Telegram.MessageEntity]?
+            var reply_parameters: Telegram.ReplyParameters?
+            var link_preview_options = LinkPreviewOptions()
+        }
+        return try await call(
+            "sendMessage",
+            Parameters(
+                chat_id: chatID, message_thread_id: threadID, text: text, entities: entities.isEmpty ? nil : entities,
+                reply_parameters: replyTo.map { Telegram.ReplyParameters(message_id: $0) }))
+    }
+
+    /// Replaces a message's text. `TelegramError.notModified` is returned as success.
+    public func editMessageText(chatID: Int64, messageID: Int, text: String, entities: [Telegram.MessageEntity]) async throws {
+        struct Parameters: Encodable {
+            var chat_id: Int64
+            var message_id: Int
+            var text: String
+            var entities: [Telegram.MessageEntity]?
+            var link_preview_options = LinkPreviewOptions()
+        }
+        do {
+            let _: Telegram.Message = try await call(
+                "editMessageText",
+                Parameters(chat_id: chatID, message_id: messageID, text: text, entities: entities.isEmpty ? nil : entities))
+        } catch TelegramError.notModified {
+            return
+        }
+    }
+
+    /// Shows (or updates, for the same `draftID`) a streamed draft in a private chat.
+    public func sendMessageDraft(
+        chatID: Int64, draftID: Int64, text: String, entities: [Telegram.MessageEntity], canStop: Bool, threadID: Int? = nil
+    ) async throws {
+        struct Parameters: Encodable {
+            var chat_id: Int64
+            var message_thread_id: Int?
+            var draft_id: Int64
+            var text: String
+            var entities: [Telegram.MessageEntity]?
+            var can_stop: Bool
+        }
+        let _: Bool = try await call(
+            "sendMessageDraft",
+            Parameters(
+                chat_id: chatID, message_thread_id: threadID, draft_id: draftID, text: text,
+                entities: entities.isEmpty ? nil : entities, can_stop: canStop))
+    }
+
+    public func sendChatAction(chatID: Int64, action: String = "typing", threadID: Int? = nil) async throws {
+        struct Parameters: Encodable {
+            var chat_id: Int64
+            var message_thread_id: Int?
+            var action: String
+        }
+        let _: Bool = try await call("sendChatAction", Parameters(chat_id: chatID, message_thread_id: threadID, action: action))
+    }
+
+    public func deleteMessage(chatID: Int64, messageID: Int) async throws {
+        struct Parameters: Encodable {
+            var chat_id: Int64
+            var message_id: Int
+        }
+        let _: Bool = try await call("deleteMessage", Parameters(chat_id: chatID, message_id: messageID))
+    }
+
+    private struct Empty: Encodable {}
+
+    /// Answers are text; link previews of URLs the model mentions would only add noise.
+    private struct LinkPreviewOptions: Encodable { var is_disabled = true }
+}

@@ -1,0 +1,118 @@
+import Support
+
+/// Telegram's flood limits as budgets. Defaults follow the Bot FAQ: about one message per second
+/// per chat, 20 per minute per group, about 30 per second overall; edits and drafts count too.
+/// `scale` multiplies every rate (tests run the same shapes faster).
+public struct TelegramLimits: Sendable {
+    public var perChatPerSecond: Double = 1
+    public var perGroupPerMinute: Double = 20
+    public var globalPerSecond: Double = 30
+    /// How many calls may go back to back before the global rate applies.
+    public var globalBurst: Double = 5
+    public var scale: Double = 1
+
+    public init(scale: Double = 1) { self.scale = scale }
+}
+
+/// The one budget keeper for every call that shows something in a chat.
+///
+/// Final messages wait for budget and are never dropped; intermediate updates (drafts, edits while
+/// streaming) only go when budget is free *and* no final message is waiting anywhere, so the budget
+/// goes first to what users need most, and streaming thins out when the bot is busy. A 429 blocks
+/// the chat for `retry_after` (and everything, when several chats are limited at once).
+public actor SendScheduler {
+    private let limits: TelegramLimits
+    private let clock: any Clock<Duration>
+    private let stopwatch: Stopwatch
+    private var chats: [Int64: TokenBucket] = [:]
+    private var groups: [Int64: TokenBucket] = [:]
+    private var global: TokenBucket
+    private var blockedUntil: [Int64: Duration] = [:]
+    private var globalBlockedUntil: Duration = .zero
+    private var recentLimits: [(chat: Int64, at: Duration)] = []
+    private var waitingFinals = 0
+
+    public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration> = ContinuousClock()) {
+        self.limits = limits
+        self.clock = clock
+        stopwatch = Stopwatch(clock)
+        global = TokenBucket(capacity: limits.globalBurst, perSecond: limits.globalPerSecond * limits.scale, now: .zero)
+    }
+
+
+    /// Waits until a final (must-deliver) call to `chat` may go, and spends its budget.
+    public func acquireFinal(chat: Int64, isGroup: Bool) async throws {
+        waitingFinals += 1
+        defer { waitingFinals -= 1 }
+        while true {
+            let wait = self.wait(chat: chat, isGroup: isGroup)
+            if wait == .zero {
+                spend(chat: chat, isGroup: isGroup)
+                return
+            }
+            try await clock.sleep(for: wait)
+        }
+    }
+
+    /// Spends budget for an intermediate update if it can go right now without delaying any final
+    /// message; otherwise returns false and the caller shows the user a later, fuller text instead.
+    public func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
+        guard waitingFinals == 0, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
+        // Keep some global headroom for finals that have not asked yet.
+        guard global.tokens >= min(2, limits.globalBurst) else { return false }
+        spend(chat: chat, isGroup: isGroup)
+        return true
+    }
+
+    /// Final calls waiting for budget right now.
+    var finalsWaiting: Int { waitingFinals }
+
+    /// Records a 429: the chat waits `retryAfter`; when several chats are limited within a second the
+    /// limit is global and everything waits.
+    public func rateLimited(chat: Int64, retryAfter: Int) {
+        let now = stopwatch.elapsed
+        let until = now + .seconds(max(1, retryAfter))
+        blockedUntil[chat] = max(blockedUntil[chat] ?? .zero, until)
+        recentLimits.removeAll { now - $0.at > .seconds(1) }
+        recentLimits.append((chat, now))
+        if Set(recentLimits.map(\.chat)).count >= 3 { globalBlockedUntil = max(globalBlockedUntil, until) }
+    }
+
+    /// How long the caller would wait for a final call now (zero when it could go at once).
+    func wait(chat: Int64, isGroup: Bool) -> Duration {
+        let now = stopwatch.elapsed
+        global.refill(now)
+        var waits = [global.wait(), (blockedUntil[chat] ?? .zero) - now, globalBlockedUntil - now]
+        var chatBucket = chats[chat] ?? bucket(perSecond: limits.perChatPerSecond, now: now)
+        chatBucket.refill(now)
+        chats[chat] = chatBucket
+        waits.append(chatBucket.wait())
+        if isGroup {
+            var groupBucket = groups[chat] ?? bucket(perSecond: (limits.perGroupPerMinute - 1) / 60, now: now)
+            groupBucket.refill(now)
+            groups[chat] = groupBucket
+            waits.append(groupBucket.wait())
+        }
+        return max(.zero, waits.max() ?? .zero)
+    }
+
+    /// A bucket of one token: no bursts per chat or group, so even a sliding window sees the rate.
+    private func bucket(perSecond: Double, now: Duration) -> TokenBucket {
+        TokenBucket(capacity: 1, perSecond: perSecond * limits.scale, now: now)
+    }
+
+    private func spend(chat: Int64, isGroup: Bool) {
+        global.spend()
+        chats[chat]?.spend()
+        if isGroup { groups[chat]?.spend() }
+        if chats.count > 10_000 { forgetIdleChats() }
+    }
+
+    /// Full buckets carry no information: drop them so memory follows active chats only.
+    private func forgetIdleChats() {
+        let now = stopwatch.elapsed
+        chats = chats.filter { !$0.value.isFull(at: now) }
+        groups = groups.filter { !$0.value.isFull(at: now) }
+        blockedUntil = blockedUntil.filter { $0.value > now }
+    }
+}

@@ -1,0 +1,223 @@
+/// Wire types of the Telegram Bot API, with the fields this bot uses. Field names are Telegram's.
+public enum Telegram {
+    /// Every Bot API answer: `{ok, result}` or `{ok: false, error_code, description, parameters}`.
+    struct Envelope<Result: Decodable>: Decodable {
+        var ok: Bool
+        var result: Result?
+        var error_code: Int?
+        var description: String?
+        var parameters: ResponseParameters?
+    }
+
+    public struct ResponseParameters: Codable, Sendable, Equatable {
+        public var migrate_to_chat_id: Int64?
+        public var retry_after: Int?
+    }
+
+    public struct User: Codable, Sendable, Equatable {
+        public var id: Int64
+        public var is_bot: Bool
+        public var first_name: String
+        public var username: String?
+
+        public init(id: Int64, is_bot: Bool, first_name: String, username: String? = nil) {
+            self.id = id
+            self.is_bot = is_bot
+            self.first_name = first_name
+            self.username = username
+        }
+    }
+
+    public struct Chat: Codable, Sendable, Equatable {
+        public var id: Int64
+        /// `private`, `group`, `supergroup` or `channel`.
+        public var type: String
+        public var title: String?
+
+        public init(id: Int64, type: String, title: String? = nil) {
+            self.id = id
+            self.type = type
+            self.title = title
+        }
+
+        public var isPrivate: Bool { type == "private" }
+    }
+
+    /// A formatting span. `offset` and `length` are in UTF-16 code units.
+    public struct MessageEntity: Codable, Sendable, Equatable {
+        public var type: String
+        public var offset: Int
+        public var length: Int
+        public var url: String?
+        public var language: String?
+
+        public init(type: String, offset: Int, length: Int, url: String? = nil, language: String? = nil) {
+            self.type = type
+            self.offset = offset
+            self.length = length
+            self.url = url
+            self.language = language
+        }
+    }
+
+    /// The message a message replies to: only what is needed to see whether it is the bot's.
+    public struct RepliedMessage: Codable, Sendable, Equatable {
+        public var message_id: Int
+        public var from: User?
+    }
+
+    public struct Message: Codable, Sendable, Equatable {
+        public var message_id: Int
+        public var message_thread_id: Int?
+        public var from: User?
+        public var chat: Chat
+        public var date: Int
+        public var text: String?
+        public var entities: [MessageEntity]?
+        public var caption: String?
+        public var caption_entities: [MessageEntity]?
+        public var reply_to_message: RepliedMessage?
+        /// Set in the service message a group leaves behind when it becomes a supergroup.
+        public var migrate_to_chat_id: Int64?
+        /// True for photos, stickers, voice notes, files and every other non-text content.
+        public var hasNonTextContent: Bool = false
+
+        enum CodingKeys: String, CodingKey {
+            case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message
+            case migrate_to_chat_id
+            /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
+            case hasNonTextContent = "x_has_non_text_content"
+        }
+
+        /// Content keys that make a message something other than text.
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        static let nonTextKeys = [
+            "photo", "sticker", "voice", "audio", "document", "video", "video_note", "animation", "location",
+            "contact", "poll", "venue", "dice", "game", "story",
+        ]
+
+        public init(
+            message_id: Int, message_thread_id: Int? = nil, from: User?, chat: Chat, date: Int, text: String?,
+            entities: [MessageEntity]? = nil, reply_to_message: RepliedMessage? = nil
+        ) {
+            self.message_id = message_id
+            self.message_thread_id = message_thread_id
+            self.from = from
+            self.chat = chat
+            self.date = date
+            self.text = text
+            self.entities = entities
+            self.reply_to_message = reply_to_message
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            message_id = try container.decode(Int.self, forKey: .message_id)
+            message_thread_id = try container.decodeIfPresent(Int.self, forKey: .message_thread_id)
+            from = try container.decodeIfPresent(User.self, forKey: .from)
+            chat = try container.decode(Chat.self, forKey: .chat)
+            date = try container.decode(Int.self, forKey: .date)
+            text = try container.decodeIfPresent(String.self, forKey: .text)
+            entities = try container.decodeIfPresent([MessageEntity].self, forKey: .entities)
+            caption = try container.decodeIfPresent(String.self, forKey: .caption)
+            caption_entities = try container.decodeIfPresent([MessageEntity].self, forKey: .caption_entities)
+            reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
+            migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
+            let all = try decoder.container(keyedBy: AnyKey.self)
+            hasNonTextContent =
+                (try container.decodeIfPresent(Bool.self, forKey: .hasNonTextContent) ?? false)
+                || Self.nonTextKeys.contains { all.contains(AnyKey(stringValue: $0)) }
+        }
+    }
+
+    /// Sent when the user presses the stop button of a draft shown with `can_stop`.
+    public struct MessageGenerationStopped: Codable, Sendable, Equatable {
+        public var chat: Chat
+        public var message_thread_id: Int?
+        public var draft_id: Int64
+    }
+
+    public struct Update: Codable, Sendable, Equatable {
+        public var update_id: Int64
+        public var message: Message?
+        public var stopped_message_generation: MessageGenerationStopped?
+
+        public init(update_id: Int64, message: Message? = nil, stopped_message_generation: MessageGenerationStopped? = nil) {
+            self.update_id = update_id
+            self.message = message
+            self.stopped_message_generation = stopped_message_generation
+        }
+    }
+
+    /// One element of a getUpdates answer, decoded on its own: Telegram adds kinds and fields every
+    /// few months, and one shape this version does not understand must not fail the whole batch.
+    public enum PolledUpdate: Decodable, Sendable {
+        case update(Update)
+        /// Not understood. `fieldPath` names where decoding failed (`message.entities`); the update's
+        /// content is never kept, so nothing a user wrote can reach a log through it.
+        case undecodable(updateID: Int64?, fieldPath: String, problem: String)
+
+        private enum Keys: String, CodingKey { case update_id }
+
+        public init(from decoder: any Decoder) throws {
+            do {
+                self = .update(try Update(from: decoder))
+            } catch let error as DecodingError {
+                let id = try? decoder.container(keyedBy: Keys.self).decode(Int64.self, forKey: .update_id)
+                let (path, problem) = Self.describe(error, below: decoder.codingPath.count)
+                self = .undecodable(updateID: id, fieldPath: path, problem: problem)
+            }
+        }
+
+        /// The update, when it decoded.
+        public var update: Update? {
+            if case .update(let update) = self { update } else { nil }
+        }
+
+        public var updateID: Int64? {
+            switch self {
+            case .update(let update): update.update_id
+            case .undecodable(let id, _, _): id
+            }
+        }
+
+        /// The failing field relative to the update, and what kind of failure it was (no values).
+        private static func describe(_ error: DecodingError, below depth: Int) -> (String, String) {
+            let (path, problem): ([any CodingKey], String) =
+                switch error {
+                case .typeMismatch(_, let context): (context.codingPath, "type_mismatch")
+                case .valueNotFound(_, let context): (context.codingPath, "value_not_found")
+                case .keyNotFound(let key, let context): (context.codingPath + [key], "key_not_found")
+                case .dataCorrupted(let context): (context.codingPath, "data_corrupted")
+                @unknown default: ([], "unknown")
+                }
+            let field = path.dropFirst(depth).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return (field.isEmpty ? "(the update itself)" : field, problem)
+        }
+    }
+
+    /// The update types this bot asks for; passed explicitly because an omitted list reuses
+    /// whatever an earlier client set.
+    public static let allowedUpdates = ["message", "stopped_message_generation"]
+
+    public struct BotCommand: Codable, Sendable, Equatable {
+        public var command: String
+        public var description: String
+
+        public init(command: String, description: String) {
+            self.command = command
+            self.description = description
+        }
+    }
+
+    struct ReplyParameters: Encodable {
+        var message_id: Int
+        var allow_sending_without_reply = true
+    }
+}

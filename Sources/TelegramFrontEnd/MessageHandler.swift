@@ -1,0 +1,106 @@
+import Conversation
+import Foundation
+import Logging
+import TelegramBotAPI
+
+/// Decides what one accepted message of one chat gets: the rest of an answer a restart cut off, a
+/// notice, a command's answer, or a model reply. The dispatcher has applied the access policy and
+/// hands a chat's messages over one at a time, in order. The update is marked handled at the end,
+/// unless shutdown cut off the delivery of an answer: then the next start delivers it.
+public struct MessageHandler: Sendable {
+    let pipeline: ReplyPipeline
+    let commands: CommandHandler
+    let engine: ConversationEngine
+    let intake: UpdateIntake
+    let notices: NoticeSender
+    let config: TelegramConfig
+    let bot: Telegram.User
+    let logger: Logger
+
+    public init(
+        pipeline: ReplyPipeline, engine: ConversationEngine, intake: UpdateIntake, notices: NoticeSender, config: TelegramConfig,
+        bot: Telegram.User, logger: Logger
+    ) {
+        self.pipeline = pipeline
+        self.engine = engine
+        self.intake = intake
+        self.notices = notices
+        self.config = config
+        self.bot = bot
+        self.logger = logger
+        commands = CommandHandler(
+            engine: engine, wording: .init(help: Self.help, noun: "chat", cleared: "History cleared. Let's start fresh."), logger: logger)
+    }
+
+    static let help = """
+        I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.
+
+        /help – this message
+        /clear – forget this chat's history
+        /stats – messages, tokens and estimated cost of this chat
+        /model – show the model; /model NAME switches to another allowed model
+        """
+
+    /// The commands shown in Telegram's menu.
+    public static let menu: [Telegram.BotCommand] = [
+        .init(command: "start", description: "What this bot does"),
+        .init(command: "help", description: "Commands"),
+        .init(command: "clear", description: "Forget this chat's history"),
+        .init(command: "stats", description: "Messages, tokens and cost of this chat"),
+        .init(command: "model", description: "Show or switch the model"),
+    ]
+
+    func handle(_ incoming: Incoming) async {
+        let update = incoming.update
+        guard let message = update.message else { return }
+        let chat = ChatHandle(id: message.chat.id, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
+        var logger = self.logger
+        logger[metadataKey: "chat_id"] = .stringConvertible(chat.id)
+        // Closed unless shutdown cut off the delivery of an answer: then the next start delivers it.
+        var closes = true
+        defer {
+            // A send found the group moved to a new id: its conversation follows.
+            if chat.id != message.chat.id { intake.migrate(from: message.chat.id, to: chat.id) }
+            if closes { intake.handled(update.update_id) }
+        }
+
+        if incoming.interruptedByRestart {
+            if let pending = incoming.pendingReply, let text = intake.savedFinal(pending) {
+                closes = await pipeline.resume(text, pending, message: message, chat: chat, incoming: incoming, logger: logger)
+            } else {
+                await notices.send(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+            }
+            return
+        }
+        guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            if message.hasNonTextContent {
+                await notices.send(chat, "I can only read text messages.", replyTo: message.message_id)
+            }
+            return
+        }
+        if let addressed = AddressedCommand(rawText) {
+            await notices.send(chat, answer(addressed.command, chat: chat, user: message.from?.id, logger: logger), replyTo: message.message_id)
+            return
+        }
+        // In groups the model sees the message without the bot's @mention (Telegram's own entities).
+        let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
+        closes = await pipeline.reply(to: text, message: message, chat: chat, incoming: incoming, logger: logger)
+    }
+
+    /// A command's answer, with Telegram's policy: any allowed model in a private chat, only admins
+    /// switch it in groups, and bot-wide totals only in an admin's private chat.
+    func answer(_ command: Command, chat: ChatHandle, user: Int64?, logger: Logger) -> String {
+        let conversationID: Int64
+        do {
+            conversationID = try engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
+        } catch {
+            logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
+            return ReplyOutcome.storageFailed.notice ?? ""
+        }
+        let isAdmin = user.map(config.adminUserIDs.contains) ?? false
+        let permissions = CommandHandler.Permissions(
+            allowedModels: engine.settings.allowedModels(adding: config.allowedModels), maySwitchModel: !chat.isGroup || isAdmin,
+            totalsOfKind: isAdmin && !chat.isGroup ? UpdateIntake.conversationKind : nil)
+        return commands.handle(command, conversationID: conversationID, permissions: permissions)
+    }
+}

@@ -1,0 +1,164 @@
+import AssistantStore
+import Conversation
+import Logging
+import Support
+import TelegramBotAPI
+
+/// Answers one message with the model: takes a permit (at most `MAX_CONCURRENT_REPLIES` streams at
+/// once), arms the stop button, runs `engine.reply` beside the presenter that shows its deltas,
+/// delivers the final text and writes the `reply` log line.
+public struct ReplyPipeline: Sendable {
+    let engine: ConversationEngine
+    let permits: AsyncSemaphore
+    let stops: StopRegistry
+    let sender: TelegramSender
+    let drafts: DraftSupport
+    let intake: UpdateIntake
+    let notices: NoticeSender
+    /// How often a streaming reply looks for new text to show.
+    let tick: Duration
+    let clock: any Clock<Duration>
+    let stopwatch: Stopwatch
+
+    public init(
+        engine: ConversationEngine, permits: AsyncSemaphore, stops: StopRegistry, sender: TelegramSender, drafts: DraftSupport,
+        intake: UpdateIntake, notices: NoticeSender, tick: Duration, clock: any Clock<Duration>, stopwatch: Stopwatch
+    ) {
+        self.engine = engine
+        self.permits = permits
+        self.stops = stops
+        self.sender = sender
+        self.drafts = drafts
+        self.intake = intake
+        self.notices = notices
+        self.tick = tick
+        self.clock = clock
+        self.stopwatch = stopwatch
+    }
+
+    /// Answers `text`. Returns false when shutdown cut off the delivery of the answer, which then
+    /// stays saved for the next start.
+    func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger) async -> Bool {
+        let updateID = incoming.update.update_id
+        let conversationID: Int64
+        do {
+            conversationID = try engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
+            try intake.answering(updateID)
+        } catch {
+            logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
+            await notices.send(chat, ReplyOutcome.storageFailed.notice ?? "", replyTo: message.message_id)
+            return true
+        }
+        let draftID = DraftID.first(forUpdate: updateID)
+        let stop = ChangeSignal()  // fired by the draft's stop button
+        stops.register(chat: chat.id, draft: draftID, stop)
+        defer { stops.remove(chat: chat.id, draft: draftID) }
+
+        let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
+        let (engine, permits) = (self.engine, self.permits)
+        let model = (try? engine.model(for: conversationID)) ?? engine.settings.model
+        // The model's answer streams into the presenter until it ends, the stop button fires (the
+        // engine then saves and returns what was shown), or shutdown cancels the reply.
+        let answer: ReplyOutcome? = try? await race({
+            try await permits.withPermit {
+                await engine.reply(to: text, conversationID: conversationID, onDelta: { presenter.append($0) })
+            }
+        }, against: {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await presenter.display() }
+                group.addTask { await stop.wait() }
+                await group.next()
+                group.cancelAll()
+            }
+        })
+        // No answer: stopped or shut down while waiting for a permit.
+        let outcome = answer ?? .interrupted(partial: "", model: model, reason: nil)
+        var deliveryError: TelegramError?
+        do {
+            try await presenter.finish(ReplyPresenter.render(outcome))
+        } catch let error as TelegramError {
+            deliveryError = error
+        } catch {
+            // Shutdown came while the final answer waited for Telegram: it is saved, and the next
+            // start delivers it without asking the model again.
+            logger.info("reply_deferred", metadata: ["update_id": .stringConvertible(updateID)])
+            return false
+        }
+        logReply(outcome, presenter: presenter, user: message.from?.id, incoming: incoming, deliveryError: deliveryError, logger: logger)
+        return true
+    }
+
+    /// Delivers an answer whose delivery a restart cut off, from what was saved. Returns false when
+    /// shutdown cut it off again.
+    func resume(
+        _ text: FormattedText, _ pending: PendingReply, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
+    ) async -> Bool {
+        let updateID = incoming.update.update_id
+        let presenter = presenter(chat, draftID: DraftID.first(forUpdate: updateID), replyTo: message.message_id, updateID: updateID)
+        var metadata: Logger.Metadata = ["event": "reply", "resumed": "true"]
+        do {
+            try await presenter.resume(text, partsSent: pending.partsSent, streamMessage: pending.streamMessage)
+        } catch let error as TelegramError {
+            metadata["error_type"] = .string(error.errorType)
+            metadata["telegram_calls"] = .stringConvertible(presenter.metrics.calls)
+            logger.warning("reply", metadata: metadata)
+            return true
+        } catch {
+            logger.info("reply_deferred", metadata: ["update_id": .stringConvertible(updateID)])
+            return false
+        }
+        metadata["telegram_calls"] = .stringConvertible(presenter.metrics.calls)
+        metadata["rate_limited"] = .stringConvertible(presenter.metrics.rateLimited)
+        logger.info("reply", metadata: metadata)
+        return true
+    }
+
+    private func presenter(_ chat: ChatHandle, draftID: Int64, replyTo: Int, updateID: Int64) -> ReplyPresenter {
+        ReplyPresenter(
+            chat: chat, sender: sender, drafts: drafts, draftID: draftID, replyTo: replyTo, tick: tick, clock: clock,
+            stopwatch: stopwatch, journal: intake.journal(updateID))
+    }
+
+    /// The one `reply` line per answered message: latency, first visible text, tokens, Telegram
+    /// calls, and the error type when it did not end well.
+    private func logReply(
+        _ outcome: ReplyOutcome, presenter: ReplyPresenter, user: Int64?, incoming: Incoming, deliveryError: TelegramError?, logger: Logger
+    ) {
+        var metadata: Logger.Metadata = [
+            "event": "reply",
+            "user_id": .stringConvertible(user ?? 0),
+            "latency_ms": .stringConvertible((stopwatch.elapsed - incoming.receivedAt).milliseconds),
+            "telegram_calls": .stringConvertible(presenter.metrics.calls),
+            "rate_limited": .stringConvertible(presenter.metrics.rateLimited),
+        ]
+        if let visible = presenter.firstVisible {
+            metadata["first_visible_ms"] = .stringConvertible((visible - incoming.receivedAt).milliseconds)
+        }
+        var errorType: String? = deliveryError?.errorType
+        switch outcome {
+        case .answered(let completion):
+            metadata["model"] = .string(completion.model)
+            metadata["ttft_ms"] = completion.timeToFirstToken.map { .stringConvertible($0.milliseconds) }
+            metadata["prompt_tokens"] = .stringConvertible(completion.usage.promptTokens)
+            metadata["completion_tokens"] = .stringConvertible(completion.usage.completionTokens)
+            metadata["usage_estimated"] = .stringConvertible(completion.usage.estimated)
+        case .interrupted(_, let model, let reason):
+            metadata["model"] = .string(model)
+            errorType = errorType ?? reason?.errorType ?? "stopped"
+        case .failed(let error):
+            errorType = errorType ?? error.errorType
+        case .messageTooLong:
+            errorType = errorType ?? "message_too_long"
+        case .storageFailed:
+            errorType = errorType ?? "storage"
+        }
+        if let errorType {
+            metadata["error_type"] = .string(errorType)
+            if deliveryError != nil {
+                logger.warning("reply", metadata: metadata)
+                return
+            }
+        }
+        logger.info("reply", metadata: metadata)
+    }
+}

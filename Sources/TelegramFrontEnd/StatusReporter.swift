@@ -1,0 +1,91 @@
+import ServiceLifecycle
+import Support
+import Synchronization
+
+/// Tells systemd the bot is alive (`WATCHDOG=1`) and what it is doing (`STATUS=`).
+///
+/// The watchdog means "the process runs and its polling loop turns", not "Telegram answered": an
+/// outage of Telegram or of the network must not get a healthy bot killed. So the pings come from
+/// a timer of their own, and stop only when the loop has not started a round for longer than a
+/// healthy loop ever takes (or when the process is frozen). The status goes out after a poll when
+/// it has changed, so `systemctl status` is at most one poll behind.
+public final class StatusReporter: Service, Sendable, CustomStringConvertible {
+    private let notifier: SystemdNotifier
+    private let mailboxes: Mailboxes
+    private let clock: any Clock<Duration>
+    /// The longest a healthy polling loop goes without starting a new round.
+    private let stallLimit: Duration
+    private let stopwatch: Stopwatch
+    private let last = Mutex<(turn: Duration, status: String)>((.zero, ""))
+
+    /// `stallLimit`: the longest a healthy polling loop goes without a new round.
+    public init(notifier: SystemdNotifier, mailboxes: Mailboxes, stallLimit: Duration, clock: any Clock<Duration>) {
+        self.notifier = notifier
+        self.mailboxes = mailboxes
+        self.stallLimit = stallLimit
+        self.clock = clock
+        stopwatch = Stopwatch(clock)
+    }
+
+    public var description: String { "StatusReporter" }
+
+    /// The longest a healthy polling loop goes without a new round: a long poll that times out at
+    /// the HTTP level, then the longest backoff, plus a margin.
+    public static func stallLimit(pollTimeout: Int) -> Duration {
+        .seconds(pollTimeout + 15 + 5) + UpdateIntake.maxBackoff + .seconds(5)
+    }
+
+    /// Runs the watchdog (when systemd asked for one) until the group shuts down.
+    public func run() async {
+        guard notifier.watchdogInterval != nil else {
+            try? await gracefulShutdown()
+            return
+        }
+        await cancelWhenGracefulShutdown { await self.runWatchdog() }
+    }
+
+    /// The polling loop starts a round.
+    func turned() {
+        let now = stopwatch.elapsed
+        last.withLock { $0.turn = now }
+    }
+
+    /// Pings every `watchdogInterval` (half of WatchdogSec=) until cancelled, while the polling loop
+    /// has turned within `stallLimit`. Without a watchdog it returns at once.
+    func runWatchdog() async {
+        guard let interval = notifier.watchdogInterval else { return }
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(for: interval)
+            } catch {
+                return
+            }
+            let sinceTurn = stopwatch.elapsed - last.withLock { $0.turn }
+            if sinceTurn <= stallLimit { notifier.notify("WATCHDOG=1") }
+        }
+    }
+
+    /// READY=1 with the first status.
+    func ready() {
+        let summary = self.summary
+        last.withLock { $0.status = summary }
+        notifier.notify("READY=1\nSTATUS=\(summary)")
+    }
+
+    func polled() {
+        guard notifier.isEnabled else { return }
+        let summary = self.summary
+        let changed = last.withLock { last -> Bool in
+            defer { last.status = summary }
+            return summary != last.status
+        }
+        if changed { notifier.notify("STATUS=\(summary)") }
+    }
+
+    /// The one-line status `systemctl status` shows.
+    var summary: String {
+        let served = mailboxes.served
+        let count = served >= Mailboxes.servedCapacity ? "\(served)+" : "\(served)"
+        return "Polling; \(count) chat\(served == 1 ? "" : "s") served since start, \(mailboxes.active) replying now"
+    }
+}

@@ -1,0 +1,53 @@
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Why the bot could not start; the message is for the operator.
+public struct BotStartError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    /// True when retrying cannot help until the configuration changes (a rejected token): the
+    /// process then exits 78, which the unit does not restart.
+    public var isConfiguration = false
+
+    public init(description: String, isConfiguration: Bool = false) {
+        self.description = description
+        self.isConfiguration = isConfiguration
+    }
+}
+
+/// The Telegram bot as the services that run it, in start order: maintenance, the status and
+/// watchdog, the dispatcher, the intake. A graceful shutdown stops them in reverse: polling stops at
+/// once, replies in flight get the grace period, then the rest.
+public struct TelegramBot: Sendable, CustomStringConvertible {
+    public let username: String
+    public let intake: UpdateIntake
+    public let dispatcher: ChatDispatcher
+    public let status: StatusReporter
+    public let maintenance: Maintenance
+    /// How long replies in flight may finish after a shutdown begins before they are cut off.
+    public let grace: Duration
+
+    public init(
+        username: String, intake: UpdateIntake, dispatcher: ChatDispatcher, status: StatusReporter, maintenance: Maintenance, grace: Duration
+    ) {
+        self.username = username
+        self.intake = intake
+        self.dispatcher = dispatcher
+        self.status = status
+        self.maintenance = maintenance
+        self.grace = grace
+    }
+
+    /// What a log shows for the bot: its name, nothing it holds.
+    public var description: String { "TelegramBot(@\(username))" }
+
+    public var services: [any Service] { [maintenance, status, dispatcher, intake] }
+
+    /// The service group that runs the bot, shutting down gracefully on `signals`.
+    public func serviceGroup(signals: [UnixSignal] = [], logger: Logger) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
+        configuration.maximumGracefulShutdownDuration = grace
+        return ServiceGroup(configuration: configuration)
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+import Support
+
+/// The Telegram part of the configuration, needed only by `run` (read and checked by the app).
+public struct TelegramConfig: Sendable {
+    public var token: Secret
+    public var apiURL: URL
+    /// Empty: everyone may use the bot.
+    public var allowedUserIDs: Set<Int64>
+    public var adminUserIDs: Set<Int64>
+    /// Models `/model NAME` may choose, besides the primary and fallback models.
+    public var allowedModels: [String]
+    public var userRateLimitPerMinute: Int
+    public var maxConcurrentReplies: Int
+    public var pollTimeout: Int
+    /// How long replies in flight may finish after SIGTERM before they are cut off.
+    public var shutdownGrace: Duration
+
+    public init(
+        token: Secret, apiURL: URL, allowedUserIDs: Set<Int64> = [], adminUserIDs: Set<Int64> = [], allowedModels: [String] = [],
+        userRateLimitPerMinute: Int = 10, maxConcurrentReplies: Int = 32, pollTimeout: Int = 50, shutdownGrace: Duration = .seconds(20)
+    ) {
+        self.token = token
+        self.apiURL = apiURL
+        self.allowedUserIDs = allowedUserIDs
+        self.adminUserIDs = adminUserIDs
+        self.allowedModels = allowedModels
+        self.userRateLimitPerMinute = userRateLimitPerMinute
+        self.maxConcurrentReplies = maxConcurrentReplies
+        self.pollTimeout = pollTimeout
+        self.shutdownGrace = shutdownGrace
+    }
+}

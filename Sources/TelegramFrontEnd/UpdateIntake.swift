@@ -1,0 +1,212 @@
+import AssistantStore
+import Conversation
+import Foundation
+import Logging
+import ServiceLifecycle
+import Support
+import TelegramBotAPI
+
+/// Brings updates in and owns their whole life in the ledger: `received` (saved before Telegram is
+/// told), `answering` (a reply under way), `handled`; what a restart left open; a group that moved
+/// to a new chat id.
+///
+/// Updates are saved (with the next offset) before the next getUpdates confirms them to Telegram,
+/// so a crash between the two only makes Telegram send them again, and the saved copy says they
+/// were already seen. Network errors and 5xx back off with jitter, at most a few seconds, so the bot
+/// answers soon after Telegram comes back; a 409 (another instance, or a webhook) is logged clearly
+/// and backed off; a rejected token ends the service with `TelegramError.unauthorized`.
+public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
+    let client: BotAPIClient
+    let store: Store
+    let engine: ConversationEngine
+    let pollTimeout: Int
+    let status: StatusReporter
+    let output: AsyncStream<Incoming>.Continuation
+    let stopwatch: Stopwatch
+    let clock: any Clock<Duration>
+    let random: @Sendable () -> Double
+    let logger: Logger
+
+    /// The conversations of Telegram chats are of this kind.
+    public static let conversationKind = "telegram"
+
+    public init(
+        client: BotAPIClient, store: Store, engine: ConversationEngine, pollTimeout: Int, status: StatusReporter,
+        output: AsyncStream<Incoming>.Continuation, stopwatch: Stopwatch, clock: any Clock<Duration>, logger: Logger,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.client = client
+        self.store = store
+        self.engine = engine
+        self.pollTimeout = pollTimeout
+        self.status = status
+        self.output = output
+        self.stopwatch = stopwatch
+        self.clock = clock
+        self.random = random
+        self.logger = logger
+    }
+
+    public var description: String { "UpdateIntake" }
+
+    /// First what a restart left open (unanswered updates, replies cut off mid-way), then new
+    /// updates until graceful shutdown, which stops polling at once. Ends the update stream.
+    public func run() async throws {
+        defer { output.finish() }
+        for open in try store.openUpdates() {
+            guard let update = try? JSONDecoder().decode(Telegram.Update.self, from: Data(open.update.payload.utf8)) else {
+                logger.warning("update_undecodable", metadata: ["update_id": .stringConvertible(open.update.id), "error_type": "stored_update_undecodable"])
+                handled(open.update.id)
+                continue
+            }
+            output.yield(
+                Incoming(
+                    update: update, receivedAt: stopwatch.elapsed, interruptedByRestart: open.status == .answering,
+                    pendingReply: open.pendingReply))
+        }
+        status.ready()
+        try await cancelWhenGracefulShutdown { try await self.poll() }
+    }
+
+    // MARK: Polling
+
+    /// The longest wait between two polls while Telegram fails.
+    static let maxBackoff: Duration = .seconds(5)
+
+    /// 0.5 s doubling to `maxBackoff`, each wait between half and all of its ceiling; at least 3 s
+    /// after a 409, matching how Telegram spaces its conflict answers.
+    static func backoff(conflict: Bool, random: @escaping @Sendable () -> Double) -> Backoff {
+        Backoff(base: .milliseconds(500), maximum: maxBackoff, minimum: conflict ? .seconds(3) : .milliseconds(200), random: random)
+    }
+
+    /// Polls until cancelled, handing over every update not seen before, in order.
+    private func poll() async throws {
+        var failures = 0
+        while !Task.isCancelled {
+            status.turned()
+            do {
+                let offset = try store.telegramOffset()
+                let polled = try await client.getUpdates(offset: offset, timeout: pollTimeout)
+                failures = 0
+                status.polled()
+                guard let last = polled.compactMap(\.updateID).max() else { continue }
+                for case .undecodable(let id, let field, let problem) in polled {
+                    // Confirmed with the rest (the offset passes it): one odd update never blocks polling.
+                    logger.warning(
+                        "update_undecodable",
+                        metadata: [
+                            "update_id": .stringConvertible(id ?? -1), "field": .string(field), "error_type": .string("telegram_undecodable_\(problem)"),
+                        ])
+                }
+                try receive(polled.compactMap(\.update), nextOffset: last + 1)
+            } catch is CancellationError {
+                return
+            } catch TelegramError.unauthorized {
+                logger.critical(
+                    "token_rejected",
+                    metadata: [
+                        "error_type": "telegram_unauthorized",
+                        "hint": "Telegram no longer accepts TELEGRAM_BOT_TOKEN (revoked in @BotFather?): put the new token in the env file and restart",
+                    ])
+                throw TelegramError.unauthorized
+            } catch let error as TelegramError {
+                failures += 1
+                let conflict = if case .conflict = error { true } else { false }
+                if conflict {
+                    logger.error(
+                        "poll_conflict",
+                        metadata: [
+                            "error_type": "telegram_conflict",
+                            "hint": "another instance is polling this bot, or a webhook is set; only one may run per token",
+                        ])
+                } else {
+                    logger.warning("poll_failed", metadata: ["error_type": .string(error.errorType), "failures": .stringConvertible(failures)])
+                }
+                guard (try? await clock.sleep(for: Self.backoff(conflict: conflict, random: random).wait(after: failures))) != nil else { return }
+            } catch {
+                failures += 1
+                logger.error("poll_failed", metadata: ["error_type": "storage", "error": "\(error)"])
+                guard (try? await clock.sleep(for: Self.backoff(conflict: false, random: random).wait(after: failures))) != nil else { return }
+            }
+        }
+    }
+
+    /// Saves `updates` as received, with the offset that confirms them, and hands over those not
+    /// seen before.
+    func receive(_ updates: [Telegram.Update], nextOffset: Int64) throws {
+        var byID: [Int64: Telegram.Update] = [:]
+        let rows = try updates.map { update in
+            byID[update.update_id] = update
+            return try Self.row(update)
+        }
+        let now = stopwatch.elapsed
+        for row in try store.saveReceived(rows, nextOffset: nextOffset) {
+            if let update = byID[row.id] { output.yield(Incoming(update: update, receivedAt: now)) }
+        }
+    }
+
+    /// An update as the ledger keeps it. Keys sorted: the same update gives the same text, so one
+    /// that Telegram sends again is recognised.
+    static func row(_ update: Telegram.Update) throws -> UpdateRow {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return UpdateRow(id: update.update_id, chatID: update.chatID, payload: String(decoding: try encoder.encode(update), as: UTF8.self))
+    }
+
+    // MARK: The lifecycle of an update
+
+    /// A reply to the update is under way: a restart from here on tells the user, or delivers the
+    /// saved answer.
+    func answering(_ updateID: Int64) throws {
+        try store.setUpdateStatus(updateID, .answering)
+    }
+
+    /// The update needs nothing more. A failure is logged: the update is then answered again after
+    /// a restart, which is the safe side.
+    func handled(_ updateID: Int64) {
+        do {
+            try store.setUpdateStatus(updateID, .handled)
+        } catch {
+            logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+        }
+    }
+
+    /// Where a reply's final text and delivery progress are written down, so that a restart can
+    /// deliver the rest of an answer without asking the model again.
+    func journal(_ updateID: Int64) -> ReplyJournal {
+        let (store, logger) = (self.store, self.logger)
+        return ReplyJournal(
+            finalReady: { text, partsSent, streamMessage in
+                do {
+                    let payload = String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
+                    try store.savePendingReply(PendingReply(payload: payload, partsSent: partsSent, streamMessage: streamMessage), updateID: updateID)
+                } catch {
+                    // Delivery goes on; only a restart before it ends would fall back to the notice.
+                    logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+                }
+            },
+            partsSent: { count in
+                do {
+                    try store.setReplyPartsSent(count, updateID: updateID)
+                } catch {
+                    logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+                }
+            })
+    }
+
+    /// The saved final text of a reply a restart cut off, if it can be read.
+    func savedFinal(_ pending: PendingReply) -> FormattedText? {
+        try? JSONDecoder().decode(FormattedText.self, from: Data(pending.payload.utf8))
+    }
+
+    /// A group became a supergroup (a service message, or a send that Telegram redirected): its
+    /// conversation follows to the new id, history intact.
+    func migrate(from oldID: Int64, to newID: Int64) {
+        do {
+            try engine.moveConversation(kind: Self.conversationKind, from: oldID, to: newID)
+            logger.info("chat_migrated", metadata: ["chat_id": .stringConvertible(oldID), "new_chat_id": .stringConvertible(newID)])
+        } catch {
+            logger.error("store_failed", metadata: ["chat_id": .stringConvertible(oldID), "error_type": "storage", "error": "\(error)"])
+        }
+    }
+}
