@@ -98,7 +98,9 @@ struct Benchmarks {
     static func streaming() async throws -> [Row] {
         let server = try FakeOpenAIServer()
         let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPClient())
-        let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
+        let runner = CompletionRunner(
+            client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)), clock: ContinuousClock(),
+            deadlineClock: ContinuousClock())
         let answer = String(repeating: "token ", count: 500)
         let request = CompletionRequest(
             messages: [OpenAI.Message(role: .user, content: "hi")], model: "bench", fallbackModel: nil, temperature: 0, maxOutputTokens: 600)
@@ -129,7 +131,9 @@ struct Benchmarks {
     static func cancellation() async throws -> [Row] {
         let server = try FakeOpenAIServer()
         let client = ChatCompletionsClient(baseURL: server.baseURL, apiKey: Secret(server.settings.apiKey), http: HTTPClient())
-        let runner = CompletionRunner(client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
+        let runner = CompletionRunner(
+            client: client, timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)), clock: ContinuousClock(),
+            deadlineClock: ContinuousClock())
         let request = CompletionRequest(
             messages: [OpenAI.Message(role: .user, content: "hi")], model: "bench", fallbackModel: nil, temperature: 0, maxOutputTokens: 10)
         var samples: [Double] = []

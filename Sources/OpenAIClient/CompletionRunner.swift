@@ -80,8 +80,8 @@ public struct CompletionRunner: Sendable {
     private let prefersMaxCompletionTokens = SharedFlag()
 
     public init(
-        client: ChatCompletionsClient, policy: RetryPolicy = RetryPolicy(), timeouts: LLMTimeouts, clock: any Clock<Duration> = ContinuousClock(),
-        deadlineClock: any Clock<Duration> = ContinuousClock(), maxAnswerBytes: Int = 64 * 1024
+        client: ChatCompletionsClient, policy: RetryPolicy = RetryPolicy(), timeouts: LLMTimeouts, clock: any Clock<Duration>,
+        deadlineClock: any Clock<Duration>, maxAnswerBytes: Int = 64 * 1024
     ) {
         self.deadlineClock = deadlineClock
         self.client = client

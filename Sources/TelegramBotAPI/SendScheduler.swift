@@ -32,7 +32,7 @@ public actor SendScheduler {
     private var recentLimits: [(chat: Int64, at: Duration)] = []
     private var waitingFinals = 0
 
-    public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration> = ContinuousClock()) {
+    public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration>) {
         self.limits = limits
         self.clock = clock
         stopwatch = Stopwatch(clock)

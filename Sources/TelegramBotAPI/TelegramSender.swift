@@ -42,7 +42,7 @@ public struct TelegramSender: Sendable {
     let backoff: Backoff
 
     public init(
-        client: BotAPIClient, scheduler: SendScheduler, clock: any Clock<Duration> = ContinuousClock(), logger: Logger,
+        client: BotAPIClient, scheduler: SendScheduler, clock: any Clock<Duration>, logger: Logger,
         backoff: Backoff = Backoff(base: .milliseconds(500), maximum: .seconds(30))
     ) {
         self.client = client

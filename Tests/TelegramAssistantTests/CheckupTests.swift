@@ -17,7 +17,7 @@ import TestSupport
         var all = ["DATABASE_PATH": directory.path + "/check.sqlite"]
         all.merge(overrides) { $1 }
         let harness = try BotHarness(llm: llm, overrides: all)
-        let results = await Checkup(config: harness.config).run()
+        let results = await Checkup(config: harness.config, clock: ContinuousClock()).run()
         return (results, Checkup.report(results, config: harness.config))
     }
 

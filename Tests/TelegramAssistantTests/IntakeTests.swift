@@ -95,7 +95,7 @@ import TestSupport
     }
 
     @Test func theRateLimiterIsBounded() {
-        let limiter = UserRateLimiter(perMinute: 5, capacity: 1_000)
+        let limiter = UserRateLimiter(perMinute: 5, clock: RecordingClock(), capacity: 1_000)
         for person in 0..<5_000 { #expect(limiter.admit(Int64(person)) == nil) }
         #expect(limiter.count <= 1_000)
     }

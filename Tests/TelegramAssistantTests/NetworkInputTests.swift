@@ -43,7 +43,7 @@ import TestSupport
         }
         #expect((1...86_400).contains(retryAfter))
         // The scheduler can hold a chat for it without overflowing its clock arithmetic.
-        let scheduler = SendScheduler()
+        let scheduler = SendScheduler(clock: RecordingClock())
         await scheduler.rateLimited(chat: 1, retryAfter: retryAfter)
         #expect(await scheduler.wait(chat: 1, isGroup: false) > .zero)
     }

@@ -73,7 +73,7 @@ final class DeltaCollector: Sendable {
 
 import Synchronization
 
-/// The parts a test needs, wired like `Assistant` but with a test clock and a chosen store.
+/// The parts a test needs, from the composition root with a test clock and a chosen store.
 struct Harness {
     let server: FakeOpenAIServer
     let config: AssistantConfig
@@ -92,13 +92,14 @@ struct Harness {
         self.store = try store ?? Store()
         clock = RecordingClock()
         log = try LogCapture()
-        let client = ChatCompletionsClient(
-            baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName,
-            http: HTTPClient(), transportTimeout: .seconds(30))
-        runner = CompletionRunner(
-            client: client, policy: RetryPolicy(random: { 0.5 }),
-            timeouts: timeouts ?? LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120)), clock: clock)
-        engine = ConversationEngine(settings: EngineSettings(config), store: self.store, runner: runner, logger: log.logger)
+        var overrides = Assistant.Overrides()
+        overrides.http = HTTPClient()
+        overrides.store = self.store
+        overrides.modelRetryClock = clock
+        overrides.random = { 0.5 }
+        overrides.timeouts = timeouts ?? LLMTimeouts(firstByte: .seconds(60), idle: .seconds(60), total: .seconds(120))
+        engine = try Assistant(config: config, logger: log.logger, overrides: overrides).engine
+        runner = engine.runner
     }
 
     func request(_ content: String, model: String = "test-model") -> CompletionRequest {

@@ -70,7 +70,7 @@ public enum AssistantApp {
 
     /// `check`: prints the report; 0 only when every check passed.
     public static func check(_ config: AssistantConfig) async -> Int32 {
-        let results = await Checkup(config: config).run()
+        let results = await Checkup(config: config, clock: ContinuousClock()).run()
         FileHandle.standardOutput.write(Data((Checkup.report(results, config: config) + "\n").utf8))
         return results.allSatisfy(\.passed) ? 0 : 1
     }

@@ -15,10 +15,12 @@ public struct Checkup: Sendable {
 
     let config: AssistantConfig
     let http: HTTPClient
+    let clock: any Clock<Duration>
 
-    public init(config: AssistantConfig, http: HTTPClient? = nil) {
+    public init(config: AssistantConfig, http: HTTPClient? = nil, clock: any Clock<Duration>) {
         self.config = config
         self.http = http ?? config.makeHTTPClient()
+        self.clock = clock
     }
 
     public func run() async -> [Result] {
@@ -65,8 +67,7 @@ public struct Checkup: Sendable {
 
     /// Lists the models where the server serves `/models`; otherwise asks for a one-token completion.
     func modelProvider() async -> Result {
-        let client = ChatCompletionsClient(
-            baseURL: config.baseURL, apiKey: config.apiKey, appURL: config.appURL, appName: config.appName, http: http)
+        let client = Assistant.modelClient(config, http: http)
         let wanted = [config.model] + (config.fallbackModel.map { [$0] } ?? [])
         do {
             let models = try await client.listModels()
@@ -88,7 +89,8 @@ public struct Checkup: Sendable {
 
     func oneTokenCompletion(_ client: ChatCompletionsClient) async -> Result {
         let runner = CompletionRunner(
-            client: client, policy: RetryPolicy(maxAttempts: 1), timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)))
+            client: client, policy: RetryPolicy(maxAttempts: 1), timeouts: LLMTimeouts(firstByte: .seconds(30), idle: .seconds(30), total: .seconds(60)),
+            clock: clock, deadlineClock: clock)
         let request = CompletionRequest(
             messages: [OpenAI.Message(role: .user, content: "Say OK.")], model: config.model, fallbackModel: nil, temperature: 0,
             maxOutputTokens: 1)
