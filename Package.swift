@@ -50,7 +50,10 @@ let package = Package(
         // The terminal chat.
         .target(
             name: "TerminalFrontEnd",
-            dependencies: ["Conversation", "Support", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+            dependencies: [
+                "Conversation", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // Configuration and the one composition root: the only module that knows every other.
         .target(
             name: "TelegramAssistant",

@@ -85,7 +85,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
         while !Task.isCancelled {
             status.turned()
             do {
-                let offset = try store.telegramOffset()
+                let offset = try store.updateOffset()
                 let polled = try await client.getUpdates(offset: offset, timeout: pollTimeout)
                 failures = 0
                 status.polled()

@@ -49,9 +49,10 @@ public struct StoredUpdate: Sendable, Equatable {
     public var pendingReply: PendingReply?
 }
 
+/// The update ledger: every update the front end received, until it is handled, and the offset to confirm.
 extension Store {
     /// The offset to confirm with the next getUpdates: one past the last update saved.
-    public func telegramOffset() throws -> Int64? {
+    public func updateOffset() throws -> Int64? {
         try read { db in
             try Int64.fetchOne(db, sql: "SELECT value FROM telegram_state WHERE key = 'offset'")
         }
