@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// One conversation: a terminal session or (later) a Telegram chat, with totals that survive restarts.
-public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord, TableRecord {
     public static let databaseTableName = "conversation"
 
     public var id: Int64
@@ -64,7 +64,7 @@ public struct ConversationTotals: Sendable, Equatable {
 }
 
 /// One turn of a conversation.
-public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, TableRecord {
     public static let databaseTableName = "message"
 
     /// Who spoke. The same three words as the chat-completions roles, stored as text.
@@ -89,6 +89,13 @@ public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, Pers
     public var usageEstimated: Bool
     public var createdAt: Date
     public var updatedAt: Date
+
+    /// The columns, for queries.
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let conversationID = Column(CodingKeys.conversationID)
+        public static let status = Column(CodingKeys.status)
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, role, content, status, model

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// Where an update stands. `answering` survives only a crash: the reply may be half-sent.
-public enum UpdateStatus: String, Sendable, DatabaseValueConvertible {
+public enum UpdateStatus: String, Sendable, Codable, DatabaseValueConvertible {
     case received, answering, handled
 }
 
@@ -52,8 +52,8 @@ public struct StoredUpdate: Sendable, Equatable {
 /// The update ledger: every update the front end received, until it is handled, and the offset to confirm.
 extension Store {
     /// The offset to confirm with the next getUpdates: one past the last update saved.
-    public func updateOffset() throws -> Int64? {
-        try read { db in
+    public func updateOffset() async throws -> Int64? {
+        try await read { db in
             try Int64.fetchOne(db, sql: "SELECT value FROM telegram_state WHERE key = 'offset'")
         }
     }
@@ -66,10 +66,10 @@ extension Store {
     /// updates Telegram starts its ids afresh, and an offset left "in the future" is ignored by the
     /// server, which then serves the same head of its queue forever. For the same reason an id alone
     /// does not make an update old: one that was seen before has the same content too.
-    public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64? = nil) throws -> [UpdateRow] {
+    public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64? = nil) async throws -> [UpdateRow] {
         guard let offset = nextOffset ?? updates.map(\.id).max().map({ $0 + 1 }) else { return [] }
         let now = self.now()
-        return try write { db in
+        return try await write { db in
             var fresh: [UpdateRow] = []
             for update in updates {
                 if let stored = try String.fetchOne(
@@ -98,21 +98,21 @@ extension Store {
         }
     }
 
-    public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) throws {
-        try write { db in
+    public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) async throws {
+        try await write { db in
             // A handled update needs its pending reply no more.
             try db.execute(
                 sql: """
                     UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
                     reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
                     """,
-                arguments: [status, status, now(), status, updateID])
+                arguments: [status, status, self.now(), status, updateID])
         }
     }
 
     /// Saves the final answer of an update before it is delivered (the update is `answering`).
-    public func savePendingReply(_ reply: PendingReply, updateID: Int64) throws {
-        try write { db in
+    public func savePendingReply(_ reply: PendingReply, updateID: Int64) async throws {
+        try await write { db in
             try db.execute(
                 sql: """
                     UPDATE telegram_update SET status = 'answering', reply = ?, reply_parts_sent = ?, stream_message_id = ?,
@@ -123,8 +123,8 @@ extension Store {
     }
 
     /// Records that the first `count` parts of an update's pending reply were delivered.
-    public func setReplyPartsSent(_ count: Int, updateID: Int64) throws {
-        try write { db in
+    public func setReplyPartsSent(_ count: Int, updateID: Int64) async throws {
+        try await write { db in
             try db.execute(
                 sql: "UPDATE telegram_update SET reply_parts_sent = max(reply_parts_sent, ?) WHERE update_id = ?",
                 arguments: [count, updateID])
@@ -132,51 +132,71 @@ extension Store {
     }
 
     /// Updates not yet handled, oldest first.
-    public func openUpdates() throws -> [StoredUpdate] {
-        try read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT update_id, chat_id, payload, status, reply, reply_parts_sent, stream_message_id, stream_part
-                    FROM telegram_update WHERE status != 'handled' ORDER BY update_id
-                    """
-            )
-            .map { row in
-                var pending: PendingReply?
-                if let reply: String = row["reply"] {
-                    let streamID: Int? = row["stream_message_id"]
-                    let streamPart: Int? = row["stream_part"]
-                    pending = PendingReply(
-                        payload: reply, partsSent: row["reply_parts_sent"],
-                        streamMessage: streamID.flatMap { id in streamPart.map { (id, $0) } })
-                }
-                return StoredUpdate(
-                    update: UpdateRow(id: row["update_id"], chatID: row["chat_id"], payload: row["payload"]), status: row["status"],
-                    pendingReply: pending)
-            }
+    public func openUpdates() async throws -> [StoredUpdate] {
+        try await read { db in
+            try LedgerRecord.filter(LedgerRecord.Columns.status != UpdateStatus.handled).order(LedgerRecord.Columns.updateID)
+                .fetchAll(db).map(\.stored)
         }
     }
 
     /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
     /// none of them can come back. Returns how many were deleted.
     @discardableResult
-    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) throws -> Int {
-        try write { db in
+    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) async throws -> Int {
+        try await write { db in
             try db.execute(
                 sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
-                arguments: [now().addingTimeInterval(-age)])
+                arguments: [self.now().addingTimeInterval(-age)])
             return db.changesCount
         }
     }
 
     /// Updates not yet handled.
     func openUpdateRowCount() throws -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update WHERE status != 'handled'") ?? 0 }
+        try readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update WHERE status != 'handled'") ?? 0 }
     }
 
     /// Rows in the update ledger, handled or not.
     func updateRowCount() throws -> Int {
-        try read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }
+        try readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }
     }
 
+}
+
+/// A row of the update ledger as it is read back.
+struct LedgerRecord: Decodable, FetchableRecord, TableRecord {
+    static let databaseTableName = "telegram_update"
+
+    enum Columns {
+        static let updateID = Column(CodingKeys.updateID)
+        static let status = Column(CodingKeys.status)
+    }
+
+    var updateID: Int64
+    var chatID: Int64?
+    var payload: String
+    var status: UpdateStatus
+    var reply: String?
+    var replyPartsSent: Int
+    var streamMessageID: Int?
+    var streamPart: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case payload, status, reply
+        case updateID = "update_id"
+        case chatID = "chat_id"
+        case replyPartsSent = "reply_parts_sent"
+        case streamMessageID = "stream_message_id"
+        case streamPart = "stream_part"
+    }
+
+    var stored: StoredUpdate {
+        StoredUpdate(
+            update: UpdateRow(id: updateID, chatID: chatID, payload: payload), status: status,
+            pendingReply: reply.map { reply in
+                PendingReply(
+                    payload: reply, partsSent: replyPartsSent,
+                    streamMessage: streamMessageID.flatMap { id in streamPart.map { (id, $0) } })
+            })
+    }
 }

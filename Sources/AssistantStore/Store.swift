@@ -152,22 +152,37 @@ public final class Store: Sendable {
         writer = queue
     }
 
-    /// Runs `body` in a write transaction; an SQLite failure becomes a `StoreError` that says what to do.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try writer.write(body)
-        } catch let error as DatabaseError {
-            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+    /// Runs `body` in a write transaction on GRDB's writer queue, off Swift's cooperative pool: a
+    /// write that waits for another process's lock suspends its task instead of holding a thread.
+    /// It is not cancelled with the calling task, so a stopped reply is still saved. An SQLite
+    /// failure becomes a `StoreError` that says what to do.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        return try await withCheckedThrowingContinuation { continuation in
+            writer.asyncWrite(body) { _, result in
+                continuation.resume(with: result.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
+            }
         }
     }
 
-    /// Runs `body` on a consistent snapshot; an SQLite failure becomes a `StoreError`.
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try writer.read(body)
-        } catch let error as DatabaseError {
-            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+    /// Runs `body` on a consistent snapshot, like `write` off the cooperative pool.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        return try await withCheckedThrowingContinuation { continuation in
+            writer.asyncRead { database in
+                continuation.resume(with: Result { try body(database.get()) }.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
+            }
         }
+    }
+
+    /// A GRDB failure in an operator's terms; anything else as it is.
+    private static func explain(_ error: any Error, path: String, busyTimeout: Double) -> any Error {
+        (error as? DatabaseError).map { StoreError($0, path: path, busyTimeout: busyTimeout) } ?? error
+    }
+
+    /// A read that blocks its thread: for tests' counters only.
+    func readNow<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.read(body)
     }
 
     /// `PRAGMA synchronous` on the connection that commits (2 is FULL).
@@ -177,38 +192,40 @@ public final class Store: Sendable {
 
     /// Pages in the database file (for the size it takes on disk).
     func pageCount() throws -> Int {
-        try read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0 }
+        try readNow { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0 }
     }
 
     /// Gives the pages that deleted rows left free back to the file system, so the file shrinks.
-    public func compact() throws {
-        do {
-            try writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA incremental_vacuum") }
-        } catch let error as DatabaseError {
-            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+    public func compact() async throws {
+        let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            writer.asyncWriteWithoutTransaction { db in
+                continuation.resume(with: Result { try db.execute(sql: "PRAGMA incremental_vacuum") }
+                    .mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
+            }
         }
     }
 
     /// Forgets turns older than `age` (`HISTORY_RETENTION_DAYS`); conversations and their totals stay.
     /// Returns how many turns were deleted.
     @discardableResult
-    public func deleteMessages(olderThan age: TimeInterval) throws -> Int {
-        try write { db in
-            try db.execute(sql: "DELETE FROM message WHERE created_at < ?", arguments: [now().addingTimeInterval(-age)])
+    public func deleteMessages(olderThan age: TimeInterval) async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM message WHERE created_at < ?", arguments: [self.now().addingTimeInterval(-age)])
             return db.changesCount
         }
     }
 
     /// The names of the migrations applied so far, oldest first.
-    public func appliedMigrations() throws -> [String] {
-        try read { try Migrations.migrator.appliedMigrations($0) }
+    public func appliedMigrations() async throws -> [String] {
+        try await read { try Migrations.migrator.appliedMigrations($0) }
     }
 
     // MARK: Conversations
 
     /// A new conversation.
-    public func createConversation(kind: String, externalID: Int64? = nil) throws -> ConversationRecord {
-        try write { db in
+    public func createConversation(kind: String, externalID: Int64? = nil) async throws -> ConversationRecord {
+        try await write { db in
             let now = self.now()
             try db.execute(
                 sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
@@ -218,75 +235,75 @@ public final class Store: Sendable {
     }
 
     /// The conversation for an external id (a Telegram chat), created on first use.
-    public func conversation(kind: String, externalID: Int64) throws -> ConversationRecord {
-        if let existing = try read({ db in
-            try ConversationRecord.filter(Column("kind") == kind && Column("external_id") == externalID).fetchOne(db)
+    public func conversation(kind: String, externalID: Int64) async throws -> ConversationRecord {
+        if let existing = try await read({ db in
+            try ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == externalID).fetchOne(db)
         }) {
             return existing
         }
-        return try createConversation(kind: kind, externalID: externalID)
+        return try await createConversation(kind: kind, externalID: externalID)
     }
 
-    public func conversation(id: Int64) throws -> ConversationRecord? {
-        try read { try ConversationRecord.fetchOne($0, key: id) }
+    public func conversation(id: Int64) async throws -> ConversationRecord? {
+        try await read { try ConversationRecord.fetchOne($0, key: id) }
     }
 
     /// The most recently used conversation of a kind (the terminal chat resumes it).
-    public func latestConversation(kind: String) throws -> ConversationRecord? {
-        try read { db in
-            try ConversationRecord.filter(Column("kind") == kind)
-                .order(Column("updated_at").desc, Column("id").desc).fetchOne(db)
+    public func latestConversation(kind: String) async throws -> ConversationRecord? {
+        try await read { db in
+            try ConversationRecord.filter(ConversationRecord.Columns.kind == kind)
+                .order(ConversationRecord.Columns.updatedAt.desc, ConversationRecord.Columns.id.desc).fetchOne(db)
         }
     }
 
     /// Sets (or with `nil`, resets) the conversation's model.
-    public func setModel(_ model: String?, conversationID: Int64) throws {
-        try update(conversationID, "model = ?", [model])
+    public func setModel(_ model: String?, conversationID: Int64) async throws {
+        try await update(conversationID, "model = ?", [model.databaseValue])
     }
 
-    public func setWindowStart(_ messageID: Int64, conversationID: Int64) throws {
-        try update(conversationID, "window_start_message_id = ?", [messageID])
+    public func setWindowStart(_ messageID: Int64, conversationID: Int64) async throws {
+        try await update(conversationID, "window_start_message_id = ?", [messageID.databaseValue])
     }
 
-    public func setSummary(_ summary: String, throughMessageID: Int64, conversationID: Int64) throws {
-        try update(conversationID, "summary = ?, summary_through_message_id = ?", [summary, throughMessageID])
+    public func setSummary(_ summary: String, throughMessageID: Int64, conversationID: Int64) async throws {
+        try await update(conversationID, "summary = ?, summary_through_message_id = ?", [summary.databaseValue, throughMessageID.databaseValue])
     }
 
     /// Forgets the conversation's history and summary; its totals stay.
-    public func clear(conversationID: Int64) throws {
-        try write { db in
+    public func clear(conversationID: Int64) async throws {
+        try await write { db in
             try db.execute(sql: "DELETE FROM message WHERE conversation_id = ?", arguments: [conversationID])
             try db.execute(
                 sql: """
                     UPDATE conversation SET summary = NULL, summary_through_message_id = 0,
                     window_start_message_id = 0, updated_at = ? WHERE id = ?
                     """,
-                arguments: [now(), conversationID])
+                arguments: [self.now(), conversationID])
         }
     }
 
-    private func update(_ conversationID: Int64, _ assignments: String, _ values: [(any DatabaseValueConvertible)?]) throws {
-        try write { db in
+    private func update(_ conversationID: Int64, _ assignments: String, _ values: [DatabaseValue]) async throws {
+        try await write { db in
             try db.execute(
                 sql: "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
-                arguments: StatementArguments(values + [now(), conversationID]))
+                arguments: StatementArguments(values + [self.now().databaseValue, conversationID.databaseValue]))
         }
     }
 
     /// An external chat changed its id (a group became a supergroup): its conversation moves to the
     /// new id, history intact, unless the new id already has one.
-    public func moveConversation(kind: String, from oldID: Int64, to newID: Int64) throws {
-        try write { db in
+    public func moveConversation(kind: String, from oldID: Int64, to newID: Int64) async throws {
+        try await write { db in
             let existing = ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == newID)
             if try !existing.isEmpty(db) { return }
             try ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == oldID)
-                .updateAll(db, ConversationRecord.Columns.externalID.set(to: newID), ConversationRecord.Columns.updatedAt.set(to: now()))
+                .updateAll(db, ConversationRecord.Columns.externalID.set(to: newID), ConversationRecord.Columns.updatedAt.set(to: self.now()))
         }
     }
 
     /// Totals over every conversation of `kind`.
-    public func totals(kind: String) throws -> ConversationTotals {
-        try read { db in
+    public func totals(kind: String) async throws -> ConversationTotals {
+        try await read { db in
             let row = try Row.fetchOne(
                 db,
                 sql: """
@@ -304,9 +321,9 @@ public final class Store: Sendable {
 
     /// Saves a turn and returns it with its id.
     @discardableResult
-    public func appendMessage(conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) throws -> MessageRecord {
-        try write { db in
-            try insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+    public func appendMessage(conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) async throws -> MessageRecord {
+        try await write { db in
+            try self.insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
         }
     }
 
@@ -332,48 +349,48 @@ public final class Store: Sendable {
     }
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
-    public func contextMessages(conversationID: Int64, fromID: Int64 = 0) throws -> [MessageRecord] {
-        try read { db in
+    public func contextMessages(conversationID: Int64, fromID: Int64 = 0) async throws -> [MessageRecord] {
+        try await read { db in
             try MessageRecord
-                .filter(Column("conversation_id") == conversationID && Column("id") >= fromID && Column("status") != MessageRecord.Status.failed)
-                .order(Column("id")).fetchAll(db)
+                .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= fromID && MessageRecord.Columns.status != MessageRecord.Status.failed)
+                .order(MessageRecord.Columns.id).fetchAll(db)
         }
     }
 
     /// Every turn of the conversation, failed ones included, oldest first.
-    public func allMessages(conversationID: Int64) throws -> [MessageRecord] {
-        try read { db in
-            try MessageRecord.filter(Column("conversation_id") == conversationID).order(Column("id")).fetchAll(db)
+    public func allMessages(conversationID: Int64) async throws -> [MessageRecord] {
+        try await read { db in
+            try MessageRecord.filter(MessageRecord.Columns.conversationID == conversationID).order(MessageRecord.Columns.id).fetchAll(db)
         }
     }
 
     /// Turns in `afterID < id < beforeID` that are not failed: what falls out of the window.
-    public func messages(conversationID: Int64, after afterID: Int64, before beforeID: Int64) throws -> [MessageRecord] {
-        try read { db in
+    public func messages(conversationID: Int64, after afterID: Int64, before beforeID: Int64) async throws -> [MessageRecord] {
+        try await read { db in
             try MessageRecord
-                .filter(Column("conversation_id") == conversationID && Column("id") > afterID && Column("id") < beforeID && Column("status") != MessageRecord.Status.failed)
-                .order(Column("id")).fetchAll(db)
+                .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id > afterID && MessageRecord.Columns.id < beforeID && MessageRecord.Columns.status != MessageRecord.Status.failed)
+                .order(MessageRecord.Columns.id).fetchAll(db)
         }
     }
 
     /// Turns that will be remembered (not failed).
-    public func messageCount(conversationID: Int64) throws -> Int {
-        try read { db in
-            try MessageRecord.filter(Column("conversation_id") == conversationID && Column("status") != MessageRecord.Status.failed).fetchCount(db)
+    public func messageCount(conversationID: Int64) async throws -> Int {
+        try await read { db in
+            try MessageRecord.filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.status != MessageRecord.Status.failed).fetchCount(db)
         }
     }
 
     /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
-    public func record(_ call: CallRecord, conversationID: Int64) throws {
-        try write { db in
+    public func record(_ call: CallRecord, conversationID: Int64) async throws {
+        try await write { db in
             if let reply = call.reply {
-                _ = try insertMessage(
+                _ = try self.insertMessage(
                     db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
                     model: reply.model, tokens: call.tokens)
             } else if call.failed {
                 try db.execute(
                     sql: "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
-                    arguments: [now(), call.userMessageID])
+                    arguments: [self.now(), call.userMessageID])
             }
             try db.execute(
                 sql: """
@@ -385,7 +402,7 @@ public final class Store: Sendable {
                     """,
                 arguments: [
                     call.failed ? 1 : 0, call.tokens?.prompt ?? 0, call.tokens?.completion ?? 0,
-                    call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, now(), conversationID,
+                    call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, self.now(), conversationID,
                 ])
         }
     }

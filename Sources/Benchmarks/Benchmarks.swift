@@ -35,7 +35,7 @@ struct Benchmarks {
         rows += markdown()
         rows += try await streaming()
         rows += try await cancellation()
-        rows += try durability()
+        rows += try await durability()
         rows += try await BotBenchmark.run()
         rows.append(Row(name: "peak RSS", value: Double(peakRSSKilobytes()) / 1024, unit: "MiB", note: "whole benchmark process"))
         try print(rows, arguments: arguments)
@@ -157,7 +157,7 @@ struct Benchmarks {
 
     /// What synchronous=FULL costs the update ledger: each update is saved on receipt, then marked
     /// answering and handled (three commits), on a file in the temporary directory.
-    static func durability() throws -> [Row] {
+    static func durability() async throws -> [Row] {
         var rows: [Row] = []
         for durability in [Durability.normal, .full] {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
@@ -172,9 +172,9 @@ struct Benchmarks {
                         message_id: id, from: .init(id: 7, is_bot: false, first_name: "U"), chat: .init(id: 7, type: "private"), date: 1,
                         text: "question \(id)"))
                 let payload = String(decoding: try JSONEncoder().encode(update), as: UTF8.self)
-                _ = try store.saveReceived([UpdateRow(id: update.update_id, chatID: update.chatID, payload: payload)])
-                try store.setUpdateStatus(Int64(id), .answering)
-                try store.setUpdateStatus(Int64(id), .handled)
+                _ = try await store.saveReceived([UpdateRow(id: update.update_id, chatID: update.chatID, payload: payload)])
+                try await store.setUpdateStatus(Int64(id), .answering)
+                try await store.setUpdateStatus(Int64(id), .handled)
             }
             let perUpdate = milliseconds(ContinuousClock.now - start) / Double(count)
             rows.append(

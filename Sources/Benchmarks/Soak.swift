@@ -116,7 +116,7 @@ enum Soak {
             let waveDeadline = ContinuousClock.now + .seconds(180)
             while ContinuousClock.now < waveDeadline {
                 try await Task.sleep(for: .milliseconds(100))
-                if telegram.pendingUpdateCount == 0, (try? observer.openUpdates().isEmpty) == true { break }
+                if telegram.pendingUpdateCount == 0, (try? await observer.openUpdates().isEmpty) == true { break }
             }
             for (index, chat) in chats.enumerated() {
                 let new = telegram.visibleMessages(chatID: chat.id).filter { !(before[chat.id] ?? []).contains($0.messageID) }

@@ -48,23 +48,23 @@ public struct CommandHandler: Sendable {
 
     /// The answer to `command` in the conversation. Never throws: a storage failure is the notice
     /// every front end shows for it (and a log line).
-    public func handle(_ command: Command, conversationID: Int64, permissions: Permissions) -> String {
+    public func handle(_ command: Command, conversationID: Int64, permissions: Permissions) async -> String {
         do {
             switch command.name {
             case "start", "help":
                 return wording.help
             case "clear":
-                try engine.clear(conversationID: conversationID)
+                try await engine.clear(conversationID: conversationID)
                 return wording.cleared
             case "stats":
-                var text = try engine.stats(conversationID: conversationID).text
+                var text = try await engine.stats(conversationID: conversationID).text
                 if let kind = permissions.totalsOfKind {
-                    let totals = try engine.totals(kind: kind)
+                    let totals = try await engine.totals(kind: kind)
                     text += "\n\nAll chats: \(totals.conversations) chats, \(totals.requests) requests, \(totals.promptTokens) prompt and \(totals.completionTokens) completion tokens, estimated cost $\(ConversationStats.sixDecimals(totals.costUSD))"
                 }
                 return text
             case "model":
-                let current = try engine.model(for: conversationID)
+                let current = try await engine.model(for: conversationID)
                 guard !command.argument.isEmpty else {
                     guard let allowed = permissions.allowedModels else { return "Model: \(current)" }
                     return "Model: \(current)\nAllowed: \(allowed.joined(separator: ", "))"
@@ -75,7 +75,7 @@ public struct CommandHandler: Sendable {
                 if let allowed = permissions.allowedModels, !allowed.contains(command.argument) {
                     return "\(command.argument) is not allowed. Choose one of: \(allowed.joined(separator: ", "))"
                 }
-                try engine.setModel(command.argument, conversationID: conversationID)
+                try await engine.setModel(command.argument, conversationID: conversationID)
                 return "Model switched to \(command.argument) for this \(wording.noun)."
             default:
                 return "Unknown command /\(command.name). Try /help."

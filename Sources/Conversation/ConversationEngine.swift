@@ -31,8 +31,8 @@ public final class ConversationEngine: Sendable {
         let model: String
         let userTurn: MessageRecord
         do {
-            model = try self.model(for: conversationID)
-            userTurn = try store.appendMessage(conversationID: conversationID, role: .user, content: text)
+            model = try await self.model(for: conversationID)
+            userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text)
         } catch {
             logStoreFailure(error, conversationID: conversationID)
             return .storageFailed
@@ -44,7 +44,7 @@ public final class ConversationEngine: Sendable {
             do {
                 guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock) else {
                     let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
-                    try? store.record(
+                    try? await store.record(
                         CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
                         conversationID: conversationID)
                     return .messageTooLong(estimatedTokens: tokens, budget: tokenBudget)
@@ -64,7 +64,7 @@ public final class ConversationEngine: Sendable {
                     shown.withLock { $0 += piece }
                     await onDelta(piece)
                 }
-                save(
+                await save(
                     CallRecord(
                         userMessageID: userTurn.id, reply: (completion.text, .complete, completion.model),
                         tokens: completion.usage.record, costUSD: settings.cost(of: completion.usage),
@@ -86,7 +86,7 @@ public final class ConversationEngine: Sendable {
                 }
                 let partial = shown.withLock { $0 }
                 let usage = failure.usage
-                save(
+                await save(
                     CallRecord(
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, failure.model),
                         tokens: usage?.record, costUSD: usage.map(settings.cost(of:)) ?? 0, latencyMs: nil,
@@ -103,7 +103,7 @@ public final class ConversationEngine: Sendable {
                 let usage = TokenUsage(
                     promptTokens: TokenEstimator.estimate(messages), completionTokens: TokenEstimator.estimate(partial),
                     estimated: true)
-                save(
+                await save(
                     CallRecord(
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, model),
                         tokens: usage.record, costUSD: settings.cost(of: usage), latencyMs: nil, ttftMs: nil, failed: true),
@@ -119,52 +119,52 @@ public final class ConversationEngine: Sendable {
     // MARK: Conversations
 
     /// The conversation of an external chat (a Telegram chat id), created on first use.
-    public func conversation(kind: String, externalID: Int64) throws -> ConversationRecord {
-        try store.conversation(kind: kind, externalID: externalID)
+    public func conversation(kind: String, externalID: Int64) async throws -> ConversationRecord {
+        try await store.conversation(kind: kind, externalID: externalID)
     }
 
     /// The most recent conversation of `kind` (the terminal chat resumes it), or a new one when
     /// there is none or `fresh` is set.
-    public func openConversation(kind: String, fresh: Bool) throws -> ConversationRecord {
-        if !fresh, let latest = try store.latestConversation(kind: kind) { return latest }
-        return try store.createConversation(kind: kind)
+    public func openConversation(kind: String, fresh: Bool) async throws -> ConversationRecord {
+        if !fresh, let latest = try await store.latestConversation(kind: kind) { return latest }
+        return try await store.createConversation(kind: kind)
     }
 
     /// An external chat changed its id (a Telegram group became a supergroup): its conversation
     /// follows, history intact.
-    public func moveConversation(kind: String, from oldID: Int64, to newID: Int64) throws {
-        try store.moveConversation(kind: kind, from: oldID, to: newID)
+    public func moveConversation(kind: String, from oldID: Int64, to newID: Int64) async throws {
+        try await store.moveConversation(kind: kind, from: oldID, to: newID)
     }
 
     /// Totals over every conversation of `kind`, for an admin's `/stats`.
-    public func totals(kind: String) throws -> ConversationTotals {
-        try store.totals(kind: kind)
+    public func totals(kind: String) async throws -> ConversationTotals {
+        try await store.totals(kind: kind)
     }
 
     // MARK: Commands shared by the front ends
 
     /// The model this conversation uses: its own choice (`/model NAME`) or the configured one.
-    public func model(for conversationID: Int64) throws -> String {
-        try store.conversation(id: conversationID)?.model ?? settings.model
+    public func model(for conversationID: Int64) async throws -> String {
+        try await store.conversation(id: conversationID)?.model ?? settings.model
     }
 
     /// Switches the conversation to `model`; `nil` returns to the configured model.
-    public func setModel(_ model: String?, conversationID: Int64) throws {
-        try store.setModel(model == settings.model ? nil : model, conversationID: conversationID)
+    public func setModel(_ model: String?, conversationID: Int64) async throws {
+        try await store.setModel(model == settings.model ? nil : model, conversationID: conversationID)
     }
 
     /// Forgets the conversation's history; its totals stay.
-    public func clear(conversationID: Int64) throws {
-        try store.clear(conversationID: conversationID)
+    public func clear(conversationID: Int64) async throws {
+        try await store.clear(conversationID: conversationID)
     }
 
     /// The numbers `/stats` shows.
-    public func stats(conversationID: Int64) throws -> ConversationStats {
-        guard let record = try store.conversation(id: conversationID) else {
+    public func stats(conversationID: Int64) async throws -> ConversationStats {
+        guard let record = try await store.conversation(id: conversationID) else {
             throw StoreError(description: "conversation \(conversationID) does not exist")
         }
         return ConversationStats(
-            messages: try store.messageCount(conversationID: conversationID), requests: record.requests,
+            messages: try await store.messageCount(conversationID: conversationID), requests: record.requests,
             failures: record.failures, promptTokens: record.promptTokens, completionTokens: record.completionTokens,
             usageEstimated: record.usageEstimated, costUSD: record.costUSD, lastLatencyMs: record.lastLatencyMs,
             lastTTFTMs: record.lastTTFTMs, model: record.model ?? settings.model)
@@ -178,9 +178,9 @@ public final class ConversationEngine: Sendable {
     /// System prompt, summary, then the window of turns; folds turns that fell out of the window into
     /// the summary first when summaries are on. `nil` when the newest turn alone does not fit.
     private func buildMessages(conversationID: Int64, dropExtraBlock: Bool) async throws -> [OpenAI.Message]? {
-        guard var conversation = try store.conversation(id: conversationID) else { return nil }
+        guard var conversation = try await store.conversation(id: conversationID) else { return nil }
         let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
-        let turns = try store.contextMessages(conversationID: conversationID, fromID: conversation.windowStartMessageID)
+        let turns = try await store.contextMessages(conversationID: conversationID, fromID: conversation.windowStartMessageID)
             .map { HistoryWindow.Turn(id: $0.id, role: $0.role.wire, content: $0.content) }
 
         var plan = window.plan(
@@ -188,7 +188,7 @@ public final class ConversationEngine: Sendable {
             dropExtraBlock: dropExtraBlock)
         guard let first = plan else { return nil }
         if first.windowStartID != conversation.windowStartMessageID {
-            try store.setWindowStart(first.windowStartID, conversationID: conversationID)
+            try await store.setWindowStart(first.windowStartID, conversationID: conversationID)
             conversation.windowStartMessageID = first.windowStartID
         }
         if settings.summarizeHistory, conversation.summaryThroughMessageID < first.windowStartID - 1,
@@ -198,7 +198,7 @@ public final class ConversationEngine: Sendable {
             // A longer summary may push the window on; what that drops is folded next time.
             plan = window.plan(system: systemMessages(conversation), turns: first.turns, windowStartID: first.windowStartID)
             if let moved = plan, moved.windowStartID != first.windowStartID {
-                try store.setWindowStart(moved.windowStartID, conversationID: conversationID)
+                try await store.setWindowStart(moved.windowStartID, conversationID: conversationID)
             }
         }
         guard let final = plan else { return nil }
@@ -238,7 +238,7 @@ public final class ConversationEngine: Sendable {
     /// (the turns are then folded on a later try).
     private func summarize(_ conversation: ConversationRecord, before windowStartID: Int64) async -> String? {
         guard
-            let dropped = try? store.messages(
+            let dropped = try? await store.messages(
                 conversationID: conversation.id, after: conversation.summaryThroughMessageID, before: windowStartID),
             let last = dropped.last
         else { return nil }
@@ -254,7 +254,7 @@ public final class ConversationEngine: Sendable {
             let completion = try await runner.complete(request) { _ in }
             let summary = completion.text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !summary.isEmpty else { return nil }
-            try store.setSummary(summary, throughMessageID: last.id, conversationID: conversation.id)
+            try await store.setSummary(summary, throughMessageID: last.id, conversationID: conversation.id)
             logger.info(
                 "summary_call",
                 metadata: [
@@ -279,9 +279,9 @@ public final class ConversationEngine: Sendable {
 
     // MARK: Saving and logging
 
-    private func save(_ call: CallRecord, conversationID: Int64) {
+    private func save(_ call: CallRecord, conversationID: Int64) async {
         do {
-            try store.record(call, conversationID: conversationID)
+            try await store.record(call, conversationID: conversationID)
         } catch {
             logStoreFailure(error, conversationID: conversationID)
         }

@@ -45,7 +45,7 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
         await withTaskCancellationHandler {
             await withDiscardingTaskGroup { group in
                 for await incoming in updates {
-                    if let work = route(incoming) { group.addTask { await work() } }
+                    if let work = await route(incoming) { group.addTask { await work() } }
                 }
                 // The intake has stopped: a shutdown. Replies in flight finish, or are cut off when
                 // the grace period ends.
@@ -65,23 +65,23 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
 
     /// Routes an update. Returns work to run as a new child task, or nil when the update was
     /// handled at once or joined a chat that is already being served.
-    func route(_ incoming: Incoming) -> (@Sendable () async -> Void)? {
+    func route(_ incoming: Incoming) async -> (@Sendable () async -> Void)? {
         let update = incoming.update
         logger.debug("update", metadata: ["update_id": .stringConvertible(update.update_id), "chat_id": .stringConvertible(update.chatID ?? 0)])
 
         if let stopped = update.stopped_message_generation {
             let found = stops.stop(chat: stopped.chat.id, draft: stopped.draft_id)
             logger.info("stop_requested", metadata: ["chat_id": .stringConvertible(stopped.chat.id), "found": .stringConvertible(found)])
-            intake.handled(update.update_id)
+            await intake.handled(update.update_id)
             return nil
         }
         guard let message = update.message else {
-            intake.handled(update.update_id)
+            await intake.handled(update.update_id)
             return nil
         }
         if let newID = message.migrate_to_chat_id {
-            intake.migrate(from: message.chat.id, to: newID)
-            intake.handled(update.update_id)
+            await intake.migrate(from: message.chat.id, to: newID)
+            await intake.handled(update.update_id)
             return nil
         }
         let chatID = message.chat.id
@@ -90,7 +90,7 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
         if !incoming.interruptedByRestart {
             switch policy.decide(message) {
             case .ignore:
-                intake.handled(update.update_id)
+                await intake.handled(update.update_id)
                 return nil
             case .notice(let notice, let errorType):
                 if errorType != "empty_mention" {
@@ -102,12 +102,12 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
                         ])
                 }
                 guard let notice else {
-                    intake.handled(update.update_id)
+                    await intake.handled(update.update_id)
                     return nil
                 }
                 return { [self] in
                     await notices.send(chat, notice, replyTo: message.message_id)
-                    intake.handled(update.update_id)
+                    await intake.handled(update.update_id)
                 }
             case .accept:
                 break
@@ -124,13 +124,13 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
             logger.info(
                 "message_skipped", metadata: ["chat_id": .stringConvertible(chatID), "error_type": "chat_queue_full", "notified": .stringConvertible(tell)])
             guard tell else {
-                intake.handled(update.update_id)
+                await intake.handled(update.update_id)
                 return nil
             }
             // Once per busy period, quoting the message that was skipped.
             return { [self] in
                 await notices.send(chat, Self.overflowNotice, replyTo: message.message_id, quoteInPrivate: true)
-                intake.handled(update.update_id)
+                await intake.handled(update.update_id)
             }
         }
     }

@@ -31,7 +31,7 @@ public struct Maintenance: Service, CustomStringConvertible {
     public func run() async {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                runOnce()
+                await runOnce()
                 do {
                     try await clock.sleep(for: interval)
                 } catch {
@@ -41,11 +41,12 @@ public struct Maintenance: Service, CustomStringConvertible {
         }
     }
 
-    func runOnce() {
+    func runOnce() async {
         do {
-            let updates = try store.pruneHandledUpdates(olderThan: updateRetention.seconds)
-            let turns = try historyRetention.map { try store.deleteMessages(olderThan: $0.seconds) } ?? 0
-            try store.compact()
+            let updates = try await store.pruneHandledUpdates(olderThan: updateRetention.seconds)
+            var turns = 0
+            if let historyRetention { turns = try await store.deleteMessages(olderThan: historyRetention.seconds) }
+            try await store.compact()
             if updates + turns > 0 {
                 logger.debug("maintenance", metadata: ["updates_pruned": .stringConvertible(updates), "turns_deleted": .stringConvertible(turns)])
             }

@@ -56,43 +56,44 @@ public struct MessageHandler: Sendable {
         let chat = ChatHandle(id: message.chat.id, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
         var logger = self.logger
         logger[metadataKey: "chat_id"] = .stringConvertible(chat.id)
-        // Closed unless shutdown cut off the delivery of an answer: then the next start delivers it.
-        var closes = true
-        defer {
-            // A send found the group moved to a new id: its conversation follows.
-            if chat.id != message.chat.id { intake.migrate(from: message.chat.id, to: chat.id) }
-            if closes { intake.handled(update.update_id) }
-        }
+        let closes = await respond(to: message, chat: chat, incoming: incoming, logger: logger)
+        // A send found the group moved to a new id: its conversation follows.
+        if chat.id != message.chat.id { await intake.migrate(from: message.chat.id, to: chat.id) }
+        if closes { await intake.handled(update.update_id) }
+    }
 
+    /// Answers the message. Returns false when shutdown cut off the delivery of an answer, which
+    /// the next start then delivers.
+    private func respond(to message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger) async -> Bool {
         if incoming.interruptedByRestart {
             if let pending = incoming.pendingReply, let text = intake.savedFinal(pending) {
-                closes = await pipeline.resume(text, pending, message: message, chat: chat, incoming: incoming, logger: logger)
-            } else {
-                await notices.send(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+                return await pipeline.resume(text, pending, message: message, chat: chat, incoming: incoming, logger: logger)
             }
-            return
+            await notices.send(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
+            return true
         }
         guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             if message.hasNonTextContent {
                 await notices.send(chat, "I can only read text messages.", replyTo: message.message_id)
             }
-            return
+            return true
         }
         if let addressed = AddressedCommand(rawText) {
-            await notices.send(chat, answer(addressed.command, chat: chat, user: message.from?.id, logger: logger), replyTo: message.message_id)
-            return
+            let answer = await answer(addressed.command, chat: chat, user: message.from?.id, logger: logger)
+            await notices.send(chat, answer, replyTo: message.message_id)
+            return true
         }
         // In groups the model sees the message without the bot's @mention (Telegram's own entities).
         let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
-        closes = await pipeline.reply(to: text, message: message, chat: chat, incoming: incoming, logger: logger)
+        return await pipeline.reply(to: text, message: message, chat: chat, incoming: incoming, logger: logger)
     }
 
     /// A command's answer, with Telegram's policy: any allowed model in a private chat, only admins
     /// switch it in groups, and bot-wide totals only in an admin's private chat.
-    func answer(_ command: Command, chat: ChatHandle, user: Int64?, logger: Logger) -> String {
+    func answer(_ command: Command, chat: ChatHandle, user: Int64?, logger: Logger) async -> String {
         let conversationID: Int64
         do {
-            conversationID = try engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
+            conversationID = try await engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
         } catch {
             logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
             return ReplyOutcome.storageFailed.notice ?? ""
@@ -101,6 +102,6 @@ public struct MessageHandler: Sendable {
         let permissions = CommandHandler.Permissions(
             allowedModels: engine.settings.allowedModels(adding: config.allowedModels), maySwitchModel: !chat.isGroup || isAdmin,
             totalsOfKind: isAdmin && !chat.isGroup ? UpdateIntake.conversationKind : nil)
-        return commands.handle(command, conversationID: conversationID, permissions: permissions)
+        return await commands.handle(command, conversationID: conversationID, permissions: permissions)
     }
 }

@@ -42,8 +42,8 @@ public struct ReplyPipeline: Sendable {
         let updateID = incoming.update.update_id
         let conversationID: Int64
         do {
-            conversationID = try engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
-            try intake.answering(updateID)
+            conversationID = try await engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
+            try await intake.answering(updateID)
         } catch {
             logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
             await notices.send(chat, ReplyOutcome.storageFailed.notice ?? "", replyTo: message.message_id)
@@ -56,7 +56,7 @@ public struct ReplyPipeline: Sendable {
 
         let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
         let (engine, permits) = (self.engine, self.permits)
-        let model = (try? engine.model(for: conversationID)) ?? engine.settings.model
+        let model = (try? await engine.model(for: conversationID)) ?? engine.settings.model
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({

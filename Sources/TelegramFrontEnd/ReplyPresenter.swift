@@ -16,13 +16,13 @@ public final class DraftSupport: Sendable {
 public struct ReplyJournal: Sendable {
     /// The final text is known: called before its first part is sent, with the parts already sent
     /// while streaming and the message being edited, if any.
-    let finalReady: @Sendable (_ text: FormattedText, _ partsSent: Int, _ streamMessage: (messageID: Int, part: Int)?) -> Void
+    let finalReady: @Sendable (_ text: FormattedText, _ partsSent: Int, _ streamMessage: (messageID: Int, part: Int)?) async -> Void
     /// The first `count` parts are delivered.
-    let partsSent: @Sendable (_ count: Int) -> Void
+    let partsSent: @Sendable (_ count: Int) async -> Void
 
     public init(
-        finalReady: @escaping @Sendable (FormattedText, Int, (messageID: Int, part: Int)?) -> Void,
-        partsSent: @escaping @Sendable (Int) -> Void
+        finalReady: @escaping @Sendable (FormattedText, Int, (messageID: Int, part: Int)?) async -> Void,
+        partsSent: @escaping @Sendable (Int) async -> Void
     ) {
         self.finalReady = finalReady
         self.partsSent = partsSent
@@ -125,7 +125,7 @@ public final class ReplyPresenter: Sendable {
     /// `TelegramError` that made delivery impossible.
     public func finish(_ text: FormattedText) async throws {
         let (committed, current) = state.withLock { ($0.committed, $0.current) }
-        journal?.finalReady(text, committed, current)
+        await journal?.finalReady(text, committed, current)
         try await withCancellationDelay(Self.lastCall, clock: clock) { try await self.deliver(text) }
     }
 
@@ -225,7 +225,7 @@ public final class ReplyPresenter: Sendable {
                     $0.current = nil
                     if $0.firstVisible == nil { $0.firstVisible = now }
                 }
-                journal?.partsSent(index + 1)
+                await journal?.partsSent(index + 1)
                 continue
             }
             // The part still being written. Once a send has started it runs to its end, like a final

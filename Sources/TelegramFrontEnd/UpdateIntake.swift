@@ -53,10 +53,10 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     /// updates until graceful shutdown, which stops polling at once. Ends the update stream.
     public func run() async throws {
         defer { output.finish() }
-        for open in try store.openUpdates() {
+        for open in try await store.openUpdates() {
             guard let update = try? JSONDecoder().decode(Telegram.Update.self, from: Data(open.update.payload.utf8)) else {
                 logger.warning("update_undecodable", metadata: ["update_id": .stringConvertible(open.update.id), "error_type": "stored_update_undecodable"])
-                handled(open.update.id)
+                await handled(open.update.id)
                 continue
             }
             output.yield(
@@ -85,7 +85,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
         while !Task.isCancelled {
             status.turned()
             do {
-                let offset = try store.updateOffset()
+                let offset = try await store.updateOffset()
                 let polled = try await client.getUpdates(offset: offset, timeout: pollTimeout)
                 failures = 0
                 status.polled()
@@ -98,7 +98,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
                             "update_id": .stringConvertible(id ?? -1), "field": .string(field), "error_type": .string("telegram_undecodable_\(problem)"),
                         ])
                 }
-                try receive(polled.compactMap(\.update), nextOffset: last + 1)
+                try await receive(polled.compactMap(\.update), nextOffset: last + 1)
             } catch is CancellationError {
                 return
             } catch TelegramError.unauthorized {
@@ -133,14 +133,14 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
 
     /// Saves `updates` as received, with the offset that confirms them, and hands over those not
     /// seen before.
-    func receive(_ updates: [Telegram.Update], nextOffset: Int64) throws {
+    func receive(_ updates: [Telegram.Update], nextOffset: Int64) async throws {
         var byID: [Int64: Telegram.Update] = [:]
         let rows = try updates.map { update in
             byID[update.update_id] = update
             return try Self.row(update)
         }
         let now = stopwatch.elapsed
-        for row in try store.saveReceived(rows, nextOffset: nextOffset) {
+        for row in try await store.saveReceived(rows, nextOffset: nextOffset) {
             if let update = byID[row.id] { output.yield(Incoming(update: update, receivedAt: now)) }
         }
     }
@@ -157,15 +157,15 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
 
     /// A reply to the update is under way: a restart from here on tells the user, or delivers the
     /// saved answer.
-    func answering(_ updateID: Int64) throws {
-        try store.setUpdateStatus(updateID, .answering)
+    func answering(_ updateID: Int64) async throws {
+        try await store.setUpdateStatus(updateID, .answering)
     }
 
     /// The update needs nothing more. A failure is logged: the update is then answered again after
     /// a restart, which is the safe side.
-    func handled(_ updateID: Int64) {
+    func handled(_ updateID: Int64) async {
         do {
-            try store.setUpdateStatus(updateID, .handled)
+            try await store.setUpdateStatus(updateID, .handled)
         } catch {
             logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
         }
@@ -179,7 +179,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
             finalReady: { text, partsSent, streamMessage in
                 do {
                     let payload = String(decoding: try JSONEncoder().encode(text), as: UTF8.self)
-                    try store.savePendingReply(PendingReply(payload: payload, partsSent: partsSent, streamMessage: streamMessage), updateID: updateID)
+                    try await store.savePendingReply(PendingReply(payload: payload, partsSent: partsSent, streamMessage: streamMessage), updateID: updateID)
                 } catch {
                     // Delivery goes on; only a restart before it ends would fall back to the notice.
                     logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
@@ -187,7 +187,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
             },
             partsSent: { count in
                 do {
-                    try store.setReplyPartsSent(count, updateID: updateID)
+                    try await store.setReplyPartsSent(count, updateID: updateID)
                 } catch {
                     logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
                 }
@@ -201,9 +201,9 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
 
     /// A group became a supergroup (a service message, or a send that Telegram redirected): its
     /// conversation follows to the new id, history intact.
-    func migrate(from oldID: Int64, to newID: Int64) {
+    func migrate(from oldID: Int64, to newID: Int64) async {
         do {
-            try engine.moveConversation(kind: Self.conversationKind, from: oldID, to: newID)
+            try await engine.moveConversation(kind: Self.conversationKind, from: oldID, to: newID)
             logger.info("chat_migrated", metadata: ["chat_id": .stringConvertible(oldID), "new_chat_id": .stringConvertible(newID)])
         } catch {
             logger.error("store_failed", metadata: ["chat_id": .stringConvertible(oldID), "error_type": "storage", "error": "\(error)"])

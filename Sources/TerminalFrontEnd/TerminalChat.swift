@@ -16,9 +16,9 @@ public struct TerminalChat: Sendable {
 
     /// Resumes the last terminal conversation, or starts a new one when there is none or `fresh`
     /// is set. Throws a `StoreError` when the database fails.
-    public init(engine: ConversationEngine, fresh: Bool, logger: Logger, write: @escaping @Sendable (String) -> Void) throws {
+    public init(engine: ConversationEngine, fresh: Bool, logger: Logger, write: @escaping @Sendable (String) -> Void) async throws {
         self.engine = engine
-        conversationID = try engine.openConversation(kind: Self.conversationKind, fresh: fresh).id
+        conversationID = try await engine.openConversation(kind: Self.conversationKind, fresh: fresh).id
         commands = CommandHandler(
             engine: engine, wording: .init(help: Self.help, noun: "conversation", cleared: "History cleared."), logger: logger)
         self.write = write
@@ -36,8 +36,8 @@ public struct TerminalChat: Sendable {
     /// Runs until `/exit` or the end of input. Cancelling the task stops the answer in progress
     /// (it is saved as partial) and ends the loop.
     public func run<Lines: AsyncSequence>(lines: Lines) async where Lines.Element == String {
-        let model = (try? engine.model(for: conversationID)) ?? engine.settings.model
-        let remembered = (try? engine.stats(conversationID: conversationID).messages) ?? 0
+        let model = (try? await engine.model(for: conversationID)) ?? engine.settings.model
+        let remembered = (try? await engine.stats(conversationID: conversationID).messages) ?? 0
         write("telegram-assistant chat · model \(model)" + (remembered > 0 ? " · resumed with \(remembered) messages in memory" : "") + "\n")
         write("Type /help for commands, /exit or Ctrl-D to leave.\n")
         prompt()
@@ -50,7 +50,7 @@ public struct TerminalChat: Sendable {
                 }
                 if let command = Command(text) {
                     if command.name == "exit" || command.name == "quit" { break }
-                    write(commands.handle(command, conversationID: conversationID, permissions: .init(allowedModels: nil)) + "\n")
+                    write(await commands.handle(command, conversationID: conversationID, permissions: .init(allowedModels: nil)) + "\n")
                 } else {
                     await answer(text)
                 }

@@ -88,9 +88,9 @@ struct BotHarness {
     }
 
     /// Waits until `condition` holds, checking often; fails the test after `timeout`.
-    func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: () async -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
-        while !condition() {
+        while !(await condition()) {
             if ContinuousClock.now > deadline {
                 Issue.record("timed out waiting for \(what)")
                 throw CancellationError()

@@ -13,13 +13,13 @@ import TestSupport
 @testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct ConversationEngineTests {
-    func newConversation(_ harness: Harness) throws -> Int64 {
-        try harness.store.createConversation(kind: "terminal").id
+    func newConversation(_ harness: Harness) async throws -> Int64 {
+        try await harness.store.createConversation(kind: "terminal").id
     }
 
     @Test func answersWithSystemPromptFirstAndRemembersBothTurns() async throws {
         let harness = try Harness(overrides: ["OPENAI_SYSTEM_PROMPT": "Be brief."])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         let deltas = DeltaCollector()
         guard case .answered(let completion) = await harness.engine.reply(to: "My name is Ada.", conversationID: id, onDelta: deltas.append) else {
             Issue.record("expected an answer")
@@ -33,23 +33,23 @@ import TestSupport
         #expect(second.messages[0].content == "Be brief.")
         #expect(second.messages[1].content == "My name is Ada.")
         #expect(second.messages[2].content == "Echo: My name is Ada.")
-        let saved = try harness.store.allMessages(conversationID: id)
+        let saved = try await harness.store.allMessages(conversationID: id)
         #expect(saved.map(\.status) == [.complete, .complete, .complete, .complete])
         #expect(saved[1].model == "test-model")
     }
 
     @Test func theUserTurnIsSavedBeforeTheRequestAndMarkedFailedWhenNoTextCame() async throws {
         let harness = try Harness()
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         // While the answer streams, the user's turn is already on disk.
         let store = harness.store
         let seenDuringStream = Mutex<[String]>([])
         _ = await harness.engine.reply(to: "saved first", conversationID: id) { _ in
-            let contents = (try? store.allMessages(conversationID: id).map(\.content)) ?? []
+            let contents = (try? await store.allMessages(conversationID: id).map(\.content)) ?? []
             seenDuringStream.withLock { $0 = contents }
         }
         #expect(seenDuringStream.withLock { $0 } == ["saved first"])
-        try harness.engine.clear(conversationID: id)
+        try await harness.engine.clear(conversationID: id)
 
         harness.server.enqueue(.quotaExceeded)
         let outcome = await harness.engine.reply(to: "lost to quota", conversationID: id) { _ in }
@@ -58,21 +58,21 @@ import TestSupport
             return
         }
         #expect(outcome.notice == "The AI provider's quota is used up. Please tell the bot's operator.")
-        let saved = try harness.store.allMessages(conversationID: id)
+        let saved = try await harness.store.allMessages(conversationID: id)
         #expect(saved.map(\.content) == ["lost to quota"])
         #expect(saved.map(\.status) == [.failed])
 
         _ = await harness.engine.reply(to: "second try", conversationID: id) { _ in }
         let next = try #require(harness.server.chatRequests.last)
         #expect(!next.messages.contains { $0.content == "lost to quota" }, "a failed turn is left out of later requests")
-        let stats = try harness.engine.stats(conversationID: id)
+        let stats = try await harness.engine.stats(conversationID: id)
         #expect(stats.requests == 3)
         #expect(stats.failures == 1)
     }
 
     @Test func aBrokenStreamKeepsThePartialAnswerMarkedAndSaved() async throws {
         let harness = try Harness()
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         harness.server.enqueue(.droppedStream(after: "Once upon a "))
         let outcome = await harness.engine.reply(to: "Tell a story", conversationID: id) { _ in }
         guard case .interrupted(let partial, _, let reason?) = outcome else {
@@ -82,7 +82,7 @@ import TestSupport
         #expect(partial == "Once upon a ")
         #expect(reason.errorType == "interrupted_stream_ended_unexpectedly")
         #expect(outcome.notice?.hasPrefix("(interrupted)") == true)
-        let saved = try harness.store.allMessages(conversationID: id)
+        let saved = try await harness.store.allMessages(conversationID: id)
         #expect(saved.map(\.status) == [.complete, .partial])
         #expect(saved.last?.content == "Once upon a ")
 
@@ -93,7 +93,7 @@ import TestSupport
 
     @Test func cancellingAReplyKeepsWhatWasShown() async throws {
         let harness = try Harness()
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         harness.server.enqueue(.stall(after: "Partial words "))
         let deltas = DeltaCollector()
         let engine = harness.engine
@@ -106,13 +106,13 @@ import TestSupport
             return
         }
         #expect(outcome.notice == "(interrupted)")
-        let saved = try harness.store.allMessages(conversationID: id)
+        let saved = try await harness.store.allMessages(conversationID: id)
         #expect(saved.map(\.status) == [.complete, .partial])
     }
 
     @Test func contextLengthTrimsHarderAndRetriesOnceThenSuggestsClear() async throws {
         let harness = try Harness()
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         for index in 1...4 { _ = await harness.engine.reply(to: "turn \(index)", conversationID: id) { _ in } }
         harness.server.enqueue(.contextLengthExceeded)
         guard case .answered = await harness.engine.reply(to: "turn 5", conversationID: id, onDelta: { _ in }) else {
@@ -139,7 +139,7 @@ import TestSupport
     @Test func theProviderNeverSeesARequestOverItsWindow() async throws {
         // The fake rejects anything over 600 tokens; the engine's budget is 600 - 100 output.
         let harness = try Harness(.init(contextWindow: 600), overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         for index in 1...30 {
             let outcome = await harness.engine.reply(to: "message \(index) " + String(repeating: "padding ", count: 40), conversationID: id) { _ in }
             guard case .answered = outcome else {
@@ -152,19 +152,19 @@ import TestSupport
 
     @Test func aMessageThatCannotFitIsRefusedWithoutACall() async throws {
         let harness = try Harness(overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         let outcome = await harness.engine.reply(to: String(repeating: "far too long ", count: 400), conversationID: id) { _ in }
         guard case .messageTooLong(_, 500) = outcome else {
             Issue.record("expected messageTooLong, got \(outcome)")
             return
         }
         #expect(harness.server.requests.isEmpty)
-        #expect(try harness.store.allMessages(conversationID: id).map(\.status) == [.failed])
+        #expect(try await harness.store.allMessages(conversationID: id).map(\.status) == [.failed])
     }
 
     @Test func summariesFoldTurnsThatLeaveTheWindow() async throws {
         let harness = try Harness(overrides: ["SUMMARIZE_HISTORY": "true", "OPENAI_MAX_HISTORY_MESSAGES": "4"])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         for index in 1...2 { _ = await harness.engine.reply(to: "fact \(index)", conversationID: id) { _ in } }
         // The third turn makes 5 messages > 4: the oldest block is folded into a summary first.
         harness.server.enqueue(.answer("User stated fact 1."), .answer("ok"))
@@ -183,15 +183,15 @@ import TestSupport
         #expect(reply.messages[1].content.contains("User stated fact 1."))
         #expect(reply.messages.count <= 1 + 4)
         #expect(harness.log.records.contains { $0["event"] as? String == "summary_call" })
-        #expect(try harness.store.conversation(id: id)?.summary == "User stated fact 1.")
+        #expect(try await harness.store.conversation(id: id)?.summary == "User stated fact 1.")
     }
 
     @Test func statsAddUpTokensAndCostWithSixDecimals() async throws {
         let harness = try Harness(overrides: ["INPUT_PRICE_PER_MILLION": "0.15", "OUTPUT_PRICE_PER_MILLION": "0.6"])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         harness.server.enqueue(.answer("one two three"))
         _ = await harness.engine.reply(to: "count", conversationID: id) { _ in }
-        let stats = try harness.engine.stats(conversationID: id)
+        let stats = try await harness.engine.stats(conversationID: id)
         let request = try #require(harness.server.chatRequests.last)
         let prompt = FakeOpenAIServer.tokens(request.messages)
         #expect(stats.promptTokens == prompt)
@@ -208,9 +208,9 @@ import TestSupport
 
     @Test func estimatedUsageIsMarkedInStats() async throws {
         let harness = try Harness(.init(sendsUsage: false))
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         _ = await harness.engine.reply(to: "hi", conversationID: id) { _ in }
-        let stats = try harness.engine.stats(conversationID: id)
+        let stats = try await harness.engine.stats(conversationID: id)
         #expect(stats.usageEstimated)
         #expect(stats.text.contains("Prompt tokens: \(stats.promptTokens) (estimated)"))
     }
@@ -222,7 +222,7 @@ import TestSupport
         let id: Int64
         do {
             let harness = try Harness(store: try Store(path: path), server: server)
-            id = try newConversation(harness)
+            id = try await newConversation(harness)
             _ = await harness.engine.reply(to: "The code word is pineapple.", conversationID: id) { _ in }
         }
         let restarted = try Harness(store: try Store(path: path), server: server)
@@ -235,7 +235,7 @@ import TestSupport
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         let harness = try Harness(store: try Store(path: path, busyTimeout: 0.05))
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
 
         let holder = try WriteLockHolder(path: path)
         let outcome = await harness.engine.reply(to: "hello", conversationID: id) { _ in }
@@ -255,23 +255,23 @@ import TestSupport
             Issue.record("expected an answer, got \(retried)")
             return
         }
-        #expect(try harness.store.allMessages(conversationID: id).map(\.content) == ["hello again", "Echo: hello again"])
+        #expect(try await harness.store.allMessages(conversationID: id).map(\.content) == ["hello again", "Echo: hello again"])
     }
 
     @Test func modelChoiceIsPerConversation() async throws {
         let harness = try Harness()
-        let first = try newConversation(harness)
-        let second = try newConversation(harness)
-        try harness.engine.setModel("other-model", conversationID: first)
+        let first = try await newConversation(harness)
+        let second = try await newConversation(harness)
+        try await harness.engine.setModel("other-model", conversationID: first)
         _ = await harness.engine.reply(to: "a", conversationID: first) { _ in }
         _ = await harness.engine.reply(to: "b", conversationID: second) { _ in }
         #expect(harness.server.chatRequests.map(\.model) == ["other-model", "test-model"])
-        #expect(try harness.engine.model(for: first) == "other-model")
+        #expect(try await harness.engine.model(for: first) == "other-model")
     }
 
     @Test func logsOneStructuredRecordPerCallAndNeverTheKey() async throws {
         let harness = try Harness(.init(apiKey: "sk-test-secret-key-0123456789"), overrides: ["OPENAI_FALLBACK_MODEL": "backup"])
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         _ = await harness.engine.reply(to: "hello", conversationID: id) { _ in }
         harness.server.enqueue(.unauthorized)
         _ = await harness.engine.reply(to: "again", conversationID: id) { _ in }
@@ -295,7 +295,7 @@ import TestSupport
     /// A model that loops is cut at 64 KiB with a note: memory, the database and the chat stay bounded.
     @Test func anAnswerPastTheHardCapIsCutWithANote() async throws {
         let harness = try Harness()
-        let id = try newConversation(harness)
+        let id = try await newConversation(harness)
         // 2 MB in 2,000 events: more than the socket buffers hold, so the server sees the close.
         let event = #"data: {"choices":[{"index":0,"delta":{"content":""# + String(repeating: "la", count: 500) + #" "},"finish_reason":null}]}"# + "\n\n"
         harness.server.enqueue(.rawSSE(String(repeating: event, count: 2_000) + "data: [DONE]\n\n", chunkSize: 64 * 1024))
@@ -307,7 +307,7 @@ import TestSupport
         #expect(completion.truncated)
         #expect(completion.text.utf8.count <= 64 * 1024 && completion.text.utf8.count > 60 * 1024)
         #expect(outcome.notice?.contains("cut") == true)
-        let saved = try harness.store.allMessages(conversationID: id).last
+        let saved = try await harness.store.allMessages(conversationID: id).last
         #expect(saved?.content == completion.text)
     }
 }

@@ -87,7 +87,7 @@ import TestSupport
         let llm = try FakeOpenAIServer()
         let telegram = try FakeTelegramServer()
         let environment = Self.environment(llm, telegram, database: databasePath, ["LOG_LEVEL": "error"])
-        func eventually(_ what: String, _ condition: () -> Bool) async throws {
+        func eventually(_ what: String, _ condition: () async -> Bool) async throws {
             try await waitUntil(what, timeout: .seconds(30), condition)
         }
 
@@ -115,7 +115,7 @@ import TestSupport
         case .whileIdle:
             try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
             let observer = try Store(path: databasePath)
-            try await eventually("the update recorded as handled") { (try? observer.openUpdates().isEmpty) == true }
+            try await eventually("the update recorded as handled") { (try? await observer.openUpdates().isEmpty) == true }
         }
         first.kill()
         telegram.answerHeld()
@@ -149,14 +149,14 @@ import TestSupport
         #expect(llm.chatRequests.count == 2, "the first question reached the model once")
         // No turn was lost: both questions are in the conversation, and nothing is left open.
         let store = try Store(path: databasePath)
-        let conversation = try store.conversation(kind: "telegram", externalID: 4242)
-        let contents = try store.allMessages(conversationID: conversation.id).map(\.content)
+        let conversation = try await store.conversation(kind: "telegram", externalID: 4242)
+        let contents = try await store.allMessages(conversationID: conversation.id).map(\.content)
         #expect(contents.filter { $0 == "first question" }.count == 1)
         #expect(contents.filter { $0 == "second question" }.count == 1)
         if firstAnswers >= 1 {
             #expect(contents.contains { $0.trimmingCharacters(in: .whitespaces) == answer.trimmingCharacters(in: .whitespaces) })
         }
-        #expect(try store.openUpdates().isEmpty)
+        #expect(try await store.openUpdates().isEmpty)
     }
 
     @Test func aSecondBotOnTheSameDatabaseExitsAtOnceNamingTheFirst() async throws {

@@ -60,8 +60,8 @@ import TestSupport
         #expect(harness.texts(820) == [fault.shown])
         #expect(harness.replyRecords.first?["error_type"] as? String == fault.errorType)
         // The question is always kept; an answer that got somewhere is kept too.
-        let conversation = try harness.store.conversation(kind: "telegram", externalID: 820)
-        #expect(try harness.store.allMessages(conversationID: conversation.id).first?.content == "question")
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: 820)
+        #expect(try await harness.store.allMessages(conversationID: conversation.id).first?.content == "question")
     }
 
     // MARK: Input

@@ -36,8 +36,8 @@ import TestSupport
         while next?.hasPrefix("STATUS=Polling; ") == true { next = await systemd.receive() }
         #expect(next?.hasPrefix("STOPPING=1") == true, "\(next ?? "nothing")")
         #expect(harness.texts(950) == ["Half of the answer\n\n(interrupted)"])
-        let conversation = try harness.store.conversation(kind: "telegram", externalID: 950)
-        #expect(try harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: 950)
+        #expect(try await harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
         #expect(harness.store.openUpdatesCount == 0)
         #expect(harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
     }
@@ -136,7 +136,7 @@ import TestSupport
     }
 
     /// A notify socket that nobody reads (its queue full) must never block the bot's threads.
-    @Test func notifyingAReceiverThatDoesNotReadNeverBlocks() throws {
+    @Test func notifyingAReceiverThatDoesNotReadNeverBlocks() async throws {
         let systemd = try SystemdNotifierTests.FakeSystemd()
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path])
         var refused = 0
@@ -146,7 +146,7 @@ import TestSupport
 
     /// After an outage the bot answers within seconds of Telegram coming back: the poll backoff
     /// is capped, and a 409 still waits the few seconds Telegram spaces its conflicts by.
-    @Test func thePollBackoffIsCappedAtAFewSeconds() throws {
+    @Test func thePollBackoffIsCappedAtAFewSeconds() async throws {
         for failures in [1, 2, 5, 10, 100, Int.max] {
             for random in [0.0, 0.5, 0.999_999] {
                 let wait = UpdateIntake.backoff(conflict: false, random: { random }).wait(after: failures)

@@ -18,7 +18,7 @@ import TestSupport
 @Suite(.timeLimit(.minutes(2))) struct StoreMaintenanceTests {
     /// Telegram is told an update was received only after its commit: a commit that a power cut
     /// could roll back (WAL with synchronous=NORMAL) would lose the update for good.
-    @Test func commitsSurvivePowerLoss() throws {
+    @Test func commitsSurvivePowerLoss() async throws {
         let directory = TemporaryDirectory()
         let store = try Store(path: directory.path + "/db.sqlite")
         #expect(try store.synchronousLevel() == 2, "synchronous=FULL")
@@ -39,37 +39,37 @@ import TestSupport
         _ = await running.result
     }
 
-    @Test func historyRetentionDeletesOldTurnsAndKeepsTotals() throws {
+    @Test func historyRetentionDeletesOldTurnsAndKeepsTotals() async throws {
         let today = Date()
         let now = Mutex(today)
         let store = try Store(now: { now.withLock { $0 } })
-        let conversation = try store.createConversation(kind: "telegram", externalID: 5)
-        try store.appendMessage(conversationID: conversation.id, role: .user, content: "old question")
-        try store.record(
+        let conversation = try await store.createConversation(kind: "telegram", externalID: 5)
+        try await store.appendMessage(conversationID: conversation.id, role: .user, content: "old question")
+        try await store.record(
             CallRecord(userMessageID: 1, reply: ("old answer", .complete, "m"), tokens: .init(prompt: 3, completion: 4, estimated: false), costUSD: 0.5, failed: false),
             conversationID: conversation.id)
         let maintenance = Maintenance(
             store: store, interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: .seconds(30 * 86_400),
             clock: RecordingClock(), logger: try LogCapture().logger)
         now.withLock { $0 = today.addingTimeInterval(29 * 86_400) }
-        maintenance.runOnce()
-        #expect(try store.allMessages(conversationID: conversation.id).count == 2, "younger than 30 days: kept")
+        await maintenance.runOnce()
+        #expect(try await store.allMessages(conversationID: conversation.id).count == 2, "younger than 30 days: kept")
         now.withLock { $0 = today.addingTimeInterval(31 * 86_400) }
-        maintenance.runOnce()
-        #expect(try store.allMessages(conversationID: conversation.id).isEmpty)
-        let totals = try #require(try store.conversation(id: conversation.id))
+        await maintenance.runOnce()
+        #expect(try await store.allMessages(conversationID: conversation.id).isEmpty)
+        let totals = try #require(try await store.conversation(id: conversation.id))
         #expect(totals.requests == 1 && totals.completionTokens == 4 && totals.costUSD == 0.5)
     }
 
-    @Test func theFileShrinksWhenRowsAreDeleted() throws {
+    @Test func theFileShrinksWhenRowsAreDeleted() async throws {
         let directory = TemporaryDirectory()
         let store = try Store(path: directory.path + "/db.sqlite", durability: .normal)
-        let conversation = try store.createConversation(kind: "terminal")
+        let conversation = try await store.createConversation(kind: "terminal")
         let long = String(repeating: "a long remembered answer ", count: 400)
-        for _ in 0..<400 { try store.appendMessage(conversationID: conversation.id, role: .user, content: long) }
+        for _ in 0..<400 { try await store.appendMessage(conversationID: conversation.id, role: .user, content: long) }
         let full = try store.pageCount()
-        try store.clear(conversationID: conversation.id)
-        Maintenance(
+        try await store.clear(conversationID: conversation.id)
+        await Maintenance(
             store: store, interval: .seconds(3600), updateRetention: .seconds(86_400), historyRetention: nil, clock: RecordingClock(),
             logger: try LogCapture().logger
         ).runOnce()
@@ -77,17 +77,17 @@ import TestSupport
     }
 
     /// A database made before incremental vacuum was on is switched over once, keeping its rows.
-    @Test func anOlderDatabaseIsSwitchedToIncrementalVacuum() throws {
+    @Test func anOlderDatabaseIsSwitchedToIncrementalVacuum() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/old.sqlite"
         do {
             let queue = try DatabaseQueue(path: path)
-            try queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA auto_vacuum = NONE; CREATE TABLE keep (x); INSERT INTO keep VALUES (1);") }
-            #expect(try queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 0)
+            try await queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA auto_vacuum = NONE; CREATE TABLE keep (x); INSERT INTO keep VALUES (1);") }
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 0)
         }
         _ = try Store(path: path)
         let queue = try DatabaseQueue(path: path)
-        #expect(try queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 2)
-        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM keep") } == 1)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 2)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM keep") } == 1)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AssistantStore
@@ -11,25 +12,25 @@ import Testing
 @testable import TerminalFrontEnd
 
 @Suite(.timeLimit(.minutes(2))) struct StoreTests {
-    @Test func migratesAFreshDatabaseAndCreatesItPrivate() throws {
+    @Test func migratesAFreshDatabaseAndCreatesItPrivate() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/nested/assistant.sqlite"
         let store = try Store(path: path)
-        #expect(try store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies"])
+        #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
-    @Test func reopeningKeepsEverythingAndDoesNotMigrateAgain() throws {
+    @Test func reopeningKeepsEverythingAndDoesNotMigrateAgain() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         let conversationID: Int64
         do {
             let store = try Store(path: path)
-            let conversation = try store.createConversation(kind: "terminal")
+            let conversation = try await store.createConversation(kind: "terminal")
             conversationID = conversation.id
-            let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "remember 42")
-            try store.record(
+            let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "remember 42")
+            try await store.record(
                 CallRecord(
                     userMessageID: user.id, reply: ("42 noted", .complete, "m"),
                     tokens: .init(prompt: 10, completion: 3, estimated: false), costUSD: 0.000013,
@@ -37,57 +38,57 @@ import Testing
                 conversationID: conversation.id)
         }
         let reopened = try Store(path: path)
-        #expect(try reopened.appliedMigrations().count == 3)
-        let messages = try reopened.contextMessages(conversationID: conversationID)
+        #expect(try await reopened.appliedMigrations().count == 3)
+        let messages = try await reopened.contextMessages(conversationID: conversationID)
         #expect(messages.map(\.content) == ["remember 42", "42 noted"])
         #expect(messages.map(\.role) == [.user, .assistant])
-        let conversation = try #require(try reopened.conversation(id: conversationID))
+        let conversation = try #require(try await reopened.conversation(id: conversationID))
         #expect(conversation.requests == 1)
         #expect(conversation.promptTokens == 10)
         #expect(conversation.completionTokens == 3)
         #expect(abs(conversation.costUSD - 0.000013) < 1e-12)
         #expect(conversation.lastLatencyMs == 120)
-        #expect(try reopened.latestConversation(kind: "terminal")?.id == conversationID)
+        #expect(try await reopened.latestConversation(kind: "terminal")?.id == conversationID)
     }
 
-    @Test func aFailedCallMarksTheUserTurnFailedAndLeavesItOutOfContext() throws {
+    @Test func aFailedCallMarksTheUserTurnFailedAndLeavesItOutOfContext() async throws {
         let store = try Store()
-        let conversation = try store.createConversation(kind: "terminal")
-        let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "lost")
-        try store.record(CallRecord(userMessageID: user.id, reply: nil, tokens: nil, costUSD: 0, failed: true), conversationID: conversation.id)
-        #expect(try store.contextMessages(conversationID: conversation.id).isEmpty)
-        #expect(try store.allMessages(conversationID: conversation.id).map(\.status) == [.failed])
-        let totals = try #require(try store.conversation(id: conversation.id))
+        let conversation = try await store.createConversation(kind: "terminal")
+        let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "lost")
+        try await store.record(CallRecord(userMessageID: user.id, reply: nil, tokens: nil, costUSD: 0, failed: true), conversationID: conversation.id)
+        #expect(try await store.contextMessages(conversationID: conversation.id).isEmpty)
+        #expect(try await store.allMessages(conversationID: conversation.id).map(\.status) == [.failed])
+        let totals = try #require(try await store.conversation(id: conversation.id))
         #expect(totals.requests == 1)
         #expect(totals.failures == 1)
     }
 
-    @Test func clearForgetsHistoryButKeepsTotals() throws {
+    @Test func clearForgetsHistoryButKeepsTotals() async throws {
         let store = try Store()
-        let conversation = try store.createConversation(kind: "terminal")
-        let user = try store.appendMessage(conversationID: conversation.id, role: .user, content: "hi")
-        try store.record(
+        let conversation = try await store.createConversation(kind: "terminal")
+        let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "hi")
+        try await store.record(
             CallRecord(userMessageID: user.id, reply: ("hello", .complete, "m"), tokens: .init(prompt: 5, completion: 1, estimated: true), costUSD: 0, failed: false),
             conversationID: conversation.id)
-        try store.setSummary("s", throughMessageID: user.id, conversationID: conversation.id)
-        try store.clear(conversationID: conversation.id)
-        #expect(try store.messageCount(conversationID: conversation.id) == 0)
-        let after = try #require(try store.conversation(id: conversation.id))
+        try await store.setSummary("s", throughMessageID: user.id, conversationID: conversation.id)
+        try await store.clear(conversationID: conversation.id)
+        #expect(try await store.messageCount(conversationID: conversation.id) == 0)
+        let after = try #require(try await store.conversation(id: conversation.id))
         #expect(after.summary == nil)
         #expect(after.requests == 1)
         #expect(after.usageEstimated)
     }
 
-    @Test func chatConversationsAreFoundByTheirExternalID() throws {
+    @Test func chatConversationsAreFoundByTheirExternalID() async throws {
         let store = try Store()
-        let first = try store.conversation(kind: "telegram", externalID: -100123)
-        let again = try store.conversation(kind: "telegram", externalID: -100123)
-        let other = try store.conversation(kind: "telegram", externalID: 42)
+        let first = try await store.conversation(kind: "telegram", externalID: -100123)
+        let again = try await store.conversation(kind: "telegram", externalID: -100123)
+        let other = try await store.conversation(kind: "telegram", externalID: 42)
         #expect(first.id == again.id)
         #expect(first.id != other.id)
     }
 
-    @Test func anUnwritableLocationIsAClearError() throws {
+    @Test func anUnwritableLocationIsAClearError() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o400])
@@ -105,7 +106,7 @@ extension StoreTests {
     /// `check` run as root inside the service's state directory (owned by the service's user) must
     /// leave files that user can still write.
     @Test(.enabled(if: geteuid() == 0, "only root creates files for another user"))
-    func filesRootCreatesBelongToTheOwnerOfTheirDirectory() throws {
+    func filesRootCreatesBelongToTheOwnerOfTheirDirectory() async throws {
         let directory = TemporaryDirectory()
         let state = directory.path + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: false)
@@ -113,7 +114,7 @@ extension StoreTests {
         let path = state + "/assistant.sqlite"
         do {
             let store = try Store(path: path)
-            try store.appendMessage(conversationID: try store.createConversation(kind: "terminal").id, role: .user, content: "hi")
+            try await store.appendMessage(conversationID: try await store.createConversation(kind: "terminal").id, role: .user, content: "hi")
             let lock = try InstanceLock(databasePath: path)
             withExtendedLifetime(lock) {}
         }
@@ -127,7 +128,7 @@ extension StoreTests {
 }
 
 @Suite(.timeLimit(.minutes(2))) struct LockedDatabaseTests {
-    @Test func aDatabaseAnotherProcessHoldsIsAClearErrorAtStart() throws {
+    @Test func aDatabaseAnotherProcessHoldsIsAClearErrorAtStart() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         _ = try Store(path: path)  // migrated: reopening it needs no write of its own
@@ -139,30 +140,62 @@ extension StoreTests {
                 + "stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell"
         }
         holder.release()
-        #expect(try Store(path: path).appliedMigrations().count == 3)
+        #expect(try await Store(path: path).appliedMigrations().count == 3)
     }
 
-    @Test func aLockWhileRunningFailsThatWriteClearlyAndNothingElse() throws {
+    @Test func aLockWhileRunningFailsThatWriteClearlyAndNothingElse() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         let store = try Store(path: path, busyTimeout: 0.05)
-        let conversation = try store.createConversation(kind: "terminal")
-        try store.appendMessage(conversationID: conversation.id, role: .user, content: "before")
+        let conversation = try await store.createConversation(kind: "terminal")
+        try await store.appendMessage(conversationID: conversation.id, role: .user, content: "before")
 
         let holder = try WriteLockHolder(path: path)
-        #expect {
-            try store.appendMessage(conversationID: conversation.id, role: .user, content: "during")
+        await #expect {
+            try await store.appendMessage(conversationID: conversation.id, role: .user, content: "during")
         } throws: {
             "\($0)".contains("is locked by another process") && !"\($0)".contains("INSERT") && !"\($0)".contains("during")
         }
-        #expect(try store.allMessages(conversationID: conversation.id).map(\.content) == ["before"], "reads go on")
+        #expect(try await store.allMessages(conversationID: conversation.id).map(\.content) == ["before"], "reads go on")
         holder.release()
 
-        try store.appendMessage(conversationID: conversation.id, role: .user, content: "after")
-        #expect(try store.allMessages(conversationID: conversation.id).map(\.content) == ["before", "after"])
+        try await store.appendMessage(conversationID: conversation.id, role: .user, content: "after")
+        #expect(try await store.allMessages(conversationID: conversation.id).map(\.content) == ["before", "after"])
     }
 
-    @Test func aSecondBotOnTheSameDatabaseIsRefusedWithTheHoldersPID() throws {
+    /// A write that waits for another process's lock suspends its task: it does not hold one of
+    /// the few threads every task shares (two waiting writers used to stall a 2-core host).
+    @Test func writesWaitingForALockLeaveTheTaskThreadsFree() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/assistant.sqlite"
+        let store = try Store(path: path, busyTimeout: 2)
+        let conversation = try await store.createConversation(kind: "terminal")
+        let holder = try WriteLockHolder(path: path)
+        let events = DeltaCollector()
+        let (started, start) = AsyncStream.makeStream(of: Void.self)
+        let writers = ProcessInfo.processInfo.activeProcessorCount + 1
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<writers {
+                group.addTask {
+                    start.yield()
+                    _ = try? await store.appendMessage(conversationID: conversation.id, role: .user, content: "w\(index)")
+                    events.append("write")
+                }
+            }
+            var count = 0
+            for await _ in started {
+                count += 1
+                if count == writers { break }
+            }
+            // Every writer waits for the lock now; another task still gets a thread at once.
+            await Task { events.append("other task") }.value
+            holder.release()
+        }
+        #expect(events.all.first == "other task", "\(events.all)")
+        #expect(try await store.allMessages(conversationID: conversation.id).count == writers, "the writes went through once the lock was free")
+    }
+
+    @Test func aSecondBotOnTheSameDatabaseIsRefusedWithTheHoldersPID() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
         do {

@@ -63,8 +63,8 @@ import TestSupport
             try await harness.eventually("the first message applied") { harness.telegram.heldAnswers == 1 }
             // The answer is saved: the reply's producer returns next, and streaming is told to stop.
             try await harness.eventually("the answer saved") {
-                let conversation = try? harness.store.conversation(kind: "telegram", externalID: group)
-                return conversation.flatMap { try? harness.store.messageCount(conversationID: $0.id) } == 2
+                guard let conversation = try? await harness.store.conversation(kind: "telegram", externalID: group) else { return false }
+                return (try? await harness.store.messageCount(conversationID: conversation.id)) == 2
             }
             harness.telegram.answerHeld()
             try await harness.eventually("the reply") { harness.replyRecords.count == 1 }
@@ -163,8 +163,8 @@ import TestSupport
         }
         #expect(harness.texts(506) == ["I was saying\n\n(interrupted)"])
         try await harness.eventually("the model connection closed") { harness.llm.clientDisconnects == 1 }
-        let conversation = try harness.store.conversation(kind: "telegram", externalID: 506)
-        #expect(try harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: 506)
+        #expect(try await harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
     }
 
     @Test func twoHundredChatsAtOnceAllGetCompleteAnswersWithoutA429() async throws {
@@ -315,8 +315,8 @@ import TestSupport
         }
         let last = try #require(harness.llm.chatRequests.last)
         #expect(last.messages.contains { $0.content == "remember kiwi" })
-        let conversation = try harness.store.conversation(kind: "telegram", externalID: new)
-        #expect(try harness.store.messageCount(conversationID: conversation.id) == 4)
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: new)
+        #expect(try await harness.store.messageCount(conversationID: conversation.id) == 4)
     }
 
     @Test func aGroupUpgradedInTheMiddleOfAReplyStillGetsTheAnswer() async throws {
@@ -332,8 +332,8 @@ import TestSupport
             try await harness.eventually("the answer") { harness.replyRecords.count == 1 }
         }
         #expect(harness.texts(new) == [String(repeating: "slow ", count: 40).trimmingCharacters(in: .whitespaces)])
-        let conversation = try harness.store.conversation(kind: "telegram", externalID: new)
-        #expect(try harness.store.messageCount(conversationID: conversation.id) == 2)
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: new)
+        #expect(try await harness.store.messageCount(conversationID: conversation.id) == 2)
     }
 
     @Test func aRestartNeverAnswersTwiceNorLosesAnUpdate() async throws {
@@ -354,8 +354,8 @@ import TestSupport
         let cut = Telegram.Update(
             update_id: 999,  // below the fake's ids, as a real earlier update would be
             message: Telegram.Message(message_id: 3, from: .init(id: 901, is_bot: false, first_name: "U"), chat: .init(id: 901, type: "private"), date: 1, text: "three"))
-        _ = try crashed.saveReceived([UpdateIntake.row(cut)])
-        try crashed.setUpdateStatus(999, .answering)
+        _ = try await crashed.saveReceived([UpdateIntake.row(cut)])
+        try await crashed.setUpdateStatus(999, .answering)
 
         let second = try BotHarness(telegram: telegram, store: try Store(path: path))
         try await second.withBot { _ in

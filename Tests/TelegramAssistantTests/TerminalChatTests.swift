@@ -21,7 +21,7 @@ import TestSupport
 
     func run(_ harness: Harness, _ lines: [String], fresh: Bool = false) async throws -> (String, Int64) {
         let screen = Screen()
-        let chat = try TerminalChat(engine: harness.engine, fresh: fresh, logger: harness.log.logger, write: screen.write)
+        let chat = try await TerminalChat(engine: harness.engine, fresh: fresh, logger: harness.log.logger, write: screen.write)
         await chat.run(lines: lines.async)
         return (screen.text, chat.conversationID)
     }

@@ -55,7 +55,7 @@ public enum AssistantApp {
                 .appendingPathComponent("chat.log").path
             let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath, creatingDirectory: true)
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
-            let chat = try Assistant(config: config, logger: logger).terminalChat(fresh: fresh) { text in
+            let chat = try await Assistant(config: config, logger: logger).terminalChat(fresh: fresh) { text in
                 FileHandle.standardOutput.write(Data(text.utf8))
             }
             let service = TerminalChatService(chat: chat, lines: StandardInput.lines())

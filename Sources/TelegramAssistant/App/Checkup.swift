@@ -25,7 +25,7 @@ public struct Checkup: Sendable {
 
     public func run() async -> [Result] {
         var results: [Result] = []
-        results.append(database())
+        results.append(await database())
         if let telegram = config.telegram { results.append(await self.telegram(telegram)) }
         results.append(await modelProvider())
         return results
@@ -42,10 +42,11 @@ public struct Checkup: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    func database() -> Result {
+    func database() async -> Result {
         do {
             let store = try Store(path: config.databasePath)
-            return Result(name: "database", passed: true, detail: "\(config.databasePath) is writable (\(try store.appliedMigrations().count) migrations applied)")
+            let migrations = try await store.appliedMigrations().count
+            return Result(name: "database", passed: true, detail: "\(config.databasePath) is writable (\(migrations) migrations applied)")
         } catch {
             return Result(name: "database", passed: false, detail: "\(error)")
         }
