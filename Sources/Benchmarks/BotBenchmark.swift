@@ -36,7 +36,7 @@ enum BotBenchmark {
             "TELEGRAM_POLL_TIMEOUT": "5", "DATABASE_PATH": directory + "/bench.sqlite", "MAX_CONCURRENT_REPLIES": ProcessInfo.processInfo.environment["BENCH_CONCURRENCY"] ?? "32",
             "USER_RATE_LIMIT_PER_MINUTE": "1000",
         ]
-        let config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
+        let config = try AssistantConfig.parse(requireTelegram: true, environment: values)
         let logger = Assistant.makeLogger(label: "bench", level: .warning, sink: try LogSink(appendingTo: "/dev/null"))
         let assistant = try Assistant(config: config, logger: logger)
         let bot = try await assistant.connectBot()

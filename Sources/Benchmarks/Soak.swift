@@ -57,7 +57,7 @@ enum Soak {
             "TELEGRAM_POLL_TIMEOUT": "10", "DATABASE_PATH": directory + "/soak.sqlite", "USER_RATE_LIMIT_PER_MINUTE": "1000",
             "OPENAI_FIRST_BYTE_TIMEOUT": "3", "OPENAI_IDLE_TIMEOUT": "2", "OPENAI_TOTAL_TIMEOUT": "30",
         ]
-        let config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
+        let config = try AssistantConfig.parse(requireTelegram: true, environment: values)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let observer = try Store(path: config.databasePath)
         let stop: () async -> Void

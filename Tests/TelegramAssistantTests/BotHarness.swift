@@ -38,7 +38,7 @@ struct BotHarness {
             "TELEGRAM_API_URL": self.telegram.baseURL.absoluteString, "TELEGRAM_POLL_TIMEOUT": "1",
         ]
         values.merge(overrides) { $1 }
-        config = try AssistantConfig.parse(requireTelegram: true) { values[$0] }
+        config = try AssistantConfig.parse(requireTelegram: true, environment: values)
     }
 
     /// The bot as `run` builds it, with the test's servers, scaled limits, a fast tick and no

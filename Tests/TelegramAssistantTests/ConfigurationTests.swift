@@ -12,7 +12,7 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct ConfigurationTests {
     func parse(_ values: [String: String]) throws -> AssistantConfig {
-        try AssistantConfig.parse { values[$0] }
+        try AssistantConfig.parse(environment: values)
     }
 
     @Test func appliesTheDocumentedDefaults() throws {
@@ -58,6 +58,16 @@ import Testing
         #expect {
             try parse(["OPENAI_API_KEY": "k", "OPENAI_CONTEXT_TOKENS": "1000", "OPENAI_MAX_OUTPUT_TOKENS": "1000"])
         } throws: { "\($0)".contains("OPENAI_CONTEXT_TOKENS (1000) must leave room") }
+    }
+
+    @Test func numbersAndSwitchesAcceptTheUsualSpellings() throws {
+        let config = try parse([
+            "OPENAI_API_KEY": "k", "OPENAI_TEMPERATURE": "'0.7'", "OPENAI_MAX_OUTPUT_TOKENS": " 900 ", "SUMMARIZE_HISTORY": "on",
+            "ALLOW_INSECURE_HTTP": "no",
+        ])
+        #expect(config.temperature == 0.7)
+        #expect(config.maxOutputTokens == 900)
+        #expect(config.summarizeHistory)
     }
 
     @Test func blankValuesCountAsUnsetAndQuotesAreStripped() throws {
@@ -106,37 +116,33 @@ import Testing
     @Test func plainHTTPIsRefusedForRemoteHostsUnlessAllowed() throws {
         let base = ["OPENAI_API_KEY": "k", "TELEGRAM_BOT_TOKEN": "123456:AAbcdefghijklmnopqrstuvwxyz"]
         for remote in ["http://api.example.com/v1", "http://10.0.0.5:8080/v1", "HTTP://example.org"] {
-            #expect(throws: ConfigurationError.self) { try AssistantConfig.parse { (base.merging(["OPENAI_BASE_URL": remote]) { $1 })[$0] } }
+            #expect(throws: ConfigurationError.self) { try AssistantConfig.parse(environment: base.merging(["OPENAI_BASE_URL": remote]) { $1 }) }
             #expect(throws: ConfigurationError.self) {
-                try AssistantConfig.parse(requireTelegram: true) { (base.merging(["TELEGRAM_API_URL": remote]) { $1 })[$0] }
+                try AssistantConfig.parse(requireTelegram: true, environment: base.merging(["TELEGRAM_API_URL": remote]) { $1 })
             }
         }
         do {
-            _ = try AssistantConfig.parse { (base.merging(["OPENAI_BASE_URL": "http://api.example.com/v1"]) { $1 })[$0] }
+            _ = try AssistantConfig.parse(environment: base.merging(["OPENAI_BASE_URL": "http://api.example.com/v1"]) { $1 })
         } catch let error as ConfigurationError {
             #expect(error.problems.contains { $0.contains("OPENAI_BASE_URL") && $0.contains("ALLOW_INSECURE_HTTP") })
         }
         for local in ["http://127.0.0.1:8080/v1", "http://localhost:11434/v1", "http://[::1]:8080/v1", "http://127.1.2.3/v1"] {
-            let config = try AssistantConfig.parse(requireTelegram: true) {
-                (base.merging(["OPENAI_BASE_URL": local, "TELEGRAM_API_URL": local]) { $1 })[$0]
-            }
+            let config = try AssistantConfig.parse(requireTelegram: true, environment: base.merging(["OPENAI_BASE_URL": local, "TELEGRAM_API_URL": local]) { $1 })
             #expect(config.baseURL.absoluteString == local)
         }
-        let allowed = try AssistantConfig.parse(requireTelegram: true) {
-            (base.merging(["OPENAI_BASE_URL": "http://gpu-box.lan:8000/v1", "TELEGRAM_API_URL": "http://bot-api.lan:8081", "ALLOW_INSECURE_HTTP": "true"]) { $1 })[$0]
-        }
+        let allowed = try AssistantConfig.parse(requireTelegram: true, environment: base.merging(["OPENAI_BASE_URL": "http://gpu-box.lan:8000/v1", "TELEGRAM_API_URL": "http://bot-api.lan:8081", "ALLOW_INSECURE_HTTP": "true"]) { $1 })
         #expect(allowed.telegram?.apiURL.host == "bot-api.lan")
     }
 
     @Test func aCABundleMustBeAReadableFile() throws {
         let base = ["OPENAI_API_KEY": "k"]
         let error = #expect(throws: ConfigurationError.self) {
-            try AssistantConfig.parse { (base.merging(["CA_BUNDLE": "/nonexistent/ca.pem"]) { $1 })[$0] }
+            try AssistantConfig.parse(environment: base.merging(["CA_BUNDLE": "/nonexistent/ca.pem"]) { $1 })
         }
         #expect(error?.problems == ["CA_BUNDLE is \"/nonexistent/ca.pem\", which is not a readable file (a PEM file of CA certificates)"])
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString).pem").path
         try Data("-----BEGIN CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: file))
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try AssistantConfig.parse { (base.merging(["CA_BUNDLE": file]) { $1 })[$0] }.caBundlePath == file)
+        #expect(try AssistantConfig.parse(environment: base.merging(["CA_BUNDLE": file]) { $1 }).caBundlePath == file)
     }
 }

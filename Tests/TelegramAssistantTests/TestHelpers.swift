@@ -22,7 +22,7 @@ func testConfig(_ server: FakeOpenAIServer, _ overrides: [String: String] = [:])
         "OPENAI_MODEL": "test-model",
     ]
     values.merge(overrides) { $1 }
-    return try AssistantConfig.parse { values[$0] }
+    return try AssistantConfig.parse(environment: values)
 }
 
 /// A log that tests can read back.

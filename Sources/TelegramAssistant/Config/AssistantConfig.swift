@@ -64,117 +64,84 @@ public struct AssistantConfig: Sendable {
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment), fileProvider,
         ])
-        let secrets: Set<String> = ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"]
-        return try parse(requireTelegram: requireTelegram) { name in
-            let key = ConfigKey(name.lowercased().split(separator: "_").map(String.init))
-            return reader.string(forKey: key, isSecret: secrets.contains(name))
-        }
+        return try parse(reader, requireTelegram: requireTelegram)
     }
 
-    /// Validates raw values looked up by variable name. Blank values count as unset.
-    public static func parse(requireTelegram: Bool = false, _ lookup: (String) -> String?) throws -> AssistantConfig {
-        var problems: [String] = []
-        func value(_ name: String) -> String? {
-            guard var text = lookup(name)?.trimmingCharacters(in: .whitespaces) else { return nil }
-            if text.count >= 2, let first = text.first, first == "\"" || first == "'", text.last == first {
-                text = String(text.dropFirst().dropLast())
-            }
-            return text.isEmpty ? nil : text
-        }
-        func number(_ name: String, default fallback: Double, in range: ClosedRange<Double>, describe: String) -> Double {
-            guard let text = value(name) else { return fallback }
-            guard let parsed = Double(text), range.contains(parsed) else {
-                problems.append("\(name) must be \(describe), got \"\(text)\"")
-                return fallback
-            }
-            return parsed
-        }
-        func integer(_ name: String, default fallback: Int, minimum: Int) -> Int {
-            guard let text = value(name) else { return fallback }
-            guard let parsed = Int(text), parsed >= minimum else {
-                problems.append("\(name) must be a whole number of at least \(minimum), got \"\(text)\"")
-                return fallback
-            }
-            return parsed
-        }
+    /// Validates a set of variables given by name (tests, benchmarks): the same rules as `load`.
+    public static func parse(requireTelegram: Bool = false, environment: [String: String]) throws -> AssistantConfig {
+        try parse(ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: environment)), requireTelegram: requireTelegram)
+    }
 
-        let apiKey = value("OPENAI_API_KEY") ?? ""
-        if apiKey.isEmpty { problems.append("OPENAI_API_KEY is required (set it in the environment or in .env)") }
+    /// Reads and checks every variable; throws `ConfigurationError` listing every problem.
+    static func parse(_ reader: ConfigReader, requireTelegram: Bool) throws -> AssistantConfig {
+        var values = ConfigValues(reader)
+        let apiKey = values.text("OPENAI_API_KEY") ?? ""
+        if apiKey.isEmpty { values.problem("OPENAI_API_KEY is required (set it in the environment or in .env)") }
 
-        func flag(_ name: String) -> Bool {
-            guard let text = value(name) else { return false }
-            switch text.lowercased() {
-            case "true", "1", "yes", "on": return true
-            case "false", "0", "no", "off": return false
-            default:
-                problems.append("\(name) must be true or false, got \"\(text)\"")
-                return false
-            }
-        }
-
-        let allowInsecureHTTP = flag("ALLOW_INSECURE_HTTP")
-        let baseText = value("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
-        let baseURL =
-            endpoint("OPENAI_BASE_URL", baseText, allowInsecureHTTP: allowInsecureHTTP, problems: &problems)
+        let allowInsecureHTTP = values.flag("ALLOW_INSECURE_HTTP")
+        let baseText = values.text("OPENAI_BASE_URL") ?? "https://openrouter.ai/api/v1"
+        let baseURL = endpoint("OPENAI_BASE_URL", baseText, allowInsecureHTTP: allowInsecureHTTP, values: &values)
             ?? URL(string: "https://openrouter.ai/api/v1")!
 
-        let systemPrompt = value("OPENAI_SYSTEM_PROMPT") ?? defaultSystemPrompt
-        let temperature = number("OPENAI_TEMPERATURE", default: 0.4, in: 0...2, describe: "a number between 0 and 2")
-        let maxOutput = integer("OPENAI_MAX_OUTPUT_TOKENS", default: 1000, minimum: 1)
-        let maxHistory = integer("OPENAI_MAX_HISTORY_MESSAGES", default: 20, minimum: 1)
-        let contextTokens = integer("OPENAI_CONTEXT_TOKENS", default: 8000, minimum: 1)
-        let inputPrice = number("INPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: "a price in USD of 0 or more")
-        let outputPrice = number("OUTPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: "a price in USD of 0 or more")
-        let firstByte = number("OPENAI_FIRST_BYTE_TIMEOUT", default: 60, in: 0.001...3600, describe: "a number of seconds above 0")
-        let idle = number("OPENAI_IDLE_TIMEOUT", default: 30, in: 0.001...3600, describe: "a number of seconds above 0")
-        let total = number("OPENAI_TOTAL_TIMEOUT", default: 300, in: 0.001...86400, describe: "a number of seconds above 0")
+        let systemPrompt = values.text("OPENAI_SYSTEM_PROMPT") ?? defaultSystemPrompt
+        let temperature = values.number("OPENAI_TEMPERATURE", default: 0.4, in: 0...2, describe: "a number between 0 and 2")
+        let maxOutput = values.integer("OPENAI_MAX_OUTPUT_TOKENS", default: 1000, in: 1...Int.max, describe: "a whole number of at least 1")
+        let maxHistory = values.integer("OPENAI_MAX_HISTORY_MESSAGES", default: 20, in: 1...Int.max, describe: "a whole number of at least 1")
+        let contextTokens = values.integer("OPENAI_CONTEXT_TOKENS", default: 8000, in: 1...Int.max, describe: "a whole number of at least 1")
+        let price = "a price in USD of 0 or more"
+        let inputPrice = values.number("INPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: price)
+        let outputPrice = values.number("OUTPUT_PRICE_PER_MILLION", default: 0, in: 0...1_000_000, describe: price)
+        let seconds = "a number of seconds above 0"
+        let firstByte = values.number("OPENAI_FIRST_BYTE_TIMEOUT", default: 60, in: 0.001...3600, describe: seconds)
+        let idle = values.number("OPENAI_IDLE_TIMEOUT", default: 30, in: 0.001...3600, describe: seconds)
+        let total = values.number("OPENAI_TOTAL_TIMEOUT", default: 300, in: 0.001...86400, describe: seconds)
 
         let promptTokens = TokenEstimator.estimate([OpenAI.Message(role: .system, content: systemPrompt)])
         if contextTokens <= maxOutput + promptTokens + 16 {
-            problems.append(
+            values.problem(
                 "OPENAI_CONTEXT_TOKENS (\(contextTokens)) must leave room for OPENAI_MAX_OUTPUT_TOKENS (\(maxOutput)), the system prompt (about \(promptTokens) tokens) and a message")
         }
 
         var logLevel = Logger.Level.info
-        if let text = value("LOG_LEVEL") {
+        if let text = values.text("LOG_LEVEL") {
             if let level = Logger.Level(rawValue: text.lowercased()) {
                 logLevel = level
             } else {
-                problems.append("LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                values.problem("LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
             }
         }
 
-        let summarize = flag("SUMMARIZE_HISTORY")
+        let summarize = values.flag("SUMMARIZE_HISTORY")
 
         var historyRetentionDays: Int?
-        if value("HISTORY_RETENTION_DAYS") != nil {
-            historyRetentionDays = integer("HISTORY_RETENTION_DAYS", default: 0, minimum: 1)
+        if values.text("HISTORY_RETENTION_DAYS") != nil {
+            historyRetentionDays = values.integer("HISTORY_RETENTION_DAYS", default: 0, in: 1...Int.max, describe: "a whole number of at least 1")
         }
 
         let databasePath: String
-        if let path = value("DATABASE_PATH") {
+        if let path = values.text("DATABASE_PATH") {
             databasePath = path
-        } else if let state = value("STATE_DIRECTORY")?.split(separator: ":").first {
+        } else if let state = values.text("STATE_DIRECTORY")?.split(separator: ":").first {
             databasePath = "\(state)/assistant.sqlite"  // systemd's StateDirectory=
         } else {
             databasePath = "./data/assistant.sqlite"
         }
 
-        let caBundle = value("CA_BUNDLE")
+        let caBundle = values.text("CA_BUNDLE")
         if let caBundle, !FileManager.default.isReadableFile(atPath: caBundle) {
-            problems.append("CA_BUNDLE is \"\(caBundle)\", which is not a readable file (a PEM file of CA certificates)")
+            values.problem("CA_BUNDLE is \"\(caBundle)\", which is not a readable file (a PEM file of CA certificates)")
         }
 
-        let telegram = requireTelegram ? TelegramConfig.parse(value, allowInsecureHTTP: allowInsecureHTTP, problems: &problems) : nil
+        let telegram = requireTelegram ? TelegramConfig.parse(&values, allowInsecureHTTP: allowInsecureHTTP) : nil
 
-        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        guard values.problems.isEmpty else { throw ConfigurationError(problems: values.problems) }
         return AssistantConfig(
-            apiKey: Secret(apiKey), baseURL: baseURL, model: value("OPENAI_MODEL") ?? "openai/gpt-5-nano",
-            fallbackModel: value("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
+            apiKey: Secret(apiKey), baseURL: baseURL, model: values.text("OPENAI_MODEL") ?? "openai/gpt-5-nano",
+            fallbackModel: values.text("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
-            appURL: value("APP_URL"), appName: value("APP_NAME"), databasePath: databasePath, logLevel: logLevel,
-            logFile: value("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
+            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, logLevel: logLevel,
+            logFile: values.text("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
@@ -183,15 +150,15 @@ public struct AssistantConfig: Sendable {
 
     /// Checks an endpoint URL. Plain http:// sends the token or key in clear, so it is accepted only
     /// for loopback (a local llama.cpp, Ollama or Bot API server) unless `ALLOW_INSECURE_HTTP=true`.
-    static func endpoint(_ name: String, _ text: String, allowInsecureHTTP: Bool, problems: inout [String]) -> URL? {
+    static func endpoint(_ name: String, _ text: String, allowInsecureHTTP: Bool, values: inout ConfigValues) -> URL? {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
             let host = url.host, !host.isEmpty
         else {
-            problems.append("\(name) must be an http:// or https:// URL, got \"\(text)\"")
+            values.problem("\(name) must be an http:// or https:// URL, got \"\(text)\"")
             return nil
         }
         if scheme == "http", !allowInsecureHTTP, !isLoopback(host) {
-            problems.append(
+            values.problem(
                 "\(name) uses plain http:// to \(host), which would send secrets in clear: use https://, or set ALLOW_INSECURE_HTTP=true for a trusted network")
             return nil
         }
