@@ -24,17 +24,20 @@ public final class ConversationEngine: Sendable {
 
     /// Answers `text` in the conversation, passing each piece of the answer to `onDelta` as it
     /// arrives. Never throws: every ending is a `ReplyOutcome`, already saved. When the calling task
-    /// is cancelled, the text shown so far is saved as a partial answer.
+    /// is cancelled, the text shown so far is saved as a partial answer. Its log lines go to
+    /// `logger` (the front end's, with its own metadata such as `chat_id`) with `conversation_id`.
     public func reply(
-        to text: String, conversationID: Int64, onDelta: @escaping @Sendable (String) async -> Void
+        to text: String, conversationID: Int64, logger: Logger? = nil, onDelta: @escaping @Sendable (String) async -> Void
     ) async -> ReplyOutcome {
+        var logger = logger ?? self.logger
+        logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
         let model: String
         let userTurn: MessageRecord
         do {
             model = try await self.model(for: conversationID)
             userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text)
         } catch {
-            logStoreFailure(error, conversationID: conversationID)
+            logStoreFailure(error, logger)
             return .storageFailed
         }
 
@@ -42,7 +45,7 @@ public final class ConversationEngine: Sendable {
         while true {
             let messages: [OpenAI.Message]
             do {
-                guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock) else {
+                guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock, logger: logger) else {
                     let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
                     try? await store.record(
                         CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
@@ -51,7 +54,7 @@ public final class ConversationEngine: Sendable {
                 }
                 messages = built
             } catch {
-                logStoreFailure(error, conversationID: conversationID)
+                logStoreFailure(error, logger)
                 return .storageFailed
             }
 
@@ -70,16 +73,16 @@ public final class ConversationEngine: Sendable {
                         tokens: completion.usage.record, costUSD: settings.cost(of: completion.usage),
                         latencyMs: completion.latency.milliseconds, ttftMs: completion.timeToFirstToken?.milliseconds,
                         failed: false),
-                    conversationID: conversationID)
+                    conversationID: conversationID, logger: logger)
                 logCall(
-                    conversationID: conversationID, model: completion.model, latency: completion.latency,
+                    logger, model: completion.model, latency: completion.latency,
                     ttft: completion.timeToFirstToken, usage: completion.usage, attempts: completion.attempts,
                     fallbackUsed: completion.fallbackUsed, error: nil)
                 return .answered(completion)
             } catch let failure as CompletionFailure {
                 if failure.error == .contextLengthExceeded, !dropExtraBlock {
                     logCall(
-                        conversationID: conversationID, model: failure.model, latency: nil, ttft: nil, usage: nil,
+                        logger, model: failure.model, latency: nil, ttft: nil, usage: nil,
                         attempts: failure.attempts, fallbackUsed: failure.fallbackUsed, error: failure.error)
                     dropExtraBlock = true  // trim harder and try once more
                     continue
@@ -91,9 +94,9 @@ public final class ConversationEngine: Sendable {
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, failure.model),
                         tokens: usage?.record, costUSD: usage.map(settings.cost(of:)) ?? 0, latencyMs: nil,
                         ttftMs: failure.timeToFirstToken?.milliseconds, failed: true),
-                    conversationID: conversationID)
+                    conversationID: conversationID, logger: logger)
                 logCall(
-                    conversationID: conversationID, model: failure.model, latency: nil, ttft: failure.timeToFirstToken,
+                    logger, model: failure.model, latency: nil, ttft: failure.timeToFirstToken,
                     usage: usage, attempts: failure.attempts, fallbackUsed: failure.fallbackUsed, error: failure.error)
                 if partial.isEmpty { return .failed(failure.error) }
                 return .interrupted(partial: partial, model: failure.model, reason: failure.error)
@@ -107,9 +110,9 @@ public final class ConversationEngine: Sendable {
                     CallRecord(
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, model),
                         tokens: usage.record, costUSD: settings.cost(of: usage), latencyMs: nil, ttftMs: nil, failed: true),
-                    conversationID: conversationID)
+                    conversationID: conversationID, logger: logger)
                 logCall(
-                    conversationID: conversationID, model: model, latency: nil, ttft: nil, usage: usage, attempts: 1,
+                    logger, model: model, latency: nil, ttft: nil, usage: usage, attempts: 1,
                     fallbackUsed: false, error: nil, cancelled: true)
                 return .interrupted(partial: partial, model: model, reason: nil)
             }
@@ -177,7 +180,7 @@ public final class ConversationEngine: Sendable {
 
     /// System prompt, summary, then the window of turns; folds turns that fell out of the window into
     /// the summary first when summaries are on. `nil` when the newest turn alone does not fit.
-    private func buildMessages(conversationID: Int64, dropExtraBlock: Bool) async throws -> [OpenAI.Message]? {
+    private func buildMessages(conversationID: Int64, dropExtraBlock: Bool, logger: Logger) async throws -> [OpenAI.Message]? {
         guard var conversation = try await store.conversation(id: conversationID) else { return nil }
         let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
         let turns = try await store.contextMessages(conversationID: conversationID, fromID: conversation.windowStartMessageID)
@@ -192,7 +195,7 @@ public final class ConversationEngine: Sendable {
             conversation.windowStartMessageID = first.windowStartID
         }
         if settings.summarizeHistory, conversation.summaryThroughMessageID < first.windowStartID - 1,
-            let summary = await summarize(conversation, before: first.windowStartID)
+            let summary = await summarize(conversation, before: first.windowStartID, logger: logger)
         {
             conversation.summary = summary
             // A longer summary may push the window on; what that drops is folded next time.
@@ -236,7 +239,7 @@ public final class ConversationEngine: Sendable {
     /// Folds the turns between the stored summary and `windowStartID` into the summary with one extra
     /// model call. Returns the new summary, or `nil` when there was nothing to fold or the call failed
     /// (the turns are then folded on a later try).
-    private func summarize(_ conversation: ConversationRecord, before windowStartID: Int64) async -> String? {
+    private func summarize(_ conversation: ConversationRecord, before windowStartID: Int64, logger: Logger) async -> String? {
         guard
             let dropped = try? await store.messages(
                 conversationID: conversation.id, after: conversation.summaryThroughMessageID, before: windowStartID),
@@ -258,7 +261,7 @@ public final class ConversationEngine: Sendable {
             logger.info(
                 "summary_call",
                 metadata: [
-                    "event": "summary_call", "conversation_id": .stringConvertible(conversation.id), "model": "\(completion.model)",
+                    "event": "summary_call", "model": "\(completion.model)",
                     "prompt_tokens": .stringConvertible(completion.usage.promptTokens),
                     "completion_tokens": .stringConvertible(completion.usage.completionTokens),
                     "folded_messages": .stringConvertible(dropped.count),
@@ -268,8 +271,7 @@ public final class ConversationEngine: Sendable {
             logger.warning(
                 "summary_call",
                 metadata: [
-                    "event": "summary_call", "conversation_id": .stringConvertible(conversation.id),
-                    "error_type": "\(failure.error.errorType)",
+                    "event": "summary_call", "error_type": "\(failure.error.errorType)",
                 ])
             return nil
         } catch {
@@ -279,28 +281,25 @@ public final class ConversationEngine: Sendable {
 
     // MARK: Saving and logging
 
-    private func save(_ call: CallRecord, conversationID: Int64) async {
+    private func save(_ call: CallRecord, conversationID: Int64, logger: Logger) async {
         do {
             try await store.record(call, conversationID: conversationID)
         } catch {
-            logStoreFailure(error, conversationID: conversationID)
+            logStoreFailure(error, logger)
         }
     }
 
-    private func logStoreFailure(_ error: any Error, conversationID: Int64) {
-        logger.error(
-            "store_failed",
-            metadata: ["conversation_id": .stringConvertible(conversationID), "error_type": "storage", "error": "\(error)"])
+    private func logStoreFailure(_ error: any Error, _ logger: Logger) {
+        logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
     }
 
     /// The one structured record per model call.
     private func logCall(
-        conversationID: Int64, model: String, latency: Duration?, ttft: Duration?, usage: TokenUsage?, attempts: Int,
+        _ logger: Logger, model: String, latency: Duration?, ttft: Duration?, usage: TokenUsage?, attempts: Int,
         fallbackUsed: Bool, error: LLMError?, cancelled: Bool = false
     ) {
         var metadata: Logger.Metadata = [
             "event": "model_call",
-            "conversation_id": .stringConvertible(conversationID),
             "model": .string(model),
             "attempts": .stringConvertible(attempts),
             "fallback_used": .stringConvertible(fallbackUsed),

@@ -61,7 +61,7 @@ public struct ReplyPipeline: Sendable {
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({
             try await permits.withPermit {
-                await engine.reply(to: text, conversationID: conversationID, onDelta: { presenter.append($0) })
+                await engine.reply(to: text, conversationID: conversationID, logger: logger, onDelta: { presenter.append($0) })
             }
         }, against: {
             await withTaskGroup(of: Void.self) { group in

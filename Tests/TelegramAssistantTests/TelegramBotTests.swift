@@ -40,6 +40,22 @@ import TestSupport
         #expect(!harness.log.text.contains(harness.telegram.token))
     }
 
+    /// Every line about a chat's reply carries the chat, from the child logger the handler makes,
+    /// and the engine's lines add the conversation.
+    @Test func replyAndModelLinesCarryTheChatAndTheConversation() async throws {
+        let harness = try BotHarness()
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("hello", chatID: 4711)
+            try await harness.eventually("the reply line") { harness.replyRecords.count == 1 }
+        }
+        let conversation = try await harness.store.conversation(kind: "telegram", externalID: 4711)
+        let reply = try #require(harness.replyRecords.first)
+        #expect(reply["chat_id"] as? Int == 4711)
+        let call = try #require(harness.log.records.first { $0["msg"] as? String == "model_call" })
+        #expect(call["chat_id"] as? Int == 4711)
+        #expect(call["conversation_id"] as? Int == Int(conversation.id))
+    }
+
     @Test func withoutDraftSupportPrivateChatsStreamByEditing() async throws {
         let harness = try BotHarness(supportsDrafts: false)
         harness.llm.enqueue(.answer(String(repeating: "word ", count: 60), chunkSize: 20, pause: .milliseconds(10)))
