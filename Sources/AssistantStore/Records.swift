@@ -54,6 +54,12 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
     }
 }
 
+/// A conversation with the turns its next request may use.
+public struct ConversationContext: Sendable {
+    public var conversation: ConversationRecord
+    public var turns: [MessageRecord]
+}
+
 /// Totals over many conversations.
 public struct ConversationTotals: Sendable, Equatable {
     public var conversations: Int

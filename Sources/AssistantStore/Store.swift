@@ -119,6 +119,8 @@ public final class Store: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
+        // Reads are short; two readers beside the writer keep memory down (each has its own cache).
+        configuration.maximumReaderCount = 2
         let synchronous = durability == .full ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         do {
@@ -354,6 +356,19 @@ public final class Store: Sendable {
             try MessageRecord
                 .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= fromID && MessageRecord.Columns.status != MessageRecord.Status.failed)
                 .order(MessageRecord.Columns.id).fetchAll(db)
+        }
+    }
+
+    /// A conversation and the turns a request may use (from its window start, not failed, oldest
+    /// first), read together from one snapshot; nil when there is no such conversation.
+    public func context(conversationID: Int64) async throws -> ConversationContext? {
+        try await read { db in
+            guard let conversation = try ConversationRecord.fetchOne(db, key: conversationID) else { return nil }
+            let turns = try MessageRecord
+                .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= conversation.windowStartMessageID
+                    && MessageRecord.Columns.status != MessageRecord.Status.failed)
+                .order(MessageRecord.Columns.id).fetchAll(db)
+            return ConversationContext(conversation: conversation, turns: turns)
         }
     }
 

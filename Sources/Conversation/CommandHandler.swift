@@ -36,6 +36,33 @@ public struct CommandHandler: Sendable {
         }
     }
 
+    /// A command every front end understands.
+    public struct Entry: Sendable {
+        public let name: String
+        /// What it does, for help texts.
+        public let summary: String
+        /// A few words, for menus (Telegram's command list).
+        public let menu: String
+    }
+
+    /// The shared commands, in the order help lists them; `noun` is what the front end calls a
+    /// conversation.
+    public static func entries(noun: String) -> [Entry] {
+        [
+            Entry(name: "help", summary: "this help", menu: "Commands"),
+            Entry(name: "clear", summary: "forget this \(noun)'s history", menu: "Forget this \(noun)'s history"),
+            Entry(name: "stats", summary: "messages, tokens, cost and latency of this \(noun)", menu: "Messages, tokens and cost of this \(noun)"),
+            Entry(
+                name: "model", summary: "show the model; /model NAME switches this \(noun) to another allowed model",
+                menu: "Show or switch the model"),
+        ]
+    }
+
+    /// The shared commands as help lines (`/clear – forget this chat's history`), plus `extra`.
+    public static func helpLines(noun: String, extra: [(name: String, summary: String)] = []) -> String {
+        (entries(noun: noun).map { ($0.name, $0.summary) } + extra).map { "/\($0.0) – \($0.1)" }.joined(separator: "\n")
+    }
+
     let engine: ConversationEngine
     let wording: Wording
     let logger: Logger

@@ -31,10 +31,8 @@ public final class ConversationEngine: Sendable {
     ) async -> ReplyOutcome {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
-        let model: String
         let userTurn: MessageRecord
         do {
-            model = try await self.model(for: conversationID)
             userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text)
         } catch {
             logStoreFailure(error, logger)
@@ -44,6 +42,7 @@ public final class ConversationEngine: Sendable {
         var dropExtraBlock = false
         while true {
             let messages: [OpenAI.Message]
+            let model: String
             do {
                 guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock, logger: logger) else {
                     let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
@@ -52,7 +51,7 @@ public final class ConversationEngine: Sendable {
                         conversationID: conversationID)
                     return .messageTooLong(estimatedTokens: tokens, budget: tokenBudget)
                 }
-                messages = built
+                (messages, model) = built
             } catch {
                 logStoreFailure(error, logger)
                 return .storageFailed
@@ -178,13 +177,16 @@ public final class ConversationEngine: Sendable {
     /// Tokens a request may use: the context minus the room kept for the answer.
     private var tokenBudget: Int { settings.contextTokens - settings.maxOutputTokens }
 
-    /// System prompt, summary, then the window of turns; folds turns that fell out of the window into
-    /// the summary first when summaries are on. `nil` when the newest turn alone does not fit.
-    private func buildMessages(conversationID: Int64, dropExtraBlock: Bool, logger: Logger) async throws -> [OpenAI.Message]? {
-        guard var conversation = try await store.conversation(id: conversationID) else { return nil }
+    /// System prompt, summary, then the window of turns, with the conversation's model, from one read;
+    /// folds turns that fell out of the window into the summary first when summaries are on. `nil`
+    /// when the newest turn alone does not fit.
+    private func buildMessages(
+        conversationID: Int64, dropExtraBlock: Bool, logger: Logger
+    ) async throws -> (messages: [OpenAI.Message], model: String)? {
+        guard let context = try await store.context(conversationID: conversationID) else { return nil }
+        var conversation = context.conversation
         let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
-        let turns = try await store.contextMessages(conversationID: conversationID, fromID: conversation.windowStartMessageID)
-            .map { HistoryWindow.Turn(id: $0.id, role: $0.role.wire, content: $0.content) }
+        let turns = context.turns.map { HistoryWindow.Turn(id: $0.id, role: $0.role.wire, content: $0.content) }
 
         var plan = window.plan(
             system: systemMessages(conversation), turns: turns, windowStartID: conversation.windowStartMessageID,
@@ -209,7 +211,7 @@ public final class ConversationEngine: Sendable {
         if let summary = summaryText(conversation), let first = messages.first, first.role == .user {
             messages[0].content = summary + first.content
         }
-        return [OpenAI.Message(role: .system, content: settings.systemPrompt)] + messages
+        return ([OpenAI.Message(role: .system, content: settings.systemPrompt)] + messages, conversation.model ?? settings.model)
     }
 
     /// What the request's token budget must hold besides the turns: the system prompt and the

@@ -32,23 +32,13 @@ public struct MessageHandler: Sendable {
             engine: engine, wording: .init(help: Self.help, noun: "chat", cleared: "History cleared. Let's start fresh."), logger: logger)
     }
 
-    static let help = """
-        I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.
+    static let help = "I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.\n\n"
+        + CommandHandler.helpLines(noun: "chat")
 
-        /help – this message
-        /clear – forget this chat's history
-        /stats – messages, tokens and estimated cost of this chat
-        /model – show the model; /model NAME switches to another allowed model
-        """
-
-    /// The commands shown in Telegram's menu.
-    public static let menu: [Telegram.BotCommand] = [
-        .init(command: "start", description: "What this bot does"),
-        .init(command: "help", description: "Commands"),
-        .init(command: "clear", description: "Forget this chat's history"),
-        .init(command: "stats", description: "Messages, tokens and cost of this chat"),
-        .init(command: "model", description: "Show or switch the model"),
-    ]
+    /// The commands shown in Telegram's menu: `/start` (Telegram's first message), then the shared ones.
+    public static let menu: [Telegram.BotCommand] =
+        [.init(command: "start", description: "What this bot does")]
+        + CommandHandler.entries(noun: "chat").map { .init(command: $0.name, description: $0.menu) }
 
     func handle(_ incoming: Incoming) async {
         let update = incoming.update

@@ -40,9 +40,9 @@ public struct ReplyPipeline: Sendable {
     /// stays saved for the next start.
     func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger) async -> Bool {
         let updateID = incoming.update.update_id
-        let conversationID: Int64
+        let conversation: ConversationRecord
         do {
-            conversationID = try await engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id).id
+            conversation = try await engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id)
             try await intake.answering(updateID)
         } catch {
             logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
@@ -56,7 +56,7 @@ public struct ReplyPipeline: Sendable {
 
         let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
         let (engine, permits) = (self.engine, self.permits)
-        let model = (try? await engine.model(for: conversationID)) ?? engine.settings.model
+        let (conversationID, model) = (conversation.id, conversation.model ?? engine.settings.model)
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({

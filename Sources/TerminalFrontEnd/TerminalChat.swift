@@ -24,14 +24,8 @@ public struct TerminalChat: Sendable {
         self.write = write
     }
 
-    static let help = """
-        Type a message and press Enter. Commands:
-          /help          this help
-          /clear         forget this conversation's history
-          /stats         messages, requests, tokens, cost, latency
-          /model         show the model; /model NAME switches this conversation to NAME
-          /exit          leave (Ctrl-D and Ctrl-C work too)
-        """
+    static let help = "Type a message and press Enter. Commands:\n"
+        + CommandHandler.helpLines(noun: "conversation", extra: [("exit", "leave (Ctrl-D and Ctrl-C work too)")])
 
     /// Runs until `/exit` or the end of input. Cancelling the task stops the answer in progress
     /// (it is saved as partial) and ends the loop.
