@@ -27,15 +27,15 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
     public var costUSD: Double
     public var lastLatencyMs: Int?
     public var lastTTFTMs: Int?
-    public var createdAt: Date
-    public var updatedAt: Date
+    var createdAt: Date
+    var updatedAt: Date
 
     /// The columns, for queries.
     public enum Columns {
         public static let id = Column(CodingKeys.id)
         public static let kind = Column(CodingKeys.kind)
         public static let externalID = Column(CodingKeys.externalID)
-        public static let updatedAt = Column(CodingKeys.updatedAt)
+        static let updatedAt = Column(CodingKeys.updatedAt)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -93,8 +93,8 @@ public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, Tabl
     public var promptTokens: Int?
     public var completionTokens: Int?
     public var usageEstimated: Bool
-    public var createdAt: Date
-    public var updatedAt: Date
+    var createdAt: Date
+    var updatedAt: Date
 
     /// The columns, for queries.
     public enum Columns {

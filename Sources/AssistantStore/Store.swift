@@ -351,7 +351,7 @@ public final class Store: Sendable {
     }
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
-    public func contextMessages(conversationID: Int64, fromID: Int64 = 0) async throws -> [MessageRecord] {
+    func contextMessages(conversationID: Int64, fromID: Int64 = 0) async throws -> [MessageRecord] {
         try await read { db in
             try MessageRecord
                 .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= fromID && MessageRecord.Columns.status != MessageRecord.Status.failed)
@@ -373,7 +373,7 @@ public final class Store: Sendable {
     }
 
     /// Every turn of the conversation, failed ones included, oldest first.
-    public func allMessages(conversationID: Int64) async throws -> [MessageRecord] {
+    func allMessages(conversationID: Int64) async throws -> [MessageRecord] {
         try await read { db in
             try MessageRecord.filter(MessageRecord.Columns.conversationID == conversationID).order(MessageRecord.Columns.id).fetchAll(db)
         }

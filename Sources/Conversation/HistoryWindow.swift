@@ -8,7 +8,7 @@ import OpenAIClient
 /// caches keep hitting. The window never starts with an assistant turn.
 public struct HistoryWindow: Sendable {
     /// A turn as the planner sees it.
-    public struct Turn: Sendable, Equatable {
+    struct Turn: Sendable, Equatable {
         public var id: Int64
         public var role: OpenAI.Role
         public var content: String
@@ -21,14 +21,14 @@ public struct HistoryWindow: Sendable {
     }
 
     /// The result: where the window starts now and the turns to send.
-    public struct Plan: Sendable, Equatable {
-        public var windowStartID: Int64
+    struct Plan: Sendable, Equatable {
+        var windowStartID: Int64
         public var turns: [Turn]
     }
 
-    public var maxMessages: Int
+    var maxMessages: Int
     /// Tokens available for the system messages and the turns together.
-    public var tokenBudget: Int
+    var tokenBudget: Int
 
     public init(maxMessages: Int, tokenBudget: Int) {
         self.maxMessages = maxMessages
@@ -38,7 +38,7 @@ public struct HistoryWindow: Sendable {
     /// Plans the next request from the turns at or after `windowStartID` (oldest first, failed turns
     /// already left out). `dropExtraBlock` drops one more half-window: the retry after the provider
     /// said the context was too long. Returns `nil` when even the newest turn alone does not fit.
-    public func plan(system: [OpenAI.Message], turns all: [Turn], windowStartID: Int64, dropExtraBlock: Bool = false) -> Plan? {
+    func plan(system: [OpenAI.Message], turns all: [Turn], windowStartID: Int64, dropExtraBlock: Bool = false) -> Plan? {
         let systemTokens = TokenEstimator.estimate(system)
         var turns = all.filter { $0.id >= windowStartID }
         var tokens = turns.map { TokenEstimator.estimate($0.content) + TokenEstimator.perMessageOverhead }

@@ -12,10 +12,10 @@ import FoundationEssentials
 public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Giving up on a connection (and the TLS handshake) after this long.
-        public var connectTimeout: Duration
+        var connectTimeout: Duration
         /// A PEM file of trusted CA certificates instead of the system's bundle (`CURLOPT_CAINFO`).
         public var caBundlePath: String?
-        public var followsRedirects: Bool
+        var followsRedirects: Bool
 
         public init(connectTimeout: Duration = .seconds(15), caBundlePath: String? = nil, followsRedirects: Bool = true) {
             self.connectTimeout = connectTimeout

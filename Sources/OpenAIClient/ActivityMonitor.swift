@@ -2,7 +2,7 @@ import Support
 import Synchronization
 
 /// Remembers when bytes last arrived on a stream, so a watchdog can tell a slow answer from a stalled one.
-public final class ActivityMonitor: Sendable {
+final class ActivityMonitor: Sendable {
     private let stopwatch: Stopwatch
     private let last = Mutex<Duration?>(nil)
 
@@ -21,7 +21,7 @@ public final class ActivityMonitor: Sendable {
     }
 
     /// When something last arrived (since the monitor was made); `nil` before the first byte.
-    public var lastActivity: Duration? { last.withLock { $0 } }
+    var lastActivity: Duration? { last.withLock { $0 } }
 }
 
 /// The three deadlines of one model call. libcurl's own resource timeout is ignored on Linux, so

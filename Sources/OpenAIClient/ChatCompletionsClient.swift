@@ -37,7 +37,7 @@ public struct ChatCompletionsClient: Sendable {
 
     /// Starts the call. Returns once a 200 response has begun; any other status is thrown as the
     /// matching `LLMError`. `activity` is touched on every byte that arrives, for idle deadlines.
-    public func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
+    func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
         var urlRequest = HTTPRequest(method: "POST", url: baseURL.appending(path: "chat/completions"), idleTimeout: transportTimeout)
         urlRequest.headers = [
             ("Authorization", "Bearer \(apiKey.value)"), ("Content-Type", "application/json"), ("Accept", "text/event-stream"),
@@ -97,7 +97,7 @@ extension ChatCompletionsClient {
 }
 
 /// What a streamed answer is made of.
-public enum ChatCompletionEvent: Sendable, Equatable {
+enum ChatCompletionEvent: Sendable, Equatable {
     /// The next piece of the answer's text.
     case delta(String)
     /// Token counts (usually in a final chunk with `choices: []`).
@@ -110,7 +110,7 @@ public enum ChatCompletionEvent: Sendable, Equatable {
 ///
 /// Ends normally only at `data: [DONE]`, or at the end of the body after a finish reason. A body that
 /// ends otherwise throws `LLMError.streamEndedUnexpectedly`, or `.emptyStream` if it held no event.
-public struct ChatCompletionStream: AsyncSequence, Sendable {
+struct ChatCompletionStream: AsyncSequence, Sendable {
     public typealias Element = ChatCompletionEvent
     let body: HTTPBody
     let activity: ActivityMonitor?

@@ -23,7 +23,7 @@ public struct Completion: Sendable {
     public var usage: TokenUsage
     /// HTTP attempts made, over both models.
     public var attempts: Int
-    public var finishReason: String?
+    var finishReason: String?
     /// From the first request to the first piece of text.
     public var timeToFirstToken: Duration?
     public var latency: Duration

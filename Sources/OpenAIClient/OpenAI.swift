@@ -23,7 +23,7 @@ public enum OpenAI {
         public var messages: [Message]
         public var temperature: Double
         public var maxOutputTokens: Int
-        public var usesMaxCompletionTokens: Bool
+        var usesMaxCompletionTokens: Bool
         public var stream: Bool = true
 
         struct StreamOptions: Encodable { var include_usage = true }
@@ -78,10 +78,10 @@ public enum OpenAI {
     ///
     /// Read from a `JSONValue`, not through `JSONDecoder`: this runs for every event of every answer,
     /// and `JSONDecoder` cost more CPU than everything else the bot does per event.
-    public struct ChatChunk: Sendable {
-        public struct Choice: Sendable {
+    struct ChatChunk: Sendable {
+        struct Choice: Sendable {
             public var content: String?
-            public var finishReason: String?
+            var finishReason: String?
         }
         public var model: String?
         public var choices: [Choice]?
@@ -128,12 +128,12 @@ public enum OpenAI {
 
     /// An error answer. OpenAI sends `{"error": {...}}`; some compatible servers send
     /// `{"detail": "..."}` or a bare `{"message": "..."}`.
-    public struct ErrorBody: Decodable, Sendable {
-        public struct Detail: Decodable, Sendable {
+    struct ErrorBody: Decodable, Sendable {
+        struct Detail: Decodable, Sendable {
             public var message: String?
             public var type: String?
             public var code: String?
-            public var param: String?
+            var param: String?
 
             enum CodingKeys: String, CodingKey { case message, type, code, param }
 

@@ -7,8 +7,8 @@ import Support
 /// than `maxWait`, in which case waiting in a chat is pointless and the call fails (or falls back).
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
-    public var baseDelay: Duration
-    public var maxWait: Duration
+    var baseDelay: Duration
+    var maxWait: Duration
     /// Returns a number in 0..<1; injected so tests can pin the jitter.
     public var random: @Sendable () -> Double
 

@@ -12,9 +12,9 @@ import Foundation
 /// never sends a newline cannot make the bot buffer without end.
 public struct SSEDecoder: Sendable {
     /// Thrown when one event grows past `maxEventBytes`.
-    public struct EventTooLarge: Error, Sendable {}
+    struct EventTooLarge: Error, Sendable {}
 
-    public let maxEventBytes: Int
+    let maxEventBytes: Int
     private var line: [UInt8] = []
     private var dataLines: [String] = []
     private var dataBytes = 0

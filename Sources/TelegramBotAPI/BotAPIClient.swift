@@ -136,7 +136,7 @@ public struct BotAPIClient: Sendable {
                 entities: entities.isEmpty ? nil : entities, can_stop: canStop))
     }
 
-    public func sendChatAction(chatID: Int64, action: String = "typing", threadID: Int? = nil) async throws {
+    func sendChatAction(chatID: Int64, action: String = "typing", threadID: Int? = nil) async throws {
         struct Parameters: Encodable {
             var chat_id: Int64
             var message_thread_id: Int?
@@ -145,7 +145,7 @@ public struct BotAPIClient: Sendable {
         let _: Bool = try await call("sendChatAction", Parameters(chat_id: chatID, message_thread_id: threadID, action: action))
     }
 
-    public func deleteMessage(chatID: Int64, messageID: Int) async throws {
+    func deleteMessage(chatID: Int64, messageID: Int) async throws {
         struct Parameters: Encodable {
             var chat_id: Int64
             var message_id: Int

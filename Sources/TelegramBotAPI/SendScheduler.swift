@@ -4,11 +4,11 @@ import Support
 /// per chat, 20 per minute per group, about 30 per second overall; edits and drafts count too.
 /// `scale` multiplies every rate (tests run the same shapes faster).
 public struct TelegramLimits: Sendable {
-    public var perChatPerSecond: Double = 1
-    public var perGroupPerMinute: Double = 20
-    public var globalPerSecond: Double = 30
+    var perChatPerSecond: Double = 1
+    var perGroupPerMinute: Double = 20
+    var globalPerSecond: Double = 30
     /// How many calls may go back to back before the global rate applies.
-    public var globalBurst: Double = 5
+    var globalBurst: Double = 5
     public var scale: Double = 1
 
     public init(scale: Double = 1) { self.scale = scale }
@@ -41,7 +41,7 @@ public actor SendScheduler {
 
 
     /// Waits until a final (must-deliver) call to `chat` may go, and spends its budget.
-    public func acquireFinal(chat: Int64, isGroup: Bool) async throws {
+    func acquireFinal(chat: Int64, isGroup: Bool) async throws {
         waitingFinals += 1
         defer { waitingFinals -= 1 }
         while true {
@@ -56,7 +56,7 @@ public actor SendScheduler {
 
     /// Spends budget for an intermediate update if it can go right now without delaying any final
     /// message; otherwise returns false and the caller shows the user a later, fuller text instead.
-    public func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
+    func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
         guard waitingFinals == 0, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
         // Keep some global headroom for finals that have not asked yet.
         guard global.tokens >= min(2, limits.globalBurst) else { return false }

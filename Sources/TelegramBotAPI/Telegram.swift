@@ -9,7 +9,7 @@ public enum Telegram {
         var parameters: ResponseParameters?
     }
 
-    public struct ResponseParameters: Codable, Sendable, Equatable {
+    struct ResponseParameters: Codable, Sendable, Equatable {
         public var migrate_to_chat_id: Int64?
         public var retry_after: Int?
     }
@@ -49,7 +49,7 @@ public enum Telegram {
         public var offset: Int
         public var length: Int
         public var url: String?
-        public var language: String?
+        var language: String?
 
         public init(type: String, offset: Int, length: Int, url: String? = nil, language: String? = nil) {
             self.type = type
@@ -75,7 +75,7 @@ public enum Telegram {
         public var text: String?
         public var entities: [MessageEntity]?
         public var caption: String?
-        public var caption_entities: [MessageEntity]?
+        var caption_entities: [MessageEntity]?
         public var reply_to_message: RepliedMessage?
         /// Set in the service message a group leaves behind when it becomes a supergroup.
         public var migrate_to_chat_id: Int64?
@@ -204,7 +204,7 @@ public enum Telegram {
 
     /// The update types this bot asks for; passed explicitly because an omitted list reuses
     /// whatever an earlier client set.
-    public static let allowedUpdates = ["message", "stopped_message_generation"]
+    static let allowedUpdates = ["message", "stopped_message_generation"]
 
     public struct BotCommand: Codable, Sendable, Equatable {
         public var command: String

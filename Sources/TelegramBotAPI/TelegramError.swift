@@ -70,7 +70,7 @@ public enum TelegramError: Error, Sendable, Equatable {
     /// Telegram may have applied the call although it failed: a 5xx, an answer that is not an
     /// envelope, or a connection lost after the request was sent. The Bot API has no idempotency
     /// key, so repeating such a send can show it twice.
-    public var isAmbiguous: Bool {
+    var isAmbiguous: Bool {
         switch self {
         case .server, .network, .malformedResponse: true
         default: false

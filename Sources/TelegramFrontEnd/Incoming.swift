@@ -7,7 +7,7 @@ public struct Incoming: Sendable {
     /// When it arrived, on the bot's stopwatch.
     public var receivedAt: Duration
     /// Read back from the database after a restart that interrupted its reply.
-    public var interruptedByRestart: Bool
+    var interruptedByRestart: Bool
     /// The complete answer whose delivery the restart interrupted, if it got that far.
     public var pendingReply: PendingReply?
 

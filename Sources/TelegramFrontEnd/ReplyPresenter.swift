@@ -13,7 +13,7 @@ public final class DraftSupport: Sendable {
 
 /// Where a reply's final text and its delivery progress are written down, so that a restart can
 /// deliver the rest of an answer without asking the model again.
-public struct ReplyJournal: Sendable {
+struct ReplyJournal: Sendable {
     /// The final text is known: called before its first part is sent, with the parts already sent
     /// while streaming and the message being edited, if any.
     let finalReady: @Sendable (_ text: FormattedText, _ partsSent: Int, _ streamMessage: (messageID: Int, part: Int)?) async -> Void
@@ -37,7 +37,7 @@ public struct ReplyJournal: Sendable {
 /// edited as text arrives and finally edited into the complete answer. Intermediate updates go only
 /// when the scheduler has budget to spare; the final text always goes. Text over 4096 code points
 /// continues in new messages. The typing indicator runs until text is visible.
-public final class ReplyPresenter: Sendable {
+final class ReplyPresenter: Sendable {
     struct State {
         var text = ""
         var version = 0
@@ -86,11 +86,11 @@ public final class ReplyPresenter: Sendable {
     }
 
     /// When text first became visible to the user, on the bot's stopwatch.
-    public var firstVisible: Duration? { state.withLock { $0.firstVisible } }
+    var firstVisible: Duration? { state.withLock { $0.firstVisible } }
 
     /// Shows what is appended as it comes (and the typing indicator until text is visible), until
     /// cancelled: the pipeline runs it beside the model call.
-    public func display() async {
+    func display() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.typing() }
             group.addTask { await self.pump() }

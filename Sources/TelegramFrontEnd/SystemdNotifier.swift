@@ -6,7 +6,7 @@ public struct SystemdNotifier: Sendable {
     /// The socket path; a leading `@` means Linux's abstract namespace.
     let socketPath: String?
     /// Half of `WatchdogSec=`, when systemd set a watchdog for this very process.
-    public let watchdogInterval: Duration?
+    let watchdogInterval: Duration?
 
     public init(environment: [String: String]) {
         let path = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
@@ -20,7 +20,7 @@ public struct SystemdNotifier: Sendable {
         }
     }
 
-    public var isEnabled: Bool { socketPath != nil }
+    var isEnabled: Bool { socketPath != nil }
 
     /// Sends `state` (`READY=1`, `STATUS=…`, `WATCHDOG=1`, `STOPPING=1`; several joined by newlines).
     /// Best effort: a failure to notify must never stop the bot, and it never waits: a receiver that

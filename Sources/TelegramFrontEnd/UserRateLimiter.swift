@@ -3,7 +3,7 @@ import Synchronization
 
 /// A token bucket per user: `perMinute` messages, refilled continuously. Bounded: buckets of people
 /// idle for a minute are full and forgotten, and past `capacity` the longest idle go first.
-public final class UserRateLimiter: Sendable {
+final class UserRateLimiter: Sendable {
     private let perMinute: Double
     private let capacity: Int
     private let stopwatch: Stopwatch
@@ -16,7 +16,7 @@ public final class UserRateLimiter: Sendable {
     }
 
     /// Takes a token for `user`; returns nil when allowed, or how long until the next one.
-    public func admit(_ user: Int64) -> Duration? {
+    func admit(_ user: Int64) -> Duration? {
         let now = stopwatch.elapsed
         return buckets.withLock { buckets in
             if buckets.count >= capacity {

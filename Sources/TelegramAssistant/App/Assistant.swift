@@ -140,7 +140,7 @@ public struct Assistant: Sendable {
     // MARK: The terminal chat and the checkup
 
     /// The terminal chat on the last terminal conversation (a new one when `fresh`).
-    public func terminalChat(fresh: Bool, write: @escaping @Sendable (String) -> Void) async throws -> TerminalChat {
+    func terminalChat(fresh: Bool, write: @escaping @Sendable (String) -> Void) async throws -> TerminalChat {
         try await TerminalChat(engine: engine, fresh: fresh, logger: logger, write: write)
     }
 }

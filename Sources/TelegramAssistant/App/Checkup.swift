@@ -6,7 +6,7 @@ import TelegramBotAPI
 import TelegramFrontEnd
 
 /// `telegram-assistant check`: everything the bot needs, verified once, with a readable report.
-public struct Checkup: Sendable {
+struct Checkup: Sendable {
     public struct Result: Sendable {
         public var name: String
         public var passed: Bool

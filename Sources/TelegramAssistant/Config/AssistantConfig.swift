@@ -8,8 +8,8 @@ import Logging
 import SystemPackage
 
 /// Every problem found in the configuration at once, so an operator fixes them in one go.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public let problems: [String]
+struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    let problems: [String]
     public var description: String {
         "Configuration is invalid:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }
@@ -31,11 +31,11 @@ public struct AssistantConfig: Sendable {
     public var appURL: String?
     public var appName: String?
     public var databasePath: String
-    public var logLevel: Logger.Level
+    var logLevel: Logger.Level
     public var logFile: String?
     public var summarizeHistory: Bool
     /// Turns older than this many days are deleted (`HISTORY_RETENTION_DAYS`); nil keeps everything.
-    public var historyRetentionDays: Int?
+    var historyRetentionDays: Int?
     public var timeouts: LLMTimeouts
     /// A PEM file of CA certificates to trust instead of the system's (`CA_BUNDLE`): for a provider
     /// or Bot API server behind a private CA.
@@ -44,11 +44,11 @@ public struct AssistantConfig: Sendable {
     public var telegram: TelegramConfig?
 
     /// The one HTTP client (one event thread, one connection pool) for every call the process makes.
-    public func makeHTTPClient() -> HTTPClient {
+    func makeHTTPClient() -> HTTPClient {
         HTTPClient(.init(caBundlePath: caBundlePath))
     }
 
-    public static let defaultSystemPrompt =
+    static let defaultSystemPrompt =
         "You are a helpful, concise assistant. Answer clearly and briefly; use Markdown only when it helps."
 
     /// Reads the configuration: environment variables first, then the `.env` file (`envFile`, or
@@ -174,7 +174,7 @@ public struct AssistantConfig: Sendable {
     }
 
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
-    public var redactedSummary: [(name: String, value: String)] {
+    var redactedSummary: [(name: String, value: String)] {
         let retention = historyRetentionDays.map { String($0) } ?? "(keep everything)"
         let lines: [(name: String, value: String)] = [
             ("OPENAI_API_KEY", Self.mask(apiKey.value)),

@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 
 /// The log file could not be opened.
-public struct LogFileError: Error, CustomStringConvertible, Sendable {
+struct LogFileError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
@@ -66,10 +66,10 @@ public final class LogSink: Sendable {
 /// A swift-log handler that writes one JSON object per line:
 /// `{"ts":…,"level":…,"label":…,"msg":…, …metadata}`. Numbers and booleans in metadata stay JSON
 /// numbers and booleans, so log tools can aggregate `latency_ms` without parsing strings.
-public struct JSONLogHandler: LogHandler {
+struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    public var logLevel: Logger.Level
+    var metadataProvider: Logger.MetadataProvider?
+    var logLevel: Logger.Level
     private let label: String
     private let sink: LogSink
 
