@@ -27,6 +27,18 @@ public struct PendingReply: Sendable, Equatable {
     }
 }
 
+/// A change of an update's status, to be committed together with other rows (the user's turn that
+/// starts its answer) so that both happen or neither does, with one commit.
+public struct UpdateStatusChange: Sendable, Equatable {
+    public var updateID: Int64
+    public var status: UpdateStatus
+
+    public init(updateID: Int64, status: UpdateStatus) {
+        self.updateID = updateID
+        self.status = status
+    }
+}
+
 /// An update as the ledger keeps it: the front end's raw JSON, and the chat it belongs to.
 public struct UpdateRow: Sendable, Equatable {
     public var id: Int64
@@ -99,15 +111,18 @@ extension Store {
     }
 
     public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) async throws {
-        try await write { db in
-            // A handled update needs its pending reply no more.
-            try db.execute(
-                sql: """
-                    UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
-                    reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
-                    """,
-                arguments: [status, status, self.now(), status, updateID])
-        }
+        try await write { db in try self.apply(UpdateStatusChange(updateID: updateID, status: status), db) }
+    }
+
+    /// Applies a status change inside the caller's transaction.
+    func apply(_ change: UpdateStatusChange, _ db: Database) throws {
+        // A handled update needs its pending reply no more.
+        try db.execute(
+            sql: """
+                UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
+                reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
+                """,
+            arguments: [change.status, change.status, now(), change.status, change.updateID])
     }
 
     /// Saves the final answer of an update before it is delivered (the update is `answering`).

@@ -321,11 +321,16 @@ public final class Store: Sendable {
 
     // MARK: Messages
 
-    /// Saves a turn and returns it with its id.
+    /// Saves a turn and returns it with its id. `alongWith` is an update status change committed in
+    /// the same transaction.
     @discardableResult
-    public func appendMessage(conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil) async throws -> MessageRecord {
+    public func appendMessage(
+        conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil,
+        alongWith change: UpdateStatusChange? = nil
+    ) async throws -> MessageRecord {
         try await write { db in
-            try self.insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+            if let change { try self.apply(change, db) }
+            return try self.insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
         }
     }
 

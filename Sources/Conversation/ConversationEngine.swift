@@ -26,14 +26,16 @@ public final class ConversationEngine: Sendable {
     /// arrives. Never throws: every ending is a `ReplyOutcome`, already saved. When the calling task
     /// is cancelled, the text shown so far is saved as a partial answer. Its log lines go to
     /// `logger` (the front end's, with its own metadata such as `chat_id`) with `conversation_id`.
+    /// `alongWith` is committed with the user's turn (a front end's "this update is being answered").
     public func reply(
-        to text: String, conversationID: Int64, logger: Logger? = nil, onDelta: @escaping @Sendable (String) async -> Void
+        to text: String, conversationID: Int64, alongWith change: UpdateStatusChange? = nil, logger: Logger? = nil,
+        onDelta: @escaping @Sendable (String) async -> Void
     ) async -> ReplyOutcome {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
         let userTurn: MessageRecord
         do {
-            userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text)
+            userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text, alongWith: change)
         } catch {
             logStoreFailure(error, logger)
             return .storageFailed

@@ -43,7 +43,6 @@ public struct ReplyPipeline: Sendable {
         let conversation: ConversationRecord
         do {
             conversation = try await engine.conversation(kind: UpdateIntake.conversationKind, externalID: chat.id)
-            try await intake.answering(updateID)
         } catch {
             logger.error("store_failed", metadata: ["error_type": "storage", "error": "\(error)"])
             await notices.send(chat, ReplyOutcome.storageFailed.notice ?? "", replyTo: message.message_id)
@@ -55,13 +54,14 @@ public struct ReplyPipeline: Sendable {
         defer { stops.remove(chat: chat.id, draft: draftID) }
 
         let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
-        let (engine, permits) = (self.engine, self.permits)
+        let (engine, permits, answering) = (self.engine, self.permits, intake.answering(updateID))
         let (conversationID, model) = (conversation.id, conversation.model ?? engine.settings.model)
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({
             try await permits.withPermit {
-                await engine.reply(to: text, conversationID: conversationID, logger: logger, onDelta: { presenter.append($0) })
+                await engine.reply(
+                    to: text, conversationID: conversationID, alongWith: answering, logger: logger, onDelta: { presenter.append($0) })
             }
         }, against: {
             await withTaskGroup(of: Void.self) { group in

@@ -156,9 +156,10 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     // MARK: The lifecycle of an update
 
     /// A reply to the update is under way: a restart from here on tells the user, or delivers the
-    /// saved answer.
-    func answering(_ updateID: Int64) async throws {
-        try await store.setUpdateStatus(updateID, .answering)
+    /// saved answer. Committed with the user's turn that starts the answer (`engine.reply`), before
+    /// anything of it can be shown.
+    func answering(_ updateID: Int64) -> UpdateStatusChange {
+        UpdateStatusChange(updateID: updateID, status: .answering)
     }
 
     /// The update needs nothing more. A failure is logged: the update is then answered again after

@@ -200,4 +200,22 @@ import TestSupport
         try await waitUntil("the exit", timeout: .seconds(20)) { !bot.process.isRunning }
         #expect(bot.process.terminationStatus == 1)
     }
+
+    /// An update whose reply waits for a permit has shown nothing: it stays "received", so a restart
+    /// answers it instead of telling the user it was cut off. "answering" is committed with the
+    /// user's turn, once the answer really starts.
+    @Test func aReplyWaitingForItsTurnIsNotYetAnswering() async throws {
+        let harness = try BotHarness(overrides: ["MAX_CONCURRENT_REPLIES": "1"])
+        harness.llm.enqueue(.stall(after: "busy "))
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("first", chatID: 961)
+            try await harness.eventually("the first draft") { !harness.telegram.drafts(chatID: 961).isEmpty }
+            harness.telegram.deliverText("second", chatID: 962)
+            try await harness.eventually("the second received") { harness.store.openUpdatesCount == 2 }
+            let open = try await harness.store.openUpdates()
+            #expect(open.map(\.update.chatID) == [961, 962])
+            #expect(open.map(\.status) == [.answering, .received])
+        }
+    }
+
 }
