@@ -1,34 +1,5 @@
 import Logging
 import Support
-import Synchronization
-
-/// A chat as the sender addresses it. Shared by reference because a group upgraded to a supergroup
-/// changes its id in the middle of a reply: the sender moves the handle, and whoever owns the
-/// chat's records follows it (`movedFrom`).
-public final class ChatHandle: Sendable {
-    private let current: Mutex<Int64>
-    public let isGroup: Bool
-    public let threadID: Int?
-
-    public init(id: Int64, isGroup: Bool, threadID: Int? = nil) {
-        current = Mutex(id)
-        self.isGroup = isGroup
-        self.threadID = threadID
-    }
-
-    public var id: Int64 { current.withLock { $0 } }
-    func move(to id: Int64) { current.withLock { $0 = id } }
-}
-
-/// What one reply cost in Telegram calls, for its log line.
-public final class ReplyMetrics: Sendable {
-    private let counts = Mutex((calls: 0, rateLimited: 0))
-    public init() {}
-    func call() { counts.withLock { $0.calls += 1 } }
-    func limited() { counts.withLock { $0.rateLimited += 1 } }
-    public var calls: Int { counts.withLock { $0.calls } }
-    public var rateLimited: Int { counts.withLock { $0.rateLimited } }
-}
 
 /// Every call that shows something in a chat goes through here: budgets from the scheduler,
 /// `retry_after` honoured, transient failures retried for final messages, and a plain-text resend

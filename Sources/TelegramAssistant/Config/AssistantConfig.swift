@@ -7,14 +7,6 @@ import Foundation
 import Logging
 import SystemPackage
 
-/// Every problem found in the configuration at once, so an operator fixes them in one go.
-struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    let problems: [String]
-    public var description: String {
-        "Configuration is invalid:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
-    }
-}
-
 /// The validated configuration of the assistant. Built only through `load`, which checks every value.
 public struct AssistantConfig: Sendable {
     public var apiKey: Secret

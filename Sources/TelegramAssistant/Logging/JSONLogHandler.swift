@@ -67,24 +67,24 @@ public final class LogSink: Sendable {
 /// `{"ts":…,"level":…,"label":…,"msg":…, …metadata}`. Numbers and booleans in metadata stay JSON
 /// numbers and booleans, so log tools can aggregate `latency_ms` without parsing strings.
 struct JSONLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
+    var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
     var logLevel: Logger.Level
     private let label: String
     private let sink: LogSink
 
-    public init(label: String, level: Logger.Level, sink: LogSink) {
+    init(label: String, level: Logger.Level, sink: LogSink) {
         self.label = label
         self.logLevel = level
         self.sink = sink
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }

@@ -1,0 +1,5 @@
+/// A conversation with the turns its next request may use.
+public struct ConversationContext: Sendable {
+    public var conversation: ConversationRecord
+    public var turns: [MessageRecord]
+}

@@ -1,0 +1,34 @@
+import GRDB
+
+/// Why the database could not be used; says which file and what to do, never SQL or saved text.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+
+    /// Explains an SQLite failure on the database at `path` in an operator's terms.
+    init(_ error: DatabaseError, path: String, busyTimeout: Double) {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            self.init(
+                description: """
+                    the database \(path) is locked by another process (waited \(String(format: "%g", busyTimeout)) s): \
+                    stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell
+                    """)
+        case .SQLITE_READONLY:
+            self.init(
+                description: """
+                    the database \(path) is read-only (check the owner and permissions of the file and its \
+                    directory, and that the disk is not mounted read-only)
+                    """)
+        case .SQLITE_FULL:
+            self.init(description: "the disk holding the database \(path) is full")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            self.init(description: "the database \(path) is damaged or is not an SQLite database: restore it from a backup")
+        default:
+            self.init(description: "the database \(path) failed: \(error.message ?? "SQLite error \(error.resultCode.rawValue)")")
+        }
+    }
+}
