@@ -1,66 +1,6 @@
 import Foundation
 import GRDB
 
-/// Where an update stands. `answering` survives only a crash: the reply may be half-sent.
-public enum UpdateStatus: String, Sendable, Codable, DatabaseValueConvertible {
-    case received, answering, handled
-}
-
-/// A final answer saved for delivery: what to send, how far sending got, and the message that was
-/// being edited while it streamed (a group's answer), if any.
-public struct PendingReply: Sendable, Equatable {
-    /// The final text, as the front end encoded it.
-    public var payload: String
-    /// Parts already delivered.
-    public var partsSent: Int
-    public var streamMessage: (messageID: Int, part: Int)?
-
-    public init(payload: String, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) {
-        self.payload = payload
-        self.partsSent = partsSent
-        self.streamMessage = streamMessage
-    }
-
-    public static func == (lhs: PendingReply, rhs: PendingReply) -> Bool {
-        lhs.payload == rhs.payload && lhs.partsSent == rhs.partsSent
-            && lhs.streamMessage?.messageID == rhs.streamMessage?.messageID && lhs.streamMessage?.part == rhs.streamMessage?.part
-    }
-}
-
-/// A change of an update's status, to be committed together with other rows (the user's turn that
-/// starts its answer) so that both happen or neither does, with one commit.
-public struct UpdateStatusChange: Sendable, Equatable {
-    public var updateID: Int64
-    public var status: UpdateStatus
-
-    public init(updateID: Int64, status: UpdateStatus) {
-        self.updateID = updateID
-        self.status = status
-    }
-}
-
-/// An update as the ledger keeps it: the front end's raw JSON, and the chat it belongs to.
-public struct UpdateRow: Sendable, Equatable {
-    public var id: Int64
-    public var chatID: Int64?
-    /// The update as the front end encoded it (deterministically: the same update, the same text).
-    public var payload: String
-
-    public init(id: Int64, chatID: Int64?, payload: String) {
-        self.id = id
-        self.chatID = chatID
-        self.payload = payload
-    }
-}
-
-/// An update that was received but not yet handled, to be resumed after a restart.
-public struct StoredUpdate: Sendable, Equatable {
-    public var update: UpdateRow
-    public var status: UpdateStatus
-    /// Set when the answer was complete and only its delivery was cut off.
-    public var pendingReply: PendingReply?
-}
-
 /// The update ledger: every update the front end received, until it is handled, and the offset to confirm.
 extension Store {
     /// The offset to confirm with the next getUpdates: one past the last update saved.
@@ -176,42 +116,4 @@ extension Store {
         try readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update") ?? 0 }
     }
 
-}
-
-/// A row of the update ledger as it is read back.
-struct LedgerRecord: Decodable, FetchableRecord, TableRecord {
-    static let databaseTableName = "telegram_update"
-
-    enum Columns {
-        static let updateID = Column(CodingKeys.updateID)
-        static let status = Column(CodingKeys.status)
-    }
-
-    var updateID: Int64
-    var chatID: Int64?
-    var payload: String
-    var status: UpdateStatus
-    var reply: String?
-    var replyPartsSent: Int
-    var streamMessageID: Int?
-    var streamPart: Int?
-
-    enum CodingKeys: String, CodingKey {
-        case payload, status, reply
-        case updateID = "update_id"
-        case chatID = "chat_id"
-        case replyPartsSent = "reply_parts_sent"
-        case streamMessageID = "stream_message_id"
-        case streamPart = "stream_part"
-    }
-
-    var stored: StoredUpdate {
-        StoredUpdate(
-            update: UpdateRow(id: updateID, chatID: chatID, payload: payload), status: status,
-            pendingReply: reply.map { reply in
-                PendingReply(
-                    payload: reply, partsSent: replyPartsSent,
-                    streamMessage: streamMessageID.flatMap { id in streamPart.map { (id, $0) } })
-            })
-    }
 }

@@ -1,64 +1,6 @@
 import Support
 import Synchronization
 
-/// Token counts of one answer, marked when they were estimated rather than reported by the server.
-public struct TokenUsage: Sendable, Equatable {
-    public var promptTokens: Int
-    public var completionTokens: Int
-    public var estimated: Bool
-
-    public init(promptTokens: Int, completionTokens: Int, estimated: Bool) {
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
-        self.estimated = estimated
-    }
-}
-
-/// A finished answer and how it came about.
-public struct Completion: Sendable {
-    public var text: String
-    /// The model that answered: the fallback model when `fallbackUsed`.
-    public var model: String
-    public var fallbackUsed: Bool
-    public var usage: TokenUsage
-    /// HTTP attempts made, over both models.
-    public var attempts: Int
-    var finishReason: String?
-    /// From the first request to the first piece of text.
-    public var timeToFirstToken: Duration?
-    public var latency: Duration
-    /// The answer went past the runner's size cap and was cut there (the stream was closed).
-    public var truncated = false
-}
-
-/// What to ask for in one completion.
-public struct CompletionRequest: Sendable {
-    public var messages: [OpenAI.Message]
-    public var model: String
-    public var fallbackModel: String?
-    public var temperature: Double
-    public var maxOutputTokens: Int
-
-    public init(messages: [OpenAI.Message], model: String, fallbackModel: String?, temperature: Double, maxOutputTokens: Int) {
-        self.messages = messages
-        self.model = model
-        self.fallbackModel = fallbackModel
-        self.temperature = temperature
-        self.maxOutputTokens = maxOutputTokens
-    }
-}
-
-/// A failed completion, with what is known about the attempts (for the log).
-public struct CompletionFailure: Error, Sendable {
-    public var error: LLMError
-    public var model: String
-    public var attempts: Int
-    public var fallbackUsed: Bool
-    public var timeToFirstToken: Duration?
-    /// Usage of the text that did reach the user, estimated.
-    public var usage: TokenUsage?
-}
-
 /// Makes one completion happen: streams it, retries transient faults before any text is shown,
 /// falls back to the second model once, and enforces the deadlines.
 ///

@@ -1,0 +1,16 @@
+/// What to ask for in one completion.
+public struct CompletionRequest: Sendable {
+    public var messages: [OpenAI.Message]
+    public var model: String
+    public var fallbackModel: String?
+    public var temperature: Double
+    public var maxOutputTokens: Int
+
+    public init(messages: [OpenAI.Message], model: String, fallbackModel: String?, temperature: Double, maxOutputTokens: Int) {
+        self.messages = messages
+        self.model = model
+        self.fallbackModel = fallbackModel
+        self.temperature = temperature
+        self.maxOutputTokens = maxOutputTokens
+    }
+}
