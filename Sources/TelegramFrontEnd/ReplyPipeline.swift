@@ -64,12 +64,8 @@ public struct ReplyPipeline: Sendable {
                     to: text, conversationID: conversationID, alongWith: answering, logger: logger, onDelta: { presenter.append($0) })
             }
         }, against: {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await presenter.display() }
-                group.addTask { await stop.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+            // The presenter shows the answer as it comes; the stop button ends the race.
+            try await race({ await stop.wait() }, against: { await presenter.display() })
         })
         // No answer: stopped or shut down while waiting for a permit.
         let outcome = answer ?? .interrupted(partial: "", model: model, reason: nil)
