@@ -7,15 +7,15 @@ final class ActivityMonitor: Sendable {
     private let last = Mutex<Duration?>(nil)
 
     /// Times are measured on `clock` from now.
-    public init(clock: any Clock<Duration>) {
+    init(clock: any Clock<Duration>) {
         stopwatch = Stopwatch(clock)
     }
 
     /// Time since the monitor was made.
-    public var elapsed: Duration { stopwatch.elapsed }
+    var elapsed: Duration { stopwatch.elapsed }
 
     /// Records that something arrived now.
-    public func touch() {
+    func touch() {
         let now = stopwatch.elapsed
         last.withLock { $0 = now }
     }

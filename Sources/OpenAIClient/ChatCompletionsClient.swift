@@ -111,15 +111,15 @@ enum ChatCompletionEvent: Sendable, Equatable {
 /// Ends normally only at `data: [DONE]`, or at the end of the body after a finish reason. A body that
 /// ends otherwise throws `LLMError.streamEndedUnexpectedly`, or `.emptyStream` if it held no event.
 struct ChatCompletionStream: AsyncSequence, Sendable {
-    public typealias Element = ChatCompletionEvent
+    typealias Element = ChatCompletionEvent
     let body: HTTPBody
     let activity: ActivityMonitor?
 
-    public func makeAsyncIterator() -> Iterator {
+    func makeAsyncIterator() -> Iterator {
         Iterator(body: body.makeAsyncIterator(), activity: activity)
     }
 
-    public struct Iterator: AsyncIteratorProtocol {
+    struct Iterator: AsyncIteratorProtocol {
         var body: HTTPBody.Iterator
         let activity: ActivityMonitor?
         var decoder = SSEDecoder()
@@ -135,7 +135,7 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
             self.activity = activity
         }
 
-        public mutating func next() async throws -> ChatCompletionEvent? {
+        mutating func next() async throws -> ChatCompletionEvent? {
             while true {
                 if pendingIndex < pending.count {
                     defer { pendingIndex += 1 }

@@ -9,7 +9,7 @@ struct ReplyJournal: Sendable {
     /// The first `count` parts are delivered.
     let partsSent: @Sendable (_ count: Int) async -> Void
 
-    public init(
+    init(
         finalReady: @escaping @Sendable (FormattedText, Int, (messageID: Int, part: Int)?) async -> Void,
         partsSent: @escaping @Sendable (Int) async -> Void
     ) {

@@ -41,7 +41,7 @@ final class ReplyPresenter: Sendable {
     private let state: Mutex<State>
     private let changed = ChangeSignal()
 
-    public init(
+    init(
         chat: ChatHandle, sender: TelegramSender, drafts: DraftSupport, draftID: Int64, replyTo: Int?,
         tick: Duration, typingInterval: Duration = .seconds(4), clock: any Clock<Duration>, stopwatch: Stopwatch,
         journal: ReplyJournal? = nil
@@ -73,7 +73,7 @@ final class ReplyPresenter: Sendable {
 
     /// The one way text is rendered, while streaming and at the end: the answer's Markdown as
     /// entities, and any notice in italics after it.
-    public static func render(answer: String, notice: String?) -> FormattedText {
+    static func render(answer: String, notice: String?) -> FormattedText {
         var text = MarkdownRenderer.render(answer)
         if let notice {
             if !text.text.isEmpty { text.append("\n\n") }
@@ -84,7 +84,7 @@ final class ReplyPresenter: Sendable {
 
     /// The final text of a reply: the answer with the outcome's notice; a failure's notice alone,
     /// as plain text.
-    public static func render(_ outcome: ReplyOutcome) -> FormattedText {
+    static func render(_ outcome: ReplyOutcome) -> FormattedText {
         guard var answer = outcome.answer else {
             return FormattedText(text: outcome.notice ?? "Something went wrong. Please try again.")
         }
@@ -97,7 +97,7 @@ final class ReplyPresenter: Sendable {
     /// final form. It waits out any `retry_after` and backoff; it throws `CancellationError` when
     /// shutdown comes first (the journal then holds what is left to deliver), or the
     /// `TelegramError` that made delivery impossible.
-    public func finish(_ text: FormattedText) async throws {
+    func finish(_ text: FormattedText) async throws {
         let (committed, current) = state.withLock { ($0.committed, $0.current) }
         await journal?.finalReady(text, committed, current)
         try await withCancellationDelay(Self.lastCall, clock: clock) { try await self.deliver(text) }
@@ -109,7 +109,7 @@ final class ReplyPresenter: Sendable {
 
     /// Delivers a final text saved before a restart: the parts not yet sent, editing the message
     /// that was streaming when there is one.
-    public func resume(_ text: FormattedText, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) async throws {
+    func resume(_ text: FormattedText, partsSent: Int, streamMessage: (messageID: Int, part: Int)?) async throws {
         state.withLock {
             $0.committed = partsSent
             $0.current = streamMessage
@@ -118,7 +118,7 @@ final class ReplyPresenter: Sendable {
     }
 
     /// New text from the model.
-    public func append(_ piece: String) {
+    func append(_ piece: String) {
         state.withLock {
             $0.text += piece
             $0.version += 1

@@ -9,7 +9,7 @@ final class UserRateLimiter: Sendable {
     private let stopwatch: Stopwatch
     private let buckets = Mutex<[Int64: TokenBucket]>([:])
 
-    public init(perMinute: Int, clock: any Clock<Duration>, capacity: Int = 10_000) {
+    init(perMinute: Int, clock: any Clock<Duration>, capacity: Int = 10_000) {
         self.perMinute = Double(perMinute)
         self.capacity = capacity
         stopwatch = Stopwatch(clock)

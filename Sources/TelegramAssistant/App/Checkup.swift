@@ -7,23 +7,23 @@ import TelegramFrontEnd
 
 /// `telegram-assistant check`: everything the bot needs, verified once, with a readable report.
 struct Checkup: Sendable {
-    public struct Result: Sendable {
-        public var name: String
-        public var passed: Bool
-        public var detail: String
+    struct Result: Sendable {
+        var name: String
+        var passed: Bool
+        var detail: String
     }
 
     let config: AssistantConfig
     let http: HTTPClient
     let clock: any Clock<Duration>
 
-    public init(config: AssistantConfig, http: HTTPClient? = nil, clock: any Clock<Duration>) {
+    init(config: AssistantConfig, http: HTTPClient? = nil, clock: any Clock<Duration>) {
         self.config = config
         self.http = http ?? config.makeHTTPClient()
         self.clock = clock
     }
 
-    public func run() async -> [Result] {
+    func run() async -> [Result] {
         var results: [Result] = []
         results.append(await database())
         if let telegram = config.telegram { results.append(await self.telegram(telegram)) }
@@ -32,7 +32,7 @@ struct Checkup: Sendable {
     }
 
     /// The report: one line per check, secrets masked, then a verdict.
-    public static func report(_ results: [Result], config: AssistantConfig) -> String {
+    static func report(_ results: [Result], config: AssistantConfig) -> String {
         var lines = ["Configuration:"]
         lines += config.redactedSummary.map { "  \($0.name)=\($0.value)" }
         lines.append("")
