@@ -53,7 +53,7 @@ public struct CommandHandler: Sendable {
             Entry(name: "clear", summary: "forget this \(noun)'s history", menu: "Forget this \(noun)'s history"),
             Entry(name: "stats", summary: "messages, tokens, cost and latency of this \(noun)", menu: "Messages, tokens and cost of this \(noun)"),
             Entry(
-                name: "model", summary: "show the model; /model NAME switches this \(noun) to another allowed model",
+                name: "model", summary: "show the model; /model NAME switches this \(noun) to NAME",
                 menu: "Show or switch the model"),
         ]
     }
