@@ -19,6 +19,9 @@ public struct BotAPIClient: Sendable {
         self.http = http
     }
 
+    /// The largest file the cloud Bot API lets a bot download.
+    public static let downloadLimit = 20 * 1024 * 1024
+
     /// Calls `method` with `parameters` as a JSON body. `timeout` bounds the whole call.
     func call<Parameters: Encodable, Result: Decodable>(
         _ method: String, _ parameters: Parameters, timeout: TimeInterval = 30, as: Result.Type = Result.self
@@ -33,15 +36,7 @@ public struct BotAPIClient: Sendable {
             let response = try await http.fetch(request, deadline: .seconds(timeout + 5), limit: 64 << 20)
             (status, body) = (response.status, Data(response.body))
         } catch let error as HTTPClientError {
-            switch error.kind {
-            case .cannotConnect, .cannotResolve, .invalidURL:
-                // Nothing reached Telegram.
-                throw TelegramError.unreachable("\(method): \(error)")
-            case .timedOut:
-                throw TelegramError.network("\(method): no answer within \(Int(timeout + 5)) s")
-            default:
-                throw TelegramError.network("\(method): \(error)")
-            }
+            throw Self.transportError(error, method: method, timeout: timeout + 5)
         }
         guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body) else {
             throw TelegramError.malformedResponse(status: status)
@@ -51,7 +46,47 @@ public struct BotAPIClient: Sendable {
             status: envelope.error_code ?? status, description: envelope.description ?? "", parameters: envelope.parameters)
     }
 
+    /// A transport failure in Telegram's terms, naming the method, never the URL.
+    static func transportError(_ error: HTTPClientError, method: String, timeout: TimeInterval) -> TelegramError {
+        switch error.kind {
+        case .cannotConnect, .cannotResolve, .invalidURL:
+            .unreachable("\(method): \(error)")  // nothing reached Telegram
+        case .timedOut:
+            .network("\(method): no answer within \(Int(timeout)) s")
+        default:
+            .network("\(method): \(error)")
+        }
+    }
+
     // MARK: Methods
+
+    /// What Telegram knows of a file users sent: its size and the path to download it from.
+    public func getFile(_ fileID: String) async throws -> Telegram.File {
+        struct Parameters: Encodable { var file_id: String }
+        return try await call("getFile", Parameters(file_id: fileID))
+    }
+
+    /// Downloads a file `getFile` described, from `{TELEGRAM_API_URL}/file/bot<token>/<file_path>`
+    /// (the same for a local Bot API server). A file whose stated size is over `limit` is refused
+    /// before anything is downloaded, and a body that grows past it is cut off: both are
+    /// `TelegramError.fileTooBig`. Like every call, no error names the URL, which holds the token.
+    public func download(_ file: Telegram.File, limit: Int = BotAPIClient.downloadLimit, timeout: TimeInterval = 60) async throws -> [UInt8] {
+        if let size = file.file_size, size > limit { throw TelegramError.fileTooBig(limit: limit) }
+        guard let path = file.file_path, !path.isEmpty else { throw TelegramError.malformedResponse(status: 200) }
+        let request = HTTPRequest(method: "GET", url: baseURL.appending(path: "file/bot\(token.value)/\(path)"))
+        let response: HTTPResponse
+        do {
+            response = try await http.fetch(request, deadline: .seconds(timeout), limit: limit)
+        } catch let error as HTTPClientError {
+            if case .bodyTooLarge = error.kind { throw TelegramError.fileTooBig(limit: limit) }
+            throw Self.transportError(error, method: "download", timeout: timeout)
+        }
+        guard response.status == 200 else {
+            let envelope = try? JSONDecoder().decode(Telegram.Envelope<Bool>.self, from: Data(response.body))
+            throw TelegramError(status: envelope?.error_code ?? response.status, description: envelope?.description ?? "", parameters: nil)
+        }
+        return response.body
+    }
 
     public func getMe() async throws -> Telegram.User {
         try await call("getMe", Empty())

@@ -206,6 +206,23 @@ public enum Telegram {
     /// whatever an earlier client set.
     static let allowedUpdates = ["message", "stopped_message_generation"]
 
+    /// A file users sent, as `getFile` describes it.
+    public struct File: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        /// In bytes, when Telegram knows it.
+        public var file_size: Int?
+        /// Where to download it, relative to `/file/bot<token>/`; valid for at least an hour.
+        public var file_path: String?
+
+        public init(file_id: String, file_unique_id: String, file_size: Int? = nil, file_path: String? = nil) {
+            self.file_id = file_id
+            self.file_unique_id = file_unique_id
+            self.file_size = file_size
+            self.file_path = file_path
+        }
+    }
+
     public struct BotCommand: Codable, Sendable, Equatable {
         public var command: String
         public var description: String

@@ -32,6 +32,8 @@ public enum TelegramError: Error, Sendable, Equatable {
     case unreachable(String)
     /// An answer that is not a Bot API envelope.
     case malformedResponse(status: Int)
+    /// A file over what the Bot API lets a bot download (20 MB on the cloud Bot API).
+    case fileTooBig(limit: Int)
 
     init(status: Int, description: String, parameters: Telegram.ResponseParameters?) {
         let lowered = description.lowercased()
@@ -46,6 +48,7 @@ public enum TelegramError: Error, Sendable, Equatable {
             case 400 where lowered.contains("message to edit not found"): self = .messageToEditNotFound
             case 400 where lowered.contains("can't parse entities"): self = .cannotParseEntities(description)
             case 400 where lowered.contains("message is too long") || lowered.contains("text is too long"): self = .messageTooLong
+            case 400 where lowered.contains("file is too big"): self = .fileTooBig(limit: BotAPIClient.downloadLimit)
             case 401: self = .unauthorized
             case 403: self = .forbidden(description)
             case 404: self = .notFound(description)
@@ -101,6 +104,7 @@ public enum TelegramError: Error, Sendable, Equatable {
         case .network: "telegram_network"
         case .unreachable: "telegram_unreachable"
         case .malformedResponse: "telegram_malformed_response"
+        case .fileTooBig: "telegram_file_too_big"
         }
     }
 }

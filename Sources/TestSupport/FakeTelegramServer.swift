@@ -55,12 +55,21 @@ public final class FakeTelegramServer: Sendable {
         var updated: ContinuousClock.Instant
     }
 
+    /// A file users sent, as `getFile` and the file endpoint serve it.
+    struct StoredFile {
+        var path: String
+        var bytes: [UInt8]
+        /// What `getFile` reports as `file_size` (nil: not reported).
+        var reportedSize: Int?
+    }
+
     private struct State {
         var pendingUpdates: [String] = []  // JSON of each update, in order
         var nextUpdateID: Int64 = 1000
         var pollGeneration = 0
         var webhookSet = false
         var chats: [Int64: String] = [:]  // id → type
+        var files: [String: StoredFile] = [:]  // file_id → file
         var blocked: Set<Int64> = []
         var migrated: [Int64: Int64] = [:]
         var messages: [Int64: [SentMessage]] = [:]
@@ -109,6 +118,13 @@ public final class FakeTelegramServer: Sendable {
     // MARK: Scripting
 
     /// Makes a chat known, as if the user had opened it; `type` is `private`, `group` or `supergroup`.
+    /// Makes a file available under `id`: `getFile` gives its path and size, and
+    /// `/file/bot<token>/<path>` serves its bytes. Like the cloud Bot API, `getFile` refuses files
+    /// over 20 MB ("file is too big"); `reportedSize` overrides the size it states.
+    public func addFile(id: String, path: String, bytes: [UInt8], reportedSize: Int? = nil) {
+        state.withLock { $0.files[id] = StoredFile(path: path, bytes: bytes, reportedSize: reportedSize ?? bytes.count) }
+    }
+
     public func addChat(_ id: Int64, type: String) {
         state.withLock { $0.chats[id] = type }
     }
@@ -310,6 +326,7 @@ public final class FakeTelegramServer: Sendable {
 
     private func respond(_ request: ReceivedRequest) -> ScriptedResponse {
         let prefix = "/bot\(token)/"
+        if request.path.hasPrefix("/file/") { return serveFile(request) }
         guard request.path.hasPrefix("/bot") else { return Self.failure(404, "Not Found") }
         guard request.path.hasPrefix(prefix) else { return Self.failure(401, "Unauthorized") }
         let method = String(request.path.dropFirst(prefix.count))
@@ -342,6 +359,8 @@ public final class FakeTelegramServer: Sendable {
         }
         let response: ScriptedResponse
         switch method {
+        case "getFile":
+            response = getFile(parameters)
         case "getMe":
             response = Self.ok("{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Assistant\",\"username\":\"\(bot.username)\"}")
         case "deleteWebhook":
@@ -386,6 +405,28 @@ public final class FakeTelegramServer: Sendable {
             Thread.sleep(forTimeInterval: 0.01)
         }
         state.withLock { $0.heldAnswers -= 1 }
+    }
+
+    /// `GET /file/bot<token>/<file_path>`: the bytes of a file `getFile` described.
+    private func serveFile(_ request: ReceivedRequest) -> ScriptedResponse {
+        let prefix = "/file/bot\(token)/"
+        guard request.path.hasPrefix(prefix) else { return record("file", [:], Self.failure(401, "Unauthorized")) }
+        let path = String(request.path.dropFirst(prefix.count))
+        guard request.method == "GET", let file = state.withLock({ $0.files.values.first { $0.path == path } }) else {
+            return record("file", ["path": .string(path)], Self.failure(404, "Not Found"))
+        }
+        return record(
+            "file", ["path": .string(path)],
+            ScriptedResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], steps: [.bytes(Data(file.bytes))]))
+    }
+
+    private func getFile(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard case .string(let id)? = parameters["file_id"], let file = state.withLock({ $0.files[id] }) else {
+            return Self.failure(400, "Bad Request: invalid file_id")
+        }
+        if file.bytes.count > 20 * 1024 * 1024 { return Self.failure(400, "Bad Request: file is too big") }
+        let size = file.reportedSize.map { ",\"file_size\":\($0)" } ?? ""
+        return .json(200, #"{"ok":true,"result":{"file_id":"\#(id)","file_unique_id":"u\#(id)"\#(size),"file_path":"\#(file.path)"}}"#)
     }
 
     private func record(
