@@ -60,10 +60,26 @@ public enum Telegram {
         }
     }
 
-    /// The message a message replies to: only what is needed to see whether it is the bot's.
+    /// The message a message replies to: whose it is, and its words.
     public struct RepliedMessage: Codable, Sendable, Equatable {
         public var message_id: Int
         public var from: User?
+        public var text: String?
+        public var caption: String?
+
+        public init(message_id: Int, from: User?, text: String? = nil, caption: String? = nil) {
+            self.message_id = message_id
+            self.from = from
+            self.text = text
+            self.caption = caption
+        }
+    }
+
+    /// The part of the replied-to message the user quoted.
+    public struct TextQuote: Codable, Sendable, Equatable {
+        public var text: String
+        public var position: Int?
+        public var is_manual: Bool?
     }
 
     public struct Message: Codable, Sendable, Equatable {
@@ -77,13 +93,15 @@ public enum Telegram {
         public var caption: String?
         var caption_entities: [MessageEntity]?
         public var reply_to_message: RepliedMessage?
+        /// The part of `reply_to_message` the user quoted, when they quoted.
+        public var quote: TextQuote?
         /// Set in the service message a group leaves behind when it becomes a supergroup.
         public var migrate_to_chat_id: Int64?
         /// True for photos, stickers, voice notes, files and every other non-text content.
         public var hasNonTextContent: Bool = false
 
         enum CodingKeys: String, CodingKey {
-            case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message
+            case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message, quote
             case migrate_to_chat_id
             /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
             case hasNonTextContent = "x_has_non_text_content"
@@ -128,6 +146,7 @@ public enum Telegram {
             caption = try container.decodeIfPresent(String.self, forKey: .caption)
             caption_entities = try container.decodeIfPresent([MessageEntity].self, forKey: .caption_entities)
             reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
+            quote = try container.decodeIfPresent(TextQuote.self, forKey: .quote)
             migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
             let all = try decoder.container(keyedBy: AnyKey.self)
             hasNonTextContent =

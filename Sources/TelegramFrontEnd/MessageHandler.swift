@@ -73,9 +73,11 @@ public struct MessageHandler: Sendable {
             await notices.send(chat, answer, replyTo: message.message_id)
             return true
         }
-        // In groups the model sees the message without the bot's @mention (Telegram's own entities).
+        // In groups the model sees the message without the bot's @mention (Telegram's own entities),
+        // and any message it replies to in front of it.
         let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
-        return await pipeline.reply(to: text, message: message, chat: chat, incoming: incoming, logger: logger)
+        let turn = message.withReplyContext(text, botID: bot.id)
+        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger)
     }
 
     /// A command's answer, with Telegram's policy: any allowed model in a private chat, only admins
