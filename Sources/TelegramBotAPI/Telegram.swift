@@ -75,6 +75,23 @@ public enum Telegram {
         }
     }
 
+    /// A file sent as a document.
+    public struct Document: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        public var file_name: String?
+        public var mime_type: String?
+        public var file_size: Int?
+
+        public init(file_id: String, file_unique_id: String, file_name: String? = nil, mime_type: String? = nil, file_size: Int? = nil) {
+            self.file_id = file_id
+            self.file_unique_id = file_unique_id
+            self.file_name = file_name
+            self.mime_type = mime_type
+            self.file_size = file_size
+        }
+    }
+
     /// The part of the replied-to message the user quoted.
     public struct TextQuote: Codable, Sendable, Equatable {
         public var text: String
@@ -95,6 +112,8 @@ public enum Telegram {
         public var reply_to_message: RepliedMessage?
         /// The part of `reply_to_message` the user quoted, when they quoted.
         public var quote: TextQuote?
+        /// A file sent as a document.
+        public var document: Document?
         /// Set in the service message a group leaves behind when it becomes a supergroup.
         public var migrate_to_chat_id: Int64?
         /// True for photos, stickers, voice notes, files and every other non-text content.
@@ -102,7 +121,7 @@ public enum Telegram {
 
         enum CodingKeys: String, CodingKey {
             case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message, quote
-            case migrate_to_chat_id
+            case document, migrate_to_chat_id
             /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
             case hasNonTextContent = "x_has_non_text_content"
         }
@@ -147,6 +166,7 @@ public enum Telegram {
             caption_entities = try container.decodeIfPresent([MessageEntity].self, forKey: .caption_entities)
             reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
             quote = try container.decodeIfPresent(TextQuote.self, forKey: .quote)
+            document = try container.decodeIfPresent(Document.self, forKey: .document)
             migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
             let all = try decoder.container(keyedBy: AnyKey.self)
             hasNonTextContent =

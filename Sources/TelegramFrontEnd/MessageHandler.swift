@@ -10,6 +10,8 @@ import TelegramBotAPI
 public struct MessageHandler: Sendable {
     let pipeline: ReplyPipeline
     let commands: CommandHandler
+    /// Downloads the files users send.
+    let files: BotAPIClient
     let engine: ConversationEngine
     let intake: UpdateIntake
     let notices: NoticeSender
@@ -18,10 +20,11 @@ public struct MessageHandler: Sendable {
     let logger: Logger
 
     public init(
-        pipeline: ReplyPipeline, engine: ConversationEngine, intake: UpdateIntake, notices: NoticeSender, config: TelegramConfig,
-        bot: Telegram.User, logger: Logger
+        pipeline: ReplyPipeline, engine: ConversationEngine, intake: UpdateIntake, notices: NoticeSender, files: BotAPIClient,
+        config: TelegramConfig, bot: Telegram.User, logger: Logger
     ) {
         self.pipeline = pipeline
+        self.files = files
         self.engine = engine
         self.intake = intake
         self.notices = notices
@@ -62,6 +65,9 @@ public struct MessageHandler: Sendable {
             await notices.send(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
             return true
         }
+        if let document = message.document {
+            return await read(document, message: message, chat: chat, incoming: incoming, logger: logger)
+        }
         guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             if message.hasNonTextContent {
                 await notices.send(chat, "I can only read text messages.", replyTo: message.message_id)
@@ -77,6 +83,38 @@ public struct MessageHandler: Sendable {
         // and any message it replies to in front of it.
         let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
         let turn = message.withReplyContext(text, botID: bot.id)
+        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger)
+    }
+
+    static let notATextFile = "I can read text messages and text files (plain text, Markdown, code, JSON, CSV, logs), but not this kind of file."
+
+    /// A document: a text file becomes part of the user's turn (fenced, after the caption, cut at
+    /// `TEXT_FILE_MAX_KB`); anything else gets a notice. Downloaded while handling, so a restart in
+    /// the middle downloads it again and answers once.
+    private func read(
+        _ document: Telegram.Document, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
+    ) async -> Bool {
+        guard TextFile.isText(document) else {
+            await notices.send(chat, Self.notATextFile, replyTo: message.message_id)
+            return true
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try await files.download(try await files.getFile(document.file_id))
+        } catch TelegramError.fileTooBig {
+            await notices.send(chat, "This file is too big: bots can download files of up to 20 MB.", replyTo: message.message_id)
+            return true
+        } catch {
+            let errorType = (error as? TelegramError)?.errorType ?? "telegram_network"
+            logger.warning("file_download_failed", metadata: ["error_type": .string(errorType)])
+            await notices.send(chat, "I couldn't download that file from Telegram. Please send it again.", replyTo: message.message_id)
+            return true
+        }
+        guard let file = TextFile(name: document.file_name ?? "file", bytes: bytes, limit: config.maxTextFileBytes) else {
+            await notices.send(chat, "That file isn't UTF-8 text, so I can't read it.", replyTo: message.message_id)
+            return true
+        }
+        let turn = message.withReplyContext(file.turn(caption: message.caption), botID: bot.id)
         return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger)
     }
 

@@ -15,11 +15,15 @@ public struct TelegramConfig: Sendable {
     public var pollTimeout: Int
     /// How long replies in flight may finish after SIGTERM before they are cut off.
     public var shutdownGrace: Duration
+    /// The most of a text file that goes into a turn (`TEXT_FILE_MAX_KB`); a longer file is cut.
+    public var maxTextFileBytes: Int
 
     public init(
         token: Secret, apiURL: URL, allowedUserIDs: Set<Int64> = [], adminUserIDs: Set<Int64> = [], allowedModels: [String] = [],
-        userRateLimitPerMinute: Int = 10, maxConcurrentReplies: Int = 32, pollTimeout: Int = 50, shutdownGrace: Duration = .seconds(20)
+        userRateLimitPerMinute: Int = 10, maxConcurrentReplies: Int = 32, pollTimeout: Int = 50, shutdownGrace: Duration = .seconds(20),
+        maxTextFileBytes: Int = 100 * 1024
     ) {
+        self.maxTextFileBytes = maxTextFileBytes
         self.token = token
         self.apiURL = apiURL
         self.allowedUserIDs = allowedUserIDs

@@ -111,7 +111,8 @@ public struct Assistant: Sendable {
             engine: engine, permits: AsyncSemaphore(permits: telegram.maxConcurrentReplies), stops: stops, sender: sender,
             drafts: DraftSupport(), intake: intake, notices: notices, tick: overrides.tick, clock: clock, stopwatch: stopwatch)
         let handler = MessageHandler(
-            pipeline: pipeline, engine: engine, intake: intake, notices: notices, config: telegram, bot: me, logger: logger)
+            pipeline: pipeline, engine: engine, intake: intake, notices: notices, files: client, config: telegram, bot: me,
+            logger: logger)
         let dispatcher = ChatDispatcher(
             updates: updates, policy: AccessPolicy(config: telegram, bot: me, clock: clock), handler: handler, intake: intake,
             stops: stops, notices: notices, notifier: overrides.notifier, mailboxes: mailboxes, logger: logger)

@@ -188,6 +188,7 @@ public struct AssistantConfig: Sendable {
                 ("TELEGRAM_API_URL", telegram.apiURL.absoluteString),
                 ("ALLOWED_USER_IDS", telegram.allowedUserIDs.isEmpty ? "(everyone)" : telegram.allowedUserIDs.sorted().map(String.init).joined(separator: ",")),
                 ("MAX_CONCURRENT_REPLIES", String(telegram.maxConcurrentReplies)),
+                ("TEXT_FILE_MAX_KB", String(telegram.maxTextFileBytes / 1024)),
             ]
         } ?? [])
     }

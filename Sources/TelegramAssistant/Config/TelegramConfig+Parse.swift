@@ -23,7 +23,8 @@ extension TelegramConfig {
             userRateLimitPerMinute: values.integer("USER_RATE_LIMIT_PER_MINUTE", default: 10, in: 1...10_000),
             maxConcurrentReplies: values.integer("MAX_CONCURRENT_REPLIES", default: 32, in: 1...10_000),
             pollTimeout: values.integer("TELEGRAM_POLL_TIMEOUT", default: 50, in: 1...50),
-            shutdownGrace: .seconds(values.integer("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3600)))
+            shutdownGrace: .seconds(values.integer("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3600)),
+            maxTextFileBytes: values.integer("TEXT_FILE_MAX_KB", default: 100, in: 1...20_480) * 1024)
     }
 
     static func looksLikeToken(_ token: String) -> Bool {
