@@ -11,7 +11,7 @@ public struct HTTPRequest: Sendable {
     /// waiting for the answer or in the middle of its body. `nil`: no limit beyond the caller's own.
     public var idleTimeout: Duration?
     /// Ends the transfer when it has not completed (body and all) within this long.
-    var totalTimeout: Duration?
+    public var totalTimeout: Duration?
     /// Hands the body to its reader at most this often: the first bytes go at once, then the
     /// transfer rests (libcurl stops reading the socket) until the interval is over and whatever
     /// came meanwhile goes in one batch. For a stream of small events whose reader does not need
@@ -73,7 +73,7 @@ public struct HTTPBody: AsyncSequence, Sendable {
     }
 
     /// Reads the rest of the body. Throws `HTTPClientError.Kind.bodyTooLarge` past `limit` bytes.
-    func collect(upTo limit: Int) async throws -> [UInt8] {
+    public func collect(upTo limit: Int) async throws -> [UInt8] {
         var all: [UInt8] = []
         for try await bytes in self {
             if all.isEmpty { all = bytes } else { all += bytes }

@@ -69,23 +69,34 @@ public struct BotAPIClient: Sendable {
     /// Downloads a file `getFile` described, from `{TELEGRAM_API_URL}/file/bot<token>/<file_path>`
     /// (the same for a local Bot API server). A file whose stated size is over `limit` is refused
     /// before anything is downloaded, and a body that grows past it is cut off: both are
-    /// `TelegramError.fileTooBig`. Like every call, no error names the URL, which holds the token.
-    public func download(_ file: Telegram.File, limit: Int = BotAPIClient.downloadLimit, timeout: TimeInterval = 60) async throws -> [UInt8] {
+    /// `TelegramError.fileTooBig`. With `prefix`, only the first `prefix` bytes are read and the rest
+    /// of the transfer is dropped, so memory holds no more than that. Like every call, no error names
+    /// the URL, which holds the token.
+    public func download(
+        _ file: Telegram.File, limit: Int = BotAPIClient.downloadLimit, prefix: Int? = nil, timeout: TimeInterval = 60
+    ) async throws -> [UInt8] {
         if let size = file.file_size, size > limit { throw TelegramError.fileTooBig(limit: limit) }
         guard let path = file.file_path, !path.isEmpty else { throw TelegramError.malformedResponse(status: 200) }
-        let request = HTTPRequest(method: "GET", url: baseURL.appending(path: "file/bot\(token.value)/\(path)"))
-        let response: HTTPResponse
+        var request = HTTPRequest(method: "GET", url: baseURL.appending(path: "file/bot\(token.value)/\(path)"))
+        request.totalTimeout = .seconds(timeout)
         do {
-            response = try await http.fetch(request, deadline: .seconds(timeout), limit: limit)
+            let response = try await http.send(request)
+            guard response.status == 200 else {
+                let body = try await response.body.collect(upTo: 64 * 1024)
+                let envelope = try? JSONDecoder().decode(Telegram.Envelope<Bool>.self, from: Data(body))
+                throw TelegramError(status: envelope?.error_code ?? response.status, description: envelope?.description ?? "", parameters: nil)
+            }
+            var bytes: [UInt8] = []
+            for try await chunk in response.body {
+                bytes += chunk
+                if let prefix, bytes.count >= prefix { return Array(bytes[..<prefix]) }  // the rest is never read
+                if bytes.count > limit { throw TelegramError.fileTooBig(limit: limit) }
+            }
+            return bytes
         } catch let error as HTTPClientError {
             if case .bodyTooLarge = error.kind { throw TelegramError.fileTooBig(limit: limit) }
             throw Self.transportError(error, method: "download", timeout: timeout)
         }
-        guard response.status == 200 else {
-            let envelope = try? JSONDecoder().decode(Telegram.Envelope<Bool>.self, from: Data(response.body))
-            throw TelegramError(status: envelope?.error_code ?? response.status, description: envelope?.description ?? "", parameters: nil)
-        }
-        return response.body
     }
 
     public func getMe() async throws -> Telegram.User {

@@ -6,8 +6,8 @@ import TelegramBotAPI
 struct TextFile: Sendable {
     var name: String
     var text: String
-    /// The file was longer than the limit and `text` is its beginning.
-    var cut: (shownBytes: Int, totalBytes: Int)?
+    /// The file was longer than the limit and `text` is its beginning (the total when known).
+    var cut: (shownBytes: Int, totalBytes: Int?)?
 
     /// Extensions of text files people commonly send.
     static let textExtensions: Set<String> = [
@@ -35,8 +35,9 @@ struct TextFile: Sendable {
     }
 
     /// Reads `bytes` as UTF-8 text, keeping at most `limit` bytes (cut at a character boundary).
-    /// Nil when the bytes are not UTF-8 text (a binary file with a text-like name).
-    init?(name: String, bytes: [UInt8], limit: Int) {
+    /// Nil when the bytes are not UTF-8 text (a binary file with a text-like name). `statedSize` is
+    /// the whole file's size when only its beginning was downloaded.
+    init?(name: String, bytes: [UInt8], limit: Int, statedSize: Int? = nil) {
         var shown = bytes.count > limit ? Array(bytes[..<limit]) : bytes
         if bytes.count > limit, !shown.isEmpty {
             // Drop a character the cut split: the bytes from its lead byte on, when fewer than it needs.
@@ -49,7 +50,7 @@ struct TextFile: Sendable {
         guard let text = String(validating: shown, as: UTF8.self), !text.utf8.contains(0) else { return nil }
         self.name = name
         self.text = text
-        cut = bytes.count > limit ? (shown.count, bytes.count) : nil
+        cut = bytes.count > limit ? (shown.count, statedSize ?? (bytes.count > limit + 1 ? bytes.count : nil)) : nil
     }
 
     /// The user's turn: the caption (or a plain request), then the file in a fence longer than any
@@ -61,7 +62,8 @@ struct TextFile: Sendable {
         if !text.hasSuffix("\n") { turn += "\n" }
         turn += fence
         if let cut {
-            turn += "\n[The file is \(Self.kilobytes(cut.totalBytes)) KB; only its first \(Self.kilobytes(cut.shownBytes)) KB are shown.]"
+            let size = cut.totalBytes.map { "is \(Self.kilobytes($0)) KB" } ?? "is longer"
+            turn += "\n[The file \(size); only its first \(Self.kilobytes(cut.shownBytes)) KB are shown.]"
         }
         return turn
     }

@@ -72,3 +72,18 @@ import TestSupport
         }
     }
 }
+
+extension FileDownloadTests {
+    /// Only the beginning of a long text file is wanted: the download stops there.
+    @Test func aPrefixDownloadReadsOnlyThePrefix() async throws {
+        let server = try FakeTelegramServer()
+        let bytes = (0..<300_000).map { UInt8($0 % 200) }
+        server.addFile(id: "F6", path: "documents/long.txt", bytes: bytes)
+        let client = client(server)
+        let file = try await client.getFile("F6")
+        let prefix = try await client.download(file, prefix: 1_001)
+        #expect(prefix == Array(bytes[..<1_001]))
+        let short = try await client.download(Telegram.File(file_id: "F6", file_unique_id: "u", file_path: "documents/long.txt"), prefix: 500_000)
+        #expect(short == bytes, "a file shorter than the prefix comes whole")
+    }
+}
