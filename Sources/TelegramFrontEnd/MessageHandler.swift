@@ -83,7 +83,8 @@ public struct MessageHandler: Sendable {
         // and any message it replies to in front of it.
         let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
         let turn = message.withReplyContext(text, botID: bot.id)
-        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger)
+        let kinds = ["text"] + (turn != text ? ["reply_context"] : [])
+        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger.with(inputKinds: kinds))
     }
 
     static let notATextFile = "I can read text messages and text files (plain text, Markdown, code, JSON, CSV, logs), but not this kind of file."
@@ -119,8 +120,10 @@ public struct MessageHandler: Sendable {
             await notices.send(chat, "That file isn't UTF-8 text, so I can't read it.", replyTo: message.message_id)
             return true
         }
-        let turn = message.withReplyContext(file.turn(caption: message.caption), botID: bot.id)
-        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger)
+        let withFile = file.turn(caption: message.caption)
+        let turn = message.withReplyContext(withFile, botID: bot.id)
+        let kinds = (message.caption?.isEmpty == false ? ["text"] : []) + ["text_file"] + (turn != withFile ? ["reply_context"] : [])
+        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger.with(inputKinds: kinds))
     }
 
     /// A command's answer, with Telegram's policy: any allowed model in a private chat, only admins
@@ -138,5 +141,15 @@ public struct MessageHandler: Sendable {
             allowedModels: engine.settings.allowedModels(adding: config.allowedModels), maySwitchModel: !chat.isGroup || isAdmin,
             totalsOfKind: isAdmin && !chat.isGroup ? UpdateIntake.conversationKind : nil)
         return await commands.handle(command, conversationID: conversationID, permissions: permissions)
+    }
+}
+
+extension Logger {
+    /// This logger with what the user's turn is made of (`input_kinds`: `text`, `text_file`,
+    /// `reply_context`), for the `reply` and `model_call` lines of that turn.
+    func with(inputKinds kinds: [String]) -> Logger {
+        var logger = self
+        logger[metadataKey: "input_kinds"] = .array(kinds.map { .string($0) })
+        return logger
     }
 }

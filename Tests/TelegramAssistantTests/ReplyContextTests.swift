@@ -28,6 +28,9 @@ import TestSupport
         }
         let request = try #require(harness.llm.chatRequests.last)
         #expect(request.messages.last?.content == "[In reply to your earlier answer: \"The capital of France is Paris.\"]\n\nand of Italy?")
+        // The turn's parts are in its log lines, the engine's too.
+        #expect(harness.replyRecords.first?["input_kinds"] as? [String] == ["text", "reply_context"])
+        #expect(harness.log.records.first { $0["msg"] as? String == "model_call" }?["input_kinds"] as? [String] == ["text", "reply_context"])
         let conversation = try await harness.store.conversation(kind: "telegram", externalID: 971)
         #expect(try await harness.store.allMessages(conversationID: conversation.id).first?.content.hasPrefix("[In reply to your earlier answer") == true)
     }

@@ -25,6 +25,7 @@ import TestSupport
         }
         let turn = try #require(harness.llm.chatRequests.last?.messages.last?.content)
         #expect(turn == "what went wrong?\n\nFile: app.log\n````\n\(log)````")
+        #expect(harness.replyRecords.first?["input_kinds"] as? [String] == ["text", "text_file"])
         #expect(harness.telegram.calls("file").count == 1)
     }
 
