@@ -38,12 +38,21 @@ public struct BotAPIClient: Sendable {
         } catch let error as HTTPClientError {
             throw Self.transportError(error, method: method, timeout: timeout + 5)
         }
-        guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body) else {
-            throw TelegramError.malformedResponse(status: status)
+        if let envelope = try? JSONDecoder().decode(Telegram.Envelope<Result>.self, from: body), envelope.ok,
+            let result = envelope.result
+        {
+            return result
         }
-        if envelope.ok, let result = envelope.result { return result }
-        throw TelegramError(
-            status: envelope.error_code ?? status, description: envelope.description ?? "", parameters: envelope.parameters)
+        throw Self.failure(body, status: status)
+    }
+
+    /// What an answer that is not a success means: the error in Telegram's envelope, or, when the
+    /// answer is not an error envelope at all, a malformed response.
+    static func failure(_ body: Data, status: Int) -> TelegramError {
+        guard let envelope = try? JSONDecoder().decode(Telegram.Envelope<Bool>.self, from: body), !envelope.ok else {
+            return .malformedResponse(status: status)
+        }
+        return TelegramError(status: envelope.error_code ?? status, description: envelope.description ?? "", parameters: envelope.parameters)
     }
 
     /// A transport failure in Telegram's terms, naming the method, never the URL.
@@ -82,9 +91,7 @@ public struct BotAPIClient: Sendable {
         do {
             let response = try await http.send(request)
             guard response.status == 200 else {
-                let body = try await response.body.collect(upTo: 64 * 1024)
-                let envelope = try? JSONDecoder().decode(Telegram.Envelope<Bool>.self, from: Data(body))
-                throw TelegramError(status: envelope?.error_code ?? response.status, description: envelope?.description ?? "", parameters: nil)
+                throw Self.failure(Data(try await response.body.collect(upTo: 64 * 1024)), status: response.status)
             }
             var bytes: [UInt8] = []
             for try await chunk in response.body {
