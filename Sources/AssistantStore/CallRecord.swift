@@ -22,11 +22,14 @@ public struct CallRecord: Sendable {
     public var latencyMs: Int?
     public var ttftMs: Int?
     public var failed: Bool
+    /// A failed call whose user turn stays in the history all the same (its images are withheld).
+    public var keepsTurn: Bool
 
     public init(
         userMessageID: Int64, reply: (text: String, status: MessageRecord.Status, model: String)?, tokens: Tokens?,
-        costUSD: Double, latencyMs: Int? = nil, ttftMs: Int? = nil, failed: Bool
+        costUSD: Double, latencyMs: Int? = nil, ttftMs: Int? = nil, failed: Bool, keepsTurn: Bool = false
     ) {
+        self.keepsTurn = keepsTurn
         self.userMessageID = userMessageID
         self.reply = reply
         self.tokens = tokens

@@ -2,4 +2,6 @@
 public struct ConversationContext: Sendable {
     public var conversation: ConversationRecord
     public var turns: [MessageRecord]
+    /// The attachments of those turns, by message id.
+    public var attachments: [Int64: [Attachment]] = [:]
 }

@@ -27,6 +27,9 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
     public var costUSD: Double
     public var lastLatencyMs: Int?
     public var lastTTFTMs: Int?
+    /// Images and seconds of audio users sent (they stay when the history is cleared).
+    public var images: Int
+    public var audioSeconds: Int
     var createdAt: Date
     var updatedAt: Date
 
@@ -39,7 +42,8 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, model, summary, requests, failures
+        case id, kind, model, summary, requests, failures, images
+        case audioSeconds = "audio_seconds"
         case externalID = "external_id"
         case summaryThroughMessageID = "summary_through_message_id"
         case windowStartMessageID = "window_start_message_id"

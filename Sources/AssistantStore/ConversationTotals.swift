@@ -5,4 +5,6 @@ public struct ConversationTotals: Sendable, Equatable {
     public var promptTokens: Int
     public var completionTokens: Int
     public var costUSD: Double
+    public var images: Int = 0
+    public var audioSeconds: Int = 0
 }

@@ -72,6 +72,32 @@ enum Migrations {
                 t.add(column: "stream_part", .integer)
             }
         }
+        migrator.registerMigration("v4: attachments") { db in
+            // What a turn was made from besides its text: an image (kept as bytes, re-sent while its
+            // turn is in the window) or a voice note (its transcript is the turn's text). `source_id`
+            // is Telegram's file_unique_id: a reply to the same photo or voice note reuses the row.
+            try db.create(table: "attachment") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("message_id", .integer).notNull().references("message", onDelete: .cascade)
+                t.column("kind", .text).notNull().check(sql: "kind IN ('image', 'audio')")
+                t.column("mime_type", .text).notNull()
+                t.column("data", .blob)
+                t.column("width", .integer)
+                t.column("height", .integer)
+                t.column("seconds", .integer)
+                t.column("transcript", .text)
+                t.column("source_id", .text)
+                // The model said it cannot see images: from then on a placeholder goes instead.
+                t.column("withheld", .boolean).notNull().defaults(to: false)
+                t.column("created_at", .datetime).notNull()
+            }
+            try db.create(index: "attachment_by_message", on: "attachment", columns: ["message_id"])
+            try db.create(index: "attachment_by_source", on: "attachment", columns: ["source_id"])
+            try db.alter(table: "conversation") { t in
+                t.add(column: "images", .integer).notNull().defaults(to: 0)
+                t.add(column: "audio_seconds", .integer).notNull().defaults(to: 0)
+            }
+        }
         return migrator
     }
 }

@@ -51,7 +51,14 @@ extension Store {
     }
 
     public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) async throws {
-        try await write { db in try self.apply(UpdateStatusChange(updateID: updateID, status: status), db) }
+        try await setUpdateStatus([updateID], status)
+    }
+
+    /// Moves several updates together (the parts of an album), in one transaction.
+    public func setUpdateStatus(_ updateIDs: [Int64], _ status: UpdateStatus) async throws {
+        try await write { db in
+            for id in updateIDs { try self.apply(UpdateStatusChange(updateID: id, status: status), db) }
+        }
     }
 
     /// Applies a status change inside the caller's transaction.

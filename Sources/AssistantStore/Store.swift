@@ -228,27 +228,77 @@ public final class Store: Sendable {
                 db,
                 sql: """
                     SELECT COUNT(*) AS conversations, COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt,
-                    COALESCE(SUM(completion_tokens), 0) AS completion, COALESCE(SUM(cost_usd), 0) AS cost
+                    COALESCE(SUM(completion_tokens), 0) AS completion, COALESCE(SUM(cost_usd), 0) AS cost,
+                    COALESCE(SUM(images), 0) AS images, COALESCE(SUM(audio_seconds), 0) AS audio
                     FROM conversation WHERE kind = ?
                     """, arguments: [kind])
             return ConversationTotals(
                 conversations: row?["conversations"] ?? 0, requests: row?["requests"] ?? 0, promptTokens: row?["prompt"] ?? 0,
-                completionTokens: row?["completion"] ?? 0, costUSD: row?["cost"] ?? 0)
+                completionTokens: row?["completion"] ?? 0, costUSD: row?["cost"] ?? 0, images: row?["images"] ?? 0,
+                audioSeconds: row?["audio"] ?? 0)
         }
     }
 
     // MARK: Messages
 
-    /// Saves a turn and returns it with its id. `alongWith` is an update status change committed in
-    /// the same transaction.
+    /// Saves a turn with its attachments and returns it with its id. `alongWith` are update status
+    /// changes committed in the same transaction; `inputCostUSD` (a transcription's) is added to the
+    /// conversation's cost, and the attachments to its image and audio counts.
     @discardableResult
     public func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil,
-        alongWith change: UpdateStatusChange? = nil
+        attachments: [Attachment] = [], inputCostUSD: Double = 0, alongWith changes: [UpdateStatusChange] = []
     ) async throws -> MessageRecord {
         try await write { db in
-            if let change { try self.apply(change, db) }
-            return try self.insertMessage(db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+            for change in changes { try self.apply(change, db) }
+            let message = try self.insertMessage(
+                db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+            guard !attachments.isEmpty || inputCostUSD != 0 else { return message }
+            for attachment in attachments {
+                try db.execute(
+                    sql: """
+                        INSERT INTO attachment (message_id, kind, mime_type, data, width, height, seconds, transcript, source_id,
+                        withheld, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        message.id, attachment.kind, attachment.mimeType, attachment.data.map { Data($0) }, attachment.width,
+                        attachment.height, attachment.seconds, attachment.transcript, attachment.sourceID, attachment.withheld, message.createdAt,
+                    ])
+            }
+            let images = attachments.filter { $0.kind == .image }.count
+            let seconds = attachments.filter { $0.kind == .audio }.reduce(0) { $0 + ($1.seconds ?? 0) }
+            try db.execute(
+                sql: "UPDATE conversation SET images = images + ?, audio_seconds = audio_seconds + ?, cost_usd = cost_usd + ? WHERE id = ?",
+                arguments: [images, seconds, inputCostUSD, conversationID])
+            return message
+        }
+    }
+
+    /// The newest attachment that came from `sourceID` (a Telegram file_unique_id) in the
+    /// conversation, with its turn's text: a reply to a photo or voice note the bot has seen reuses
+    /// it instead of downloading the file again.
+    public func attachment(sourceID: String, conversationID: Int64) async throws -> (attachment: Attachment, turn: String)? {
+        try await read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT attachment.*, message.content AS turn FROM attachment JOIN message ON message.id = attachment.message_id
+                        WHERE attachment.source_id = ? AND message.conversation_id = ? ORDER BY attachment.id DESC LIMIT 1
+                        """, arguments: [sourceID, conversationID])
+            else { return nil }
+            return (try AttachmentRecord(row: row).attachment, row["turn"])
+        }
+    }
+
+    /// The model cannot see images: every image of the conversation goes as a placeholder from now on.
+    public func withholdImages(conversationID: Int64) async throws {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE attachment SET withheld = 1 WHERE kind = 'image' AND message_id IN
+                    (SELECT id FROM message WHERE conversation_id = ?)
+                    """, arguments: [conversationID])
         }
     }
 
@@ -291,7 +341,14 @@ public final class Store: Sendable {
                 .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= conversation.windowStartMessageID
                     && MessageRecord.Columns.status != MessageRecord.Status.failed)
                 .order(MessageRecord.Columns.id).fetchAll(db)
-            return ConversationContext(conversation: conversation, turns: turns)
+            var attachments: [Int64: [Attachment]] = [:]
+            if let first = turns.first {
+                let rows = try AttachmentRecord.filter(
+                    AttachmentRecord.Columns.messageID >= first.id && Set(turns.map(\.id)).contains(AttachmentRecord.Columns.messageID)
+                ).order(AttachmentRecord.Columns.id).fetchAll(db)
+                for row in rows { attachments[row.messageID, default: []].append(row.attachment) }
+            }
+            return ConversationContext(conversation: conversation, turns: turns, attachments: attachments)
         }
     }
 
@@ -325,7 +382,7 @@ public final class Store: Sendable {
                 _ = try self.insertMessage(
                     db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
                     model: reply.model, tokens: call.tokens)
-            } else if call.failed {
+            } else if call.failed, !call.keepsTurn {
                 try db.execute(
                     sql: "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
                     arguments: [self.now(), call.userMessageID])

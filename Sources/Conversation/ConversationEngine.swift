@@ -13,33 +13,65 @@ public final class ConversationEngine: Sendable {
     public let settings: EngineSettings
     let store: Store
     let runner: CompletionRunner
+    /// Nil when no transcription model is configured.
+    let transcriber: Transcriber?
     let logger: Logger
 
-    public init(settings: EngineSettings, store: Store, runner: CompletionRunner, logger: Logger) {
+    public init(settings: EngineSettings, store: Store, runner: CompletionRunner, transcriber: Transcriber? = nil, logger: Logger) {
         self.settings = settings
         self.store = store
         self.runner = runner
+        self.transcriber = transcriber
         self.logger = logger
+    }
+
+    /// Turns a recording into the text of a user's turn. Throws `TranscriptionError` (already
+    /// logged), or `CancellationError`.
+    public func transcribe(_ audio: [UInt8], fileName: String, mimeType: String, seconds: Int, logger: Logger) async throws -> Transcription {
+        guard let transcriber else { throw TranscriptionError.notConfigured }
+        guard seconds <= transcriber.maxSeconds else {
+            logger.info(
+                "transcription_call",
+                metadata: ["event": "transcription_call", "error_type": "transcription_too_long", "audio_seconds": .stringConvertible(seconds)])
+            throw TranscriptionError.tooLong(seconds: seconds, limit: transcriber.maxSeconds)
+        }
+        return try await transcriber.transcribe(audio, fileName: fileName, mimeType: mimeType, seconds: seconds, logger: logger)
+    }
+
+    /// Whether voice messages can be transcribed, and up to how many seconds.
+    public var transcriptionLimit: Int? { transcriber?.maxSeconds }
+
+    /// An attachment this conversation already holds from `sourceID` (a Telegram file_unique_id),
+    /// with its turn's text: a reply to a photo or voice note seen before reuses it.
+    public func storedAttachment(sourceID: String, conversationID: Int64) async throws -> (attachment: Attachment, turn: String)? {
+        try await store.attachment(sourceID: sourceID, conversationID: conversationID)
     }
 
     /// Answers `text` in the conversation, passing each piece of the answer to `onDelta` as it
     /// arrives. Never throws: every ending is a `ReplyOutcome`, already saved. When the calling task
     /// is cancelled, the text shown so far is saved as a partial answer. Its log lines go to
     /// `logger` (the front end's, with its own metadata such as `chat_id`) with `conversation_id`.
-    /// `alongWith` is committed with the user's turn (a front end's "this update is being answered").
+    /// `alongWith` is committed with the user's turn (a front end's "this update is being answered"),
+    /// and so are the turn's attachments; `onSaved` runs right after that commit.
     public func reply(
-        to text: String, conversationID: Int64, alongWith change: UpdateStatusChange? = nil, logger: Logger? = nil,
-        onDelta: @escaping @Sendable (String) async -> Void
+        to turn: UserTurn, conversationID: Int64, alongWith changes: [UpdateStatusChange] = [], logger: Logger? = nil,
+        onSaved: (@Sendable () async -> Void)? = nil, onDelta: @escaping @Sendable (String) async -> Void
     ) async -> ReplyOutcome {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
+        let text = turn.text
         let userTurn: MessageRecord
         do {
-            userTurn = try await store.appendMessage(conversationID: conversationID, role: .user, content: text, alongWith: change)
+            userTurn = try await store.appendMessage(
+                conversationID: conversationID, role: .user, content: text, attachments: turn.attachments, inputCostUSD: turn.inputCostUSD,
+                alongWith: changes)
         } catch {
             logStoreFailure(error, logger)
             return .storageFailed
         }
+        // The turn is saved (and with it the front end's "answering"): what it shows now, such as a
+        // voice note's transcript, is shown once even if a restart follows.
+        await onSaved?()
 
         var dropExtraBlock = false
         while true {
@@ -48,6 +80,7 @@ public final class ConversationEngine: Sendable {
             do {
                 guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock, logger: logger) else {
                     let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
+                        + turn.attachments.filter { $0.kind == .image }.reduce(0) { $0 + TokenEstimator.imageTokens(width: $1.width ?? 1024, height: $1.height ?? 1024) }
                     try? await store.record(
                         CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
                         conversationID: conversationID)
@@ -81,6 +114,22 @@ public final class ConversationEngine: Sendable {
                     fallbackUsed: completion.fallbackUsed, error: nil)
                 return .answered(completion)
             } catch let failure as CompletionFailure {
+                if failure.error == .imagesUnsupported {
+                    // From now on the conversation's images go as placeholders, this turn's too, so
+                    // the next message does not fail the same way; the turn itself stays.
+                    do {
+                        try await store.withholdImages(conversationID: conversationID)
+                    } catch {
+                        logStoreFailure(error, logger)
+                    }
+                    await save(
+                        CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true, keepsTurn: true),
+                        conversationID: conversationID, logger: logger)
+                    logCall(
+                        logger, model: failure.model, latency: nil, ttft: nil, usage: nil, attempts: failure.attempts,
+                        fallbackUsed: failure.fallbackUsed, error: failure.error)
+                    return .failed(failure.error)
+                }
                 if failure.error == .contextLengthExceeded, !dropExtraBlock {
                     logCall(
                         logger, model: failure.model, latency: nil, ttft: nil, usage: nil,
@@ -188,7 +237,13 @@ public final class ConversationEngine: Sendable {
         guard let context = try await store.context(conversationID: conversationID) else { return nil }
         var conversation = context.conversation
         let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
-        let turns = context.turns.map { HistoryWindow.Turn(id: $0.id, role: $0.role.wire, content: $0.content) }
+        // An image a later turn repeats (a reply to a photo) goes once, with the turn that brought it.
+        var seen = Set<String>()
+        let turns = context.turns.map { turn in
+            let attachments = (context.attachments[turn.id] ?? []).filter { $0.sourceID.map { seen.insert($0).inserted } ?? true }
+            let (content, images) = requestContent(turn.content, attachments)
+            return HistoryWindow.Turn(id: turn.id, role: turn.role.wire, content: content, images: images)
+        }
 
         var plan = window.plan(
             system: systemMessages(conversation), turns: turns, windowStartID: conversation.windowStartMessageID,
@@ -209,11 +264,28 @@ public final class ConversationEngine: Sendable {
             }
         }
         guard let final = plan else { return nil }
-        var messages = final.turns.map { OpenAI.Message(role: $0.role, content: $0.content) }
+        var messages = final.turns.map { OpenAI.Message(role: $0.role, content: $0.content, images: $0.images) }
         if let summary = summaryText(conversation), let first = messages.first, first.role == .user {
             messages[0].content = summary + first.content
         }
         return ([OpenAI.Message(role: .system, content: settings.systemPrompt)] + messages, conversation.model ?? settings.model)
+    }
+
+    /// A turn as the model gets it: its images, or a placeholder for each one it cannot see
+    /// (`VISION=off`, or the model said so). A voice note's transcript is the turn's text already.
+    private func requestContent(_ text: String, _ attachments: [Attachment]) -> (String, [OpenAI.Image]) {
+        var images: [OpenAI.Image] = []
+        var placeholders = 0
+        for attachment in attachments where attachment.kind == .image {
+            if settings.vision, !attachment.withheld, let data = attachment.data {
+                images.append(OpenAI.Image(mimeType: attachment.mimeType, data: data, width: attachment.width, height: attachment.height))
+            } else {
+                placeholders += 1
+            }
+        }
+        guard placeholders > 0 else { return (text, images) }
+        let marks = Array(repeating: UserTurn.withheldImage, count: placeholders).joined(separator: "\n")
+        return (text.isEmpty ? marks : marks + "\n" + text, images)
     }
 
     /// What the request's token budget must hold besides the turns: the system prompt and the

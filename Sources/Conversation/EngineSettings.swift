@@ -12,6 +12,14 @@ public struct EngineSettings: Sendable {
     public var inputPricePerMillion: Double
     public var outputPricePerMillion: Double
     public var summarizeHistory: Bool
+    /// Images go to the model (`VISION`); off, a placeholder goes instead.
+    public var vision: Bool = true
+    /// The largest image kept, in bytes (`IMAGE_MAX_KB`).
+    public var maxImageBytes: Int = 5_120 * 1024
+    /// The longest side of a photo size chosen from those Telegram offers (`IMAGE_MAX_SIDE`).
+    public var maxImageSide: Int = 2_048
+    /// What a minute of transcribed audio costs (`TRANSCRIPTION_PRICE_PER_MINUTE`).
+    public var transcriptionPricePerMinute: Double = 0
 
     public init(
         model: String, fallbackModel: String?, systemPrompt: String, temperature: Double, maxOutputTokens: Int,

@@ -12,11 +12,18 @@ public struct HistoryWindow: Sendable {
         public var id: Int64
         public var role: OpenAI.Role
         public var content: String
+        public var images: [OpenAI.Image]
 
-        public init(id: Int64, role: OpenAI.Role, content: String) {
+        public init(id: Int64, role: OpenAI.Role, content: String, images: [OpenAI.Image] = []) {
             self.id = id
             self.role = role
             self.content = content
+            self.images = images
+        }
+
+        /// Its share of the budget: text, framing, and each image at its documented estimate.
+        var tokens: Int {
+            TokenEstimator.estimate(content) + TokenEstimator.perMessageOverhead + images.reduce(0) { $0 + TokenEstimator.estimate($1) }
         }
     }
 
@@ -41,7 +48,7 @@ public struct HistoryWindow: Sendable {
     func plan(system: [OpenAI.Message], turns all: [Turn], windowStartID: Int64, dropExtraBlock: Bool = false) -> Plan? {
         let systemTokens = TokenEstimator.estimate(system)
         var turns = all.filter { $0.id >= windowStartID }
-        var tokens = turns.map { TokenEstimator.estimate($0.content) + TokenEstimator.perMessageOverhead }
+        var tokens = turns.map(\.tokens)
         var total = tokens.reduce(systemTokens, +)
 
         func dropFirst(_ count: Int) {

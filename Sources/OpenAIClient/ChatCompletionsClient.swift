@@ -65,7 +65,9 @@ public struct ChatCompletionsClient: Sendable {
             } catch {
                 // The status alone still says what went wrong.
             }
-            throw LLMError(status: response.status, headers: response.headers, body: body, apiKey: apiKey.value)
+            throw LLMError(
+                status: response.status, headers: response.headers, body: body, apiKey: apiKey.value,
+                sentImages: request.messages.contains { !$0.images.isEmpty })
         }
         return ChatCompletionStream(body: response.body, activity: activity)
     }
@@ -210,12 +212,18 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
 extension LLMError {
     /// Classifies a non-200 answer. OpenAI's bodies are `{"error":{"code":…,"type":…}}`; other
     /// servers vary, so the status decides when the body says nothing recognisable.
-    init(status: Int, headers: [String: String], body: Data, apiKey: String) {
+    /// `sentImages`: the request had images, so a rejection that speaks of them means the model
+    /// cannot see them (llama.cpp says so with a 500, OpenAI with a 400, OpenRouter with a 404).
+    init(status: Int, headers: [String: String], body: Data, apiKey: String, sentImages: Bool = false) {
         let parsed = try? JSONDecoder().decode(OpenAI.ErrorBody.self, from: body)
         let code = parsed?.error?.code ?? ""
         let type = parsed?.error?.type ?? ""
         let text = Self.redacted(parsed?.text ?? String(decoding: body.prefix(500), as: UTF8.self), apiKey: apiKey)
         let lowered = text.lowercased()
+        if sentImages, [400, 404, 415, 422, 500].contains(status), Self.rejectsImages(lowered) {
+            self = .imagesUnsupported
+            return
+        }
         switch status {
         case 429:
             if code == "insufficient_quota" || type == "insufficient_quota" || lowered.contains("quota") {
@@ -245,6 +253,17 @@ extension LLMError {
         default:
             self = .unexpectedStatus(status)
         }
+    }
+
+    /// How servers say a model cannot take images: "image_url is only supported by certain models"
+    /// (OpenAI), "image input is not supported" (llama.cpp without mmproj), "is not a multimodal
+    /// model" (vLLM), "no endpoints found that support image input" (OpenRouter), "content must be a
+    /// string" (Groq's text models).
+    static func rejectsImages(_ lowered: String) -> Bool {
+        if lowered.contains("multimodal") || lowered.contains("content must be a string") || lowered.contains("mmproj") { return true }
+        guard lowered.contains("image") else { return false }
+        return ["not support", "unsupported", "only supported", "does not support", "doesn't support", "cannot", "can't", "invalid content type",
+            "support image", "vision"].contains { lowered.contains($0) }
     }
 
     /// Maps a transport failure. A timeout before the first byte is a first-byte timeout.

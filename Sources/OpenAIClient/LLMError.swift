@@ -11,6 +11,8 @@ public indirect enum LLMError: Error, Sendable, Equatable {
     case maxTokensUnsupported
     /// Any other 400/422.
     case badRequest(message: String)
+    /// The request had images and the server or model said it cannot take them.
+    case imagesUnsupported
     /// 401/403: the key is wrong or lacks access. A configuration error, never retried.
     case unauthorized(status: Int, message: String)
     /// 404: the model (or the endpoint) does not exist.
@@ -49,6 +51,7 @@ public indirect enum LLMError: Error, Sendable, Equatable {
         case .contextLengthExceeded: "context_length_exceeded"
         case .maxTokensUnsupported: "max_tokens_unsupported"
         case .badRequest: "bad_request"
+        case .imagesUnsupported: "images_unsupported"
         case .unauthorized: "unauthorized"
         case .modelNotFound: "model_not_found"
         case .server: "server_error"
@@ -78,7 +81,7 @@ public indirect enum LLMError: Error, Sendable, Equatable {
     var allowsFallback: Bool {
         switch self {
         // A whole deadline spent on one model is not worth spending again on it, but another may do.
-        case .modelNotFound, .timeout(.total): true
+        case .modelNotFound, .timeout(.total), .imagesUnsupported: true
         default: isRetryable
         }
     }
@@ -95,6 +98,8 @@ public indirect enum LLMError: Error, Sendable, Equatable {
             "This conversation is too long for the model. Use /clear to start over."
         case .maxTokensUnsupported, .badRequest, .unexpectedStatus:
             "The AI provider rejected the request. Please try again or tell the bot's operator."
+        case .imagesUnsupported:
+            "This model can't see images; /model lists the others."
         case .unauthorized:
             "The AI provider rejected the bot's API key. Please tell the bot's operator."
         case .modelNotFound:

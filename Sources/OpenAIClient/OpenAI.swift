@@ -1,13 +1,75 @@
+import Foundation
+
 /// Wire types of the OpenAI-compatible chat-completions API, exactly as they travel.
 public enum OpenAI {
-    /// One message of a chat-completions request.
-    public struct Message: Codable, Sendable, Equatable {
+    /// One message of a chat-completions request. Without images its content travels as a string;
+    /// with images as content parts: the text, then one `image_url` part (a base64 `data:` URL) per
+    /// image, the form every vision-capable compatible server reads.
+    public struct Message: Encodable, Sendable, Equatable {
         public var role: Role
         public var content: String
+        /// Images that go with a user turn.
+        public var images: [Image]
 
-        public init(role: Role, content: String) {
+        public init(role: Role, content: String, images: [Image] = []) {
             self.role = role
             self.content = content
+            self.images = images
+        }
+
+        enum CodingKeys: String, CodingKey { case role, content }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(role, forKey: .role)
+            guard !images.isEmpty else {
+                try container.encode(content, forKey: .content)
+                return
+            }
+            var parts = container.nestedUnkeyedContainer(forKey: .content)
+            if !content.isEmpty { try parts.encode(ContentPart.text(content)) }
+            for image in images { try parts.encode(ContentPart.image(image)) }
+        }
+    }
+
+    /// An image in a request, as its bytes; encoded as a data URL only when the request is.
+    public struct Image: Sendable, Equatable {
+        /// `image/jpeg`, `image/png`, `image/gif` or `image/webp`.
+        public var mimeType: String
+        public var data: [UInt8]
+        /// In pixels, when known: the token estimate depends on it.
+        public var width: Int?
+        public var height: Int?
+
+        public init(mimeType: String, data: [UInt8], width: Int? = nil, height: Int? = nil) {
+            self.mimeType = mimeType
+            self.data = data
+            self.width = width
+            self.height = height
+        }
+
+        /// `data:<type>;base64,<bytes>`.
+        var dataURL: String { "data:\(mimeType);base64,\(Data(data).base64EncodedString())" }
+    }
+
+    /// One element of a message's `content` array.
+    enum ContentPart: Encodable {
+        case text(String)
+        case image(Image)
+
+        enum CodingKeys: String, CodingKey { case type, text, image_url }
+        struct ImageURL: Encodable { var url: String }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .text(let text):
+                try container.encode("text", forKey: .type)
+                try container.encode(text, forKey: .text)
+            case .image(let image):
+                try container.encode("image_url", forKey: .type)
+                try container.encode(ImageURL(url: image.dataURL), forKey: .image_url)
+            }
         }
     }
 

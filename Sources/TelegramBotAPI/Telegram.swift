@@ -60,12 +60,17 @@ public enum Telegram {
         }
     }
 
-    /// The message a message replies to: whose it is, and its words.
+    /// The message a message replies to: whose it is, its words, and the media a reply may reuse.
     public struct RepliedMessage: Codable, Sendable, Equatable {
         public var message_id: Int
         public var from: User?
         public var text: String?
         public var caption: String?
+        public var photo: [PhotoSize]?
+        public var document: Document?
+        public var voice: Voice?
+        public var audio: Audio?
+        public var video_note: VideoNote?
 
         public init(message_id: Int, from: User?, text: String? = nil, caption: String? = nil) {
             self.message_id = message_id
@@ -73,6 +78,51 @@ public enum Telegram {
             self.text = text
             self.caption = caption
         }
+    }
+
+    /// One size of a photo; Telegram sends several, smallest first.
+    public struct PhotoSize: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        public var width: Int
+        public var height: Int
+        public var file_size: Int?
+
+        public init(file_id: String, file_unique_id: String, width: Int, height: Int, file_size: Int? = nil) {
+            self.file_id = file_id
+            self.file_unique_id = file_unique_id
+            self.width = width
+            self.height = height
+            self.file_size = file_size
+        }
+    }
+
+    /// A voice note (OGG/Opus).
+    public struct Voice: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        /// In seconds (optional here, though Telegram always sends it: a surprise costs the length, not the message).
+        public var duration: Int?
+        public var mime_type: String?
+        public var file_size: Int?
+    }
+
+    /// A music or audio file.
+    public struct Audio: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        public var duration: Int?
+        public var file_name: String?
+        public var mime_type: String?
+        public var file_size: Int?
+    }
+
+    /// A round video message (MP4); its sound is transcribed.
+    public struct VideoNote: Codable, Sendable, Equatable {
+        public var file_id: String
+        public var file_unique_id: String
+        public var duration: Int?
+        public var file_size: Int?
     }
 
     /// A file sent as a document.
@@ -114,6 +164,12 @@ public enum Telegram {
         public var quote: TextQuote?
         /// A file sent as a document.
         public var document: Document?
+        public var photo: [PhotoSize]?
+        public var voice: Voice?
+        public var audio: Audio?
+        public var video_note: VideoNote?
+        /// Shared by the messages of one album.
+        public var media_group_id: String?
         /// Set in the service message a group leaves behind when it becomes a supergroup.
         public var migrate_to_chat_id: Int64?
         /// True for photos, stickers, voice notes, files and every other non-text content.
@@ -121,7 +177,7 @@ public enum Telegram {
 
         enum CodingKeys: String, CodingKey {
             case message_id, message_thread_id, from, chat, date, text, entities, caption, caption_entities, reply_to_message, quote
-            case document, migrate_to_chat_id
+            case document, photo, voice, audio, video_note, media_group_id, migrate_to_chat_id
             /// Ours, not Telegram's: keeps the flag when a message is stored and read back.
             case hasNonTextContent = "x_has_non_text_content"
         }
@@ -167,6 +223,11 @@ public enum Telegram {
             reply_to_message = try container.decodeIfPresent(RepliedMessage.self, forKey: .reply_to_message)
             quote = try container.decodeIfPresent(TextQuote.self, forKey: .quote)
             document = try container.decodeIfPresent(Document.self, forKey: .document)
+            photo = try container.decodeIfPresent([PhotoSize].self, forKey: .photo)
+            voice = try container.decodeIfPresent(Voice.self, forKey: .voice)
+            audio = try container.decodeIfPresent(Audio.self, forKey: .audio)
+            video_note = try container.decodeIfPresent(VideoNote.self, forKey: .video_note)
+            media_group_id = try container.decodeIfPresent(String.self, forKey: .media_group_id)
             migrate_to_chat_id = try container.decodeIfPresent(Int64.self, forKey: .migrate_to_chat_id)
             let all = try decoder.container(keyedBy: AnyKey.self)
             hasNonTextContent =

@@ -10,8 +10,8 @@ import TelegramBotAPI
 public struct MessageHandler: Sendable {
     let pipeline: ReplyPipeline
     let commands: CommandHandler
-    /// Downloads the files users send.
-    let files: BotAPIClient
+    /// Makes the user's turn out of a message: text, photos, voice, files, replies.
+    let reader: TurnReader
     let engine: ConversationEngine
     let intake: UpdateIntake
     let notices: NoticeSender
@@ -24,7 +24,7 @@ public struct MessageHandler: Sendable {
         config: TelegramConfig, bot: Telegram.User, logger: Logger
     ) {
         self.pipeline = pipeline
-        self.files = files
+        reader = TurnReader(files: files, engine: engine, config: config, bot: bot)
         self.engine = engine
         self.intake = intake
         self.notices = notices
@@ -52,7 +52,7 @@ public struct MessageHandler: Sendable {
         let closes = await respond(to: message, chat: chat, incoming: incoming, logger: logger)
         // A send found the group moved to a new id: its conversation follows.
         if chat.id != message.chat.id { await intake.migrate(from: message.chat.id, to: chat.id) }
-        if closes { await intake.handled(update.update_id) }
+        if closes { await intake.handled(incoming.updateIDs) }
     }
 
     /// Answers the message. Returns false when shutdown cut off the delivery of an answer, which
@@ -65,65 +65,24 @@ public struct MessageHandler: Sendable {
             await notices.send(chat, "I was restarted while answering your message. Please send it again.", replyTo: message.message_id)
             return true
         }
-        if let document = message.document {
-            return await read(document, message: message, chat: chat, incoming: incoming, logger: logger)
-        }
-        guard let rawText = message.text, !rawText.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            if message.hasNonTextContent {
-                await notices.send(chat, "I can only read text messages.", replyTo: message.message_id)
-            }
-            return true
-        }
-        if let addressed = AddressedCommand(rawText) {
+        if let rawText = message.text, let addressed = AddressedCommand(rawText) {
             let answer = await answer(addressed.command, chat: chat, user: message.from?.id, logger: logger)
             await notices.send(chat, answer, replyTo: message.message_id)
             return true
         }
-        // In groups the model sees the message without the bot's @mention (Telegram's own entities),
-        // and any message it replies to in front of it.
-        let text = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : rawText
-        let turn = message.withReplyContext(text, botID: bot.id)
-        let kinds = ["text"] + (turn != text ? ["reply_context"] : [])
-        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger.with(inputKinds: kinds))
-    }
-
-    static let notATextFile = "I can read text messages and text files (plain text, Markdown, code, JSON, CSV, logs), but not this kind of file."
-
-    /// A document: a text file becomes part of the user's turn (fenced, after the caption, cut at
-    /// `TEXT_FILE_MAX_KB`); anything else gets a notice. Downloaded while handling, so a restart in
-    /// the middle downloads it again and answers once.
-    private func read(
-        _ document: Telegram.Document, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
-    ) async -> Bool {
-        guard TextFile.isText(document) else {
-            await notices.send(chat, Self.notATextFile, replyTo: message.message_id)
+        let album = incoming.albumParts.compactMap(\.message)
+        switch await reader.read(message, album: album, chat: chat, logger: logger) {
+        case .nothing:
             return true
+        case .deferred:
+            return false
+        case .notice(let notice):
+            await notices.send(chat, notice, replyTo: message.message_id)
+            return true
+        case .turn(let turn, let facts, let transcript):
+            return await pipeline.reply(
+                to: turn, transcript: transcript, message: message, chat: chat, incoming: incoming, logger: logger.with(facts))
         }
-        let bytes: [UInt8]
-        let stated: Int?
-        do {
-            // One byte past the limit tells a long file from one that fits; the rest is never read,
-            // so a chat full of 20 MB files costs no more memory than that.
-            let file = try await files.getFile(document.file_id)
-            stated = file.file_size
-            bytes = try await files.download(file, prefix: config.maxTextFileBytes + 1)
-        } catch TelegramError.fileTooBig {
-            await notices.send(chat, "This file is too big: bots can download files of up to 20 MB.", replyTo: message.message_id)
-            return true
-        } catch {
-            let errorType = (error as? TelegramError)?.errorType ?? "telegram_network"
-            logger.warning("file_download_failed", metadata: ["error_type": .string(errorType)])
-            await notices.send(chat, "I couldn't download that file from Telegram. Please send it again.", replyTo: message.message_id)
-            return true
-        }
-        guard let file = TextFile(name: document.file_name ?? "file", bytes: bytes, limit: config.maxTextFileBytes, statedSize: stated) else {
-            await notices.send(chat, "That file isn't UTF-8 text, so I can't read it.", replyTo: message.message_id)
-            return true
-        }
-        let withFile = file.turn(caption: message.caption)
-        let turn = message.withReplyContext(withFile, botID: bot.id)
-        let kinds = (message.caption?.isEmpty == false ? ["text"] : []) + ["text_file"] + (turn != withFile ? ["reply_context"] : [])
-        return await pipeline.reply(to: turn, message: message, chat: chat, incoming: incoming, logger: logger.with(inputKinds: kinds))
     }
 
     /// A command's answer, with Telegram's policy: any allowed model in a private chat, only admins
@@ -141,15 +100,5 @@ public struct MessageHandler: Sendable {
             allowedModels: engine.settings.allowedModels(adding: config.allowedModels), maySwitchModel: !chat.isGroup || isAdmin,
             totalsOfKind: isAdmin && !chat.isGroup ? UpdateIntake.conversationKind : nil)
         return await commands.handle(command, conversationID: conversationID, permissions: permissions)
-    }
-}
-
-extension Logger {
-    /// This logger with what the user's turn is made of (`input_kinds`: `text`, `text_file`,
-    /// `reply_context`), for the `reply` and `model_call` lines of that turn.
-    func with(inputKinds kinds: [String]) -> Logger {
-        var logger = self
-        logger[metadataKey: "input_kinds"] = .array(kinds.map { .string($0) })
-        return logger
     }
 }

@@ -15,9 +15,13 @@ public struct NoticeSender: Sendable {
     /// Sends `text`, quoting the message it answers in groups, and in private chats too when
     /// `quoteInPrivate`. A failure is logged, never thrown: there is nothing else to tell.
     func send(_ chat: ChatHandle, _ text: String, replyTo: Int, quoteInPrivate: Bool = false) async {
+        await send(chat, FormattedText(text: text), replyTo: replyTo, quoteInPrivate: quoteInPrivate)
+    }
+
+    func send(_ chat: ChatHandle, _ text: FormattedText, replyTo: Int, quoteInPrivate: Bool = false) async {
         do {
             try await sender.sendFinal(
-                chat, FormattedText(text: text), replyTo: chat.isGroup || quoteInPrivate ? replyTo : nil, metrics: ReplyMetrics())
+                chat, text, replyTo: chat.isGroup || quoteInPrivate ? replyTo : nil, metrics: ReplyMetrics())
         } catch let error as TelegramError {
             logger.warning("send_failed", metadata: ["chat_id": .stringConvertible(chat.id), "error_type": .string(error.errorType)])
         } catch {}

@@ -38,7 +38,10 @@ public struct ReplyPipeline: Sendable {
 
     /// Answers `text`. Returns false when shutdown cut off the delivery of the answer, which then
     /// stays saved for the next start.
-    func reply(to text: String, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger) async -> Bool {
+    /// Answers `turn`; a voice note's `transcript` is shown first, once the turn is saved.
+    func reply(
+        to turn: UserTurn, transcript: String? = nil, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
+    ) async -> Bool {
         let updateID = incoming.update.update_id
         let conversation: ConversationRecord
         do {
@@ -54,14 +57,21 @@ public struct ReplyPipeline: Sendable {
         defer { stops.remove(chat: chat.id, draft: draftID) }
 
         let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
-        let (engine, permits, answering) = (self.engine, self.permits, intake.answering(updateID))
+        let (engine, permits, answering, notices) = (self.engine, self.permits, intake.answering(incoming.updateIDs), self.notices)
+        var showTranscript: (@Sendable () async -> Void)?
+        if let transcript {
+            let (notice, replyTo) = (Self.transcriptNotice(transcript), message.message_id)
+            showTranscript = { await notices.send(chat, notice, replyTo: replyTo, quoteInPrivate: true) }
+        }
         let (conversationID, model) = (conversation.id, conversation.model ?? engine.settings.model)
+        let onSaved = showTranscript
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({
             try await permits.withPermit {
                 await engine.reply(
-                    to: text, conversationID: conversationID, alongWith: answering, logger: logger, onDelta: { presenter.append($0) })
+                    to: turn, conversationID: conversationID, alongWith: answering, logger: logger, onSaved: onSaved,
+                    onDelta: { presenter.append($0) })
             }
         }, against: {
             // The presenter shows the answer as it comes; the stop button ends the race.
@@ -82,6 +92,17 @@ public struct ReplyPipeline: Sendable {
         }
         logReply(outcome, presenter: presenter, user: message.from?.id, incoming: incoming, deliveryError: deliveryError, logger: logger)
         return true
+    }
+
+    /// The longest transcript shown back (the model gets all of it).
+    static let maxTranscriptShown = 3_500
+
+    /// A transcript as the user sees it before the answer: a quote they can check.
+    static func transcriptNotice(_ transcript: String) -> FormattedText {
+        let shown = transcript.count > maxTranscriptShown ? String(transcript.prefix(maxTranscriptShown)) + "…" : transcript
+        var text = FormattedText(text: "🎤 ")
+        text.wrap("blockquote") { $0.append(shown) }
+        return text
     }
 
     /// Delivers an answer whose delivery a restart cut off, from what was saved. Returns false when

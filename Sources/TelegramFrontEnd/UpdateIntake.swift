@@ -158,17 +158,22 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     /// A reply to the update is under way: a restart from here on tells the user, or delivers the
     /// saved answer. Committed with the user's turn that starts the answer (`engine.reply`), before
     /// anything of it can be shown.
-    func answering(_ updateID: Int64) -> UpdateStatusChange {
-        UpdateStatusChange(updateID: updateID, status: .answering)
+    func answering(_ updateIDs: [Int64]) -> [UpdateStatusChange] {
+        updateIDs.map { UpdateStatusChange(updateID: $0, status: .answering) }
     }
 
     /// The update needs nothing more. A failure is logged: the update is then answered again after
     /// a restart, which is the safe side.
     func handled(_ updateID: Int64) async {
+        await handled([updateID])
+    }
+
+    /// Several updates answered together (an album), in one transaction.
+    func handled(_ updateIDs: [Int64]) async {
         do {
-            try await store.setUpdateStatus(updateID, .handled)
+            try await store.setUpdateStatus(updateIDs, .handled)
         } catch {
-            logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
+            logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateIDs.first ?? 0), "error_type": "storage", "error": "\(error)"])
         }
     }
 

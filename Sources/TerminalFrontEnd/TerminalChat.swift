@@ -65,7 +65,7 @@ public struct TerminalChat: Sendable {
     /// partial answer, on the same line).
     private func answer(_ text: String) async {
         let write = self.write
-        let outcome = await engine.reply(to: text, conversationID: conversationID) { piece in write(piece) }
+        let outcome = await engine.reply(to: UserTurn(text), conversationID: conversationID) { piece in write(piece) }
         guard let answer = outcome.answer else {
             write((outcome.notice ?? "") + "\n")
             return

@@ -49,9 +49,43 @@ public final class FakeOpenAIServer: Sendable {
 
     /// A chat-completions request as received, decoded for assertions.
     public struct ChatRequest: Decodable, Sendable {
+        /// A message; content parts are read into the text and the images' data URLs.
         public struct Message: Decodable, Sendable, Equatable {
             public var role: String
+            /// The string content, or the text parts joined by newlines.
             public var content: String
+            /// The `image_url` parts' URLs, in order.
+            public var images: [String] = []
+            /// Part types this fake does not know (a real server rejects them).
+            var unknownParts: [String] = []
+
+            struct Part: Decodable {
+                struct ImageURL: Decodable { var url: String }
+                var type: String
+                var text: String?
+                var image_url: ImageURL?
+            }
+
+            enum CodingKeys: String, CodingKey { case role, content }
+
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                role = try container.decode(String.self, forKey: .role)
+                if let text = try? container.decode(String.self, forKey: .content) {
+                    content = text
+                    return
+                }
+                let parts = try container.decode([Part].self, forKey: .content)
+                var texts: [String] = []
+                for part in parts {
+                    switch part.type {
+                    case "text": texts.append(part.text ?? "")
+                    case "image_url": images.append(part.image_url?.url ?? "")
+                    default: unknownParts.append(part.type)
+                    }
+                }
+                content = texts.joined(separator: "\n")
+            }
         }
         public struct StreamOptions: Decodable, Sendable { public var include_usage: Bool? }
         public var model: String
@@ -75,6 +109,10 @@ public final class FakeOpenAIServer: Sendable {
         public var sendsUsage: Bool
         /// Whether `GET /models` exists (some compatible servers do not have it).
         public var servesModelList = true
+        /// How a text-only model answers a request with images; nil sees images.
+        public var rejectsImages: ImageRejection?
+        /// Transcription models served at `/audio/transcriptions`; empty serves any name.
+        public var transcriptionModels: Set<String> = []
 
         public init(apiKey: String = "test-key", models: Set<String> = [], contextWindow: Int = 1_000_000, rejectsMaxTokens: Bool = false, sendsUsage: Bool = true) {
             self.apiKey = apiKey
@@ -85,8 +123,38 @@ public final class FakeOpenAIServer: Sendable {
         }
     }
 
+    /// How servers refuse images for a text-only model.
+    public enum ImageRejection: Sendable {
+        /// OpenAI: 400 "Invalid content type. image_url is only supported by certain models."
+        case openAI
+        /// llama.cpp without a projector: 500 "image input is not supported - hint: …".
+        case llamaCpp
+    }
+
+    /// How the next transcription request is answered.
+    public enum TranscriptionBehavior: Sendable {
+        case text(String)
+        case rateLimited(retryAfterSeconds: Int?)
+        case quotaExceeded
+        case serverError(status: Int)
+        case unauthorized
+        /// Says nothing until the client gives up.
+        case stall
+        /// 200 with a body that is not the JSON it should be.
+        case malformed
+    }
+
+    /// A transcription request as received, with its multipart fields.
+    public struct TranscriptionRequest: Sendable {
+        public var model: String
+        public var fileName: String
+        public var fileType: String
+        public var file: [UInt8]
+    }
+
     private struct State {
         var queue: [Behavior] = []
+        var transcriptionQueue: [TranscriptionBehavior] = []
         var requests: [ReceivedRequest] = []
     }
 
@@ -113,6 +181,16 @@ public final class FakeOpenAIServer: Sendable {
         state.withLock { $0.queue.append(contentsOf: behaviors) }
     }
 
+    /// Queues answers for the next transcription requests, in order.
+    public func enqueueTranscription(_ behaviors: TranscriptionBehavior...) {
+        state.withLock { $0.transcriptionQueue.append(contentsOf: behaviors) }
+    }
+
+    /// The transcription requests that parsed, in order.
+    public var transcriptionRequests: [TranscriptionRequest] {
+        requests.filter { $0.path == "/v1/audio/transcriptions" }.compactMap { try? Self.parseTranscription($0).get() }
+    }
+
     /// Forgets the requests recorded so far, so a long soak run keeps the fake's memory flat.
     public func forgetRequests() {
         state.withLock { $0.requests.removeAll() }
@@ -134,11 +212,23 @@ public final class FakeOpenAIServer: Sendable {
 
     /// The server's token estimate: about four characters a token, plus framing per message.
     public static func tokens(_ messages: [ChatRequest.Message]) -> Int {
-        messages.reduce(0) { $0 + $1.content.count / 4 + 4 }
+        messages.reduce(0) { $0 + $1.content.count / 4 + 4 + $1.images.count * 85 }
+    }
+
+    /// Whether a data URL holds an image of the type it declares, as vision servers check.
+    static func isImageDataURL(_ url: String) -> Bool {
+        let magic: [String: [UInt8]] = [
+            "image/jpeg": [0xFF, 0xD8, 0xFF], "image/png": [0x89, 0x50, 0x4E, 0x47], "image/gif": Array("GIF8".utf8), "image/webp": Array("RIFF".utf8),
+        ]
+        guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","), url[..<comma].hasSuffix(";base64") else { return false }
+        let type = String(url[url.index(url.startIndex, offsetBy: 5)..<comma].dropLast(";base64".count))
+        guard let expected = magic[type], let data = Data(base64Encoded: String(url[url.index(after: comma)...])) else { return false }
+        return data.count > 16 && Array(data.prefix(expected.count)) == expected
     }
 
     private func respond(to request: ReceivedRequest) -> ScriptedResponse {
         state.withLock { $0.requests.append(request) }
+        if request.method == "POST", request.path == "/v1/audio/transcriptions" { return transcribe(request) }
         guard request.method == "POST", request.path == "/v1/chat/completions" else {
             if request.method == "GET", request.path == "/v1/models", settings.servesModelList { return modelsList(request) }
             return Self.error(404, "Invalid URL (\(request.method) \(request.path))", type: "invalid_request_error", code: nil)
@@ -158,6 +248,29 @@ public final class FakeOpenAIServer: Sendable {
             body.messages.allSatisfy({ ["system", "user", "assistant"].contains($0.role) })
         else {
             return Self.error(400, "Invalid 'messages': expected a non-empty array of messages with valid roles.", type: "invalid_request_error", code: nil)
+        }
+        if let unknown = body.messages.flatMap(\.unknownParts).first {
+            return Self.error(400, "Invalid value: '\(unknown)'. Supported values are: 'text' and 'image_url'.", type: "invalid_request_error", code: "invalid_value")
+        }
+        let images = body.messages.flatMap(\.images)
+        if !images.isEmpty {
+            switch settings.rejectsImages {
+            case .openAI?:
+                return Self.error(
+                    400, "Invalid content type. image_url is only supported by certain models.", type: "invalid_request_error", code: nil,
+                    param: "messages.[1].content.[1].type")
+            case .llamaCpp?:
+                return .json(500, #"{"error":{"code":500,"message":"image input is not supported - hint: if this is unexpected, you may need to provide the mmproj","type":"server_error"}}"#)
+            case nil:
+                if let bad = images.first(where: { !Self.isImageDataURL($0) }) {
+                    return Self.error(
+                        400, "Invalid image_url: expected a base64-encoded data URL with an image MIME type (got \(bad.prefix(30))…).",
+                        type: "invalid_request_error", code: "invalid_image_url")
+                }
+            }
+            if body.messages.contains(where: { !$0.images.isEmpty && $0.role != "user" }) {
+                return Self.error(400, "Image content parts are only allowed in user messages.", type: "invalid_request_error", code: nil)
+            }
         }
         if settings.rejectsMaxTokens, body.max_tokens != nil {
             return Self.error(
@@ -250,6 +363,92 @@ public final class FakeOpenAIServer: Sendable {
             response.headers["Retry-After"] = value
             return response
         }
+    }
+
+    /// `POST /audio/transcriptions`: checks the key, parses the multipart body (a `file` with a
+    /// name and bytes, a `model`), then answers as queued, or with a transcript naming the file.
+    private func transcribe(_ request: ReceivedRequest) -> ScriptedResponse {
+        guard request.headers["authorization"] == "Bearer \(settings.apiKey)" else {
+            return Self.error(401, "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key")
+        }
+        let parsed: TranscriptionRequest
+        switch Self.parseTranscription(request) {
+        case .success(let request): parsed = request
+        case .failure(let problem): return Self.error(400, problem.message, type: "invalid_request_error", code: nil)
+        }
+        if !settings.transcriptionModels.isEmpty, !settings.transcriptionModels.contains(parsed.model) {
+            return Self.error(404, "The model `\(parsed.model)` does not exist.", type: "invalid_request_error", code: "model_not_found")
+        }
+        let behavior = state.withLock { $0.transcriptionQueue.isEmpty ? nil : $0.transcriptionQueue.removeFirst() }
+        switch behavior ?? .text("Transcript of \(parsed.fileName) (\(parsed.file.count) bytes)") {
+        case .text(let text):
+            return .json(200, "{\"text\":\(Self.quoted(text))}")
+        case .rateLimited(let seconds):
+            var response = Self.error(429, "Rate limit reached for requests.", type: "requests", code: "rate_limit_exceeded")
+            if let seconds { response.headers["Retry-After"] = String(seconds) }
+            return response
+        case .quotaExceeded:
+            return Self.error(429, "You exceeded your current quota.", type: "insufficient_quota", code: "insufficient_quota")
+        case .serverError(let status):
+            return Self.error(status, "The server had an error while processing your request.", type: "server_error", code: nil)
+        case .unauthorized:
+            return Self.error(401, "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key")
+        case .stall:
+            return ScriptedResponse(status: 200, beforeHead: [.waitForClientClose])
+        case .malformed:
+            return .json(200, "{\"txt\":")
+        }
+    }
+
+    struct MultipartProblem: Error { var message: String }
+
+    /// Reads a transcription request's multipart body as OpenAI's parser would.
+    static func parseTranscription(_ request: ReceivedRequest) -> Result<TranscriptionRequest, MultipartProblem> {
+        guard let type = request.headers["content-type"], type.hasPrefix("multipart/form-data"),
+            let range = type.range(of: "boundary=")
+        else { return .failure(MultipartProblem(message: "Content-Type must be multipart/form-data with a boundary.")) }
+        let boundary = Array(("--" + type[range.upperBound...].trimmingCharacters(in: CharacterSet(charactersIn: "\" "))).utf8)
+        let body = Array(request.body)
+        var fields: [String: (fileName: String?, type: String?, bytes: [UInt8])] = [:]
+        func find(_ needle: [UInt8], from: Int) -> Int? {
+            guard needle.count <= body.count else { return nil }
+            var index = from
+            while index + needle.count <= body.count {
+                if body[index] == needle[0], Array(body[index..<(index + needle.count)]) == needle { return index }
+                index += 1
+            }
+            return nil
+        }
+        guard var start = find(boundary, from: 0) else { return .failure(MultipartProblem(message: "The multipart body has no parts.")) }
+        while true {
+            let afterBoundary = start + boundary.count
+            if afterBoundary + 2 <= body.count, body[afterBoundary] == UInt8(ascii: "-"), body[afterBoundary + 1] == UInt8(ascii: "-") { break }
+            guard let headEnd = find(Array("\r\n\r\n".utf8), from: afterBoundary),
+                let next = find(Array("\r\n".utf8) + boundary, from: headEnd + 4)
+            else { return .failure(MultipartProblem(message: "The multipart body is cut short.")) }
+            let head = String(decoding: body[afterBoundary..<headEnd], as: UTF8.self)
+            func parameter(_ name: String) -> String? {
+                guard let range = head.range(of: "\(name)=\"") else { return nil }
+                return String(head[range.upperBound...].prefix { $0 != "\"" })
+            }
+            let contentType = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }
+                .map { $0.dropFirst("content-type:".count).trimmingCharacters(in: .whitespaces) }
+            if let name = parameter(" name") ?? parameter(";name") {
+                fields[name] = (parameter("filename"), contentType, Array(body[(headEnd + 4)..<next]))
+            }
+            start = next + 2
+        }
+        guard let model = fields["model"].map({ String(decoding: $0.bytes, as: UTF8.self) }), !model.isEmpty else {
+            return .failure(MultipartProblem(message: "you must provide a model parameter"))
+        }
+        guard let file = fields["file"], let fileName = file.fileName, !file.bytes.isEmpty else {
+            return .failure(MultipartProblem(message: "Could not parse multipart form: a 'file' part with a filename is required."))
+        }
+        let known = ["flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"]
+        guard let ext = fileName.split(separator: ".").last.map({ $0.lowercased() }), known.contains(ext) else {
+            return .failure(MultipartProblem(message: "Invalid file format. Supported formats: \(known)"))
+        }
+        return .success(TranscriptionRequest(model: model, fileName: fileName, fileType: file.type ?? "", file: file.bytes))
     }
 
     private func modelsList(_ request: ReceivedRequest) -> ScriptedResponse {

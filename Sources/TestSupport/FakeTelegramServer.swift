@@ -226,7 +226,7 @@ public final class FakeTelegramServer: Sendable {
     @discardableResult
     public func deliverText(
         _ text: String, chatID: Int64, chatType: String = "private", userID: Int64? = nil, isBot: Bool = false,
-        messageID: Int = 1, replyToBotMessage: Int? = nil, username: String? = nil
+        messageID: Int = 1, replyToBotMessage: Int? = nil, username: String? = nil, replyToJSON: String? = nil
     ) -> Int64 {
         addChat(chatID, type: chatType)
         let from = userID ?? chatID
@@ -236,6 +236,8 @@ public final class FakeTelegramServer: Sendable {
         message += "\"text\":\(FakeOpenAIServer.quoted(text))"
         if let replied = replyToBotMessage {
             message += ",\"reply_to_message\":{\"message_id\":\(replied),\"date\":1700000000,\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"from\":{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Bot\",\"username\":\"\(bot.username)\"},\"text\":\"earlier\"}"
+        } else if let replyToJSON {
+            message += ",\"reply_to_message\":\(replyToJSON)"
         }
         let entities = Self.entities(in: text)
         if !entities.isEmpty { message += ",\"entities\":\(entities)" }
@@ -274,16 +276,48 @@ public final class FakeTelegramServer: Sendable {
 
     /// Queues a photo message, with a caption (and its entities) when given.
     @discardableResult
-    public func deliverPhoto(chatID: Int64, userID: Int64? = nil, chatType: String = "private", caption: String? = nil, messageID: Int = 7) -> Int64 {
+    public func deliverPhoto(
+        chatID: Int64, userID: Int64? = nil, chatType: String = "private", caption: String? = nil, messageID: Int = 7, fileID: String = "photo",
+        sizes: [(width: Int, height: Int)] = [(90, 60), (1280, 853)], mediaGroupID: String? = nil, replyTo: String? = nil
+    ) -> Int64 {
         addChat(chatID, type: chatType)
         let from = userID ?? chatID
         var message =
-            "\"message_id\":\(messageID),\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"photo\":[{\"file_id\":\"x\",\"file_unique_id\":\"y\",\"width\":1,\"height\":1}]"
+            "\"message_id\":\(messageID),\"date\":1700000000,\"from\":{\"id\":\(from),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"photo\":\(addPhoto(fileID, sizes: sizes))"
         if let caption {
             message += ",\"caption\":\(FakeOpenAIServer.quoted(caption))"
             let entities = Self.entities(in: caption)
             if !entities.isEmpty { message += ",\"caption_entities\":\(entities)" }
         }
+        if let mediaGroupID { message += ",\"media_group_id\":\"\(mediaGroupID)\"" }
+        if let replyTo { message += ",\"reply_to_message\":\(replyTo)" }
+        return deliver(updateJSON: "\"message\":{\(message)}")
+    }
+
+    /// Stores a photo in `sizes` (JPEG files with those dimensions) and returns its `photo` array
+    /// as Telegram sends it, smallest first. Size `i` has file id `<fileID>-<i>`.
+    public func addPhoto(_ fileID: String, sizes: [(width: Int, height: Int)]) -> String {
+        var elements: [String] = []
+        for (index, size) in sizes.enumerated() {
+            let bytes = TestImages.jpeg(width: size.width, height: size.height, padding: size.width / 4)
+            addFile(id: "\(fileID)-\(index)", path: "photos/\(fileID)_\(index).jpg", bytes: bytes)
+            elements.append(
+                "{\"file_id\":\"\(fileID)-\(index)\",\"file_unique_id\":\"u-\(fileID)-\(index)\",\"width\":\(size.width),\"height\":\(size.height),\"file_size\":\(bytes.count)}")
+        }
+        return "[" + elements.joined(separator: ",") + "]"
+    }
+
+    /// Queues a voice note of `seconds` (stored as an OGG file under `fileID`).
+    @discardableResult
+    public func deliverVoice(
+        chatID: Int64, userID: Int64? = nil, chatType: String = "private", seconds: Int = 4, messageID: Int = 7, fileID: String = "voice",
+        bytes: [UInt8] = Array("OggS".utf8) + Array(repeating: 7, count: 200), replyTo: String? = nil
+    ) -> Int64 {
+        addChat(chatID, type: chatType)
+        addFile(id: fileID, path: "voice/\(fileID).oga", bytes: bytes)
+        var message =
+            "\"message_id\":\(messageID),\"date\":1700000000,\"from\":{\"id\":\(userID ?? chatID),\"is_bot\":false,\"first_name\":\"U\"},\"chat\":{\"id\":\(chatID),\"type\":\"\(chatType)\"},\"voice\":{\"file_id\":\"\(fileID)\",\"file_unique_id\":\"u-\(fileID)\",\"duration\":\(seconds),\"mime_type\":\"audio/ogg\",\"file_size\":\(bytes.count)}"
+        if let replyTo { message += ",\"reply_to_message\":\(replyTo)" }
         return deliver(updateJSON: "\"message\":{\(message)}")
     }
 

@@ -49,7 +49,7 @@ import Testing
                 && text.contains(#"OPENAI_MAX_OUTPUT_TOKENS must be a whole number of at least 1, got "-5""#)
                 && text.contains(#"OPENAI_BASE_URL must be an http:// or https:// URL, got "ftp://nowhere""#)
                 && text.contains("LOG_LEVEL must be one of")
-                && text.contains("SUMMARIZE_HISTORY must be true or false")
+                && text.contains("SUMMARIZE_HISTORY must be on or off")
                 && text.contains("INPUT_PRICE_PER_MILLION")
         }
     }

@@ -141,7 +141,7 @@ import TestSupport
         let harness = try Harness(.init(contextWindow: 600), overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
         let id = try await newConversation(harness)
         for index in 1...30 {
-            let outcome = await harness.engine.reply(to: "message \(index) " + String(repeating: "padding ", count: 40), conversationID: id) { _ in }
+            let outcome = await harness.engine.reply(to: UserTurn("message \(index) " + String(repeating: "padding ", count: 40)), conversationID: id) { _ in }
             guard case .answered = outcome else {
                 Issue.record("turn \(index): \(outcome)")
                 return
@@ -153,7 +153,7 @@ import TestSupport
     @Test func aMessageThatCannotFitIsRefusedWithoutACall() async throws {
         let harness = try Harness(overrides: ["OPENAI_CONTEXT_TOKENS": "600", "OPENAI_MAX_OUTPUT_TOKENS": "100"])
         let id = try await newConversation(harness)
-        let outcome = await harness.engine.reply(to: String(repeating: "far too long ", count: 400), conversationID: id) { _ in }
+        let outcome = await harness.engine.reply(to: UserTurn(String(repeating: "far too long ", count: 400)), conversationID: id) { _ in }
         guard case .messageTooLong(_, 500) = outcome else {
             Issue.record("expected messageTooLong, got \(outcome)")
             return

@@ -89,8 +89,9 @@ import TestSupport
             try await harness.eventually("two replies") { harness.texts(group).count == 2 }
             try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
         }
-        #expect(harness.llm.chatRequests.map { $0.messages.last?.content } == ["hey what's up"])
-        #expect(harness.texts(group) == ["Echo: hey what's up", "I can only read text messages."])
+        #expect(harness.llm.chatRequests.map { $0.messages.last?.content } == ["hey what's up", "what is this?"])
+        #expect(harness.llm.chatRequests.last?.messages.last?.images.count == 1, "the photo goes with its caption")
+        #expect(harness.texts(group) == ["Echo: hey what's up", "Echo: what is this?"])
         #expect(harness.telegram.visibleMessages(chatID: group).last?.replyTo == 3)
     }
 

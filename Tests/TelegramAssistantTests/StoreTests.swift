@@ -16,7 +16,7 @@ import Testing
         let directory = TemporaryDirectory()
         let path = directory.path + "/nested/assistant.sqlite"
         let store = try Store(path: path)
-        #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies"])
+        #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies", "v4: attachments"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
@@ -38,7 +38,7 @@ import Testing
                 conversationID: conversation.id)
         }
         let reopened = try Store(path: path)
-        #expect(try await reopened.appliedMigrations().count == 3)
+        #expect(try await reopened.appliedMigrations().count == 4)
         let messages = try await reopened.contextMessages(conversationID: conversationID)
         #expect(messages.map(\.content) == ["remember 42", "42 noted"])
         #expect(messages.map(\.role) == [.user, .assistant])
@@ -140,7 +140,7 @@ extension StoreTests {
                 + "stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell"
         }
         holder.release()
-        #expect(try await Store(path: path).appliedMigrations().count == 3)
+        #expect(try await Store(path: path).appliedMigrations().count == 4)
     }
 
     @Test func aLockWhileRunningFailsThatWriteClearlyAndNothingElse() async throws {

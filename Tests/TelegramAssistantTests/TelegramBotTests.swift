@@ -233,11 +233,13 @@ import TestSupport
         let harness = try BotHarness()
         try await harness.withBot { _ in
             harness.telegram.deliverText("beep", chatID: 602, isBot: true)
-            harness.telegram.deliverPhoto(chatID: 603)
-            try await harness.eventually("the photo answer") { harness.texts(603).count == 1 }
+            harness.telegram.addChat(603, type: "private")
+            harness.telegram.deliver(
+                updateJSON: #""message":{"message_id":5,"date":1,"chat":{"id":603,"type":"private"},"from":{"id":603,"is_bot":false,"first_name":"U"},"sticker":{"file_id":"s","file_unique_id":"s","width":512,"height":512,"is_animated":false,"is_video":false,"type":"regular"}}"#)
+            try await harness.eventually("the sticker answer") { harness.texts(603).count == 1 }
             try await harness.eventually("both handled") { harness.store.openUpdatesCount == 0 }
         }
-        #expect(harness.texts(603) == ["I can only read text messages."])
+        #expect(harness.texts(603) == [TurnReader.unsupported])
         #expect(harness.texts(602).isEmpty)
         #expect(harness.llm.chatRequests.isEmpty)
     }

@@ -54,7 +54,7 @@ import TestSupport
             harness.telegram.deliver(updateJSON: document(chat: 983, id: "D4", name: "report.pdf", mime: "application/pdf", size: 1_000))
             try await harness.eventually("the second notice") { harness.texts(983).count == 2 }
         }
-        #expect(harness.texts(983) == ["That file isn't UTF-8 text, so I can't read it.", MessageHandler.notATextFile])
+        #expect(harness.texts(983) == ["That file isn't UTF-8 text, so I can't read it.", TurnReader.notATextFile])
         #expect(harness.llm.chatRequests.isEmpty)
         #expect(harness.telegram.calls("file").count == 1, "the PDF is never downloaded")
     }

@@ -57,7 +57,15 @@ public struct Assistant: Sendable {
             client: Self.modelClient(config, http: http), policy: RetryPolicy(random: overrides.random),
             timeouts: overrides.timeouts ?? config.timeouts, clock: overrides.modelRetryClock ?? overrides.clock,
             deadlineClock: overrides.clock)
-        engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, logger: logger)
+        let transcriber = config.transcription.map { transcription in
+            Transcriber(
+                client: TranscriptionClient(
+                    baseURL: transcription.baseURL, apiKey: transcription.apiKey, model: transcription.model, http: http,
+                    policy: RetryPolicy(random: overrides.random), clock: overrides.modelRetryClock ?? overrides.clock,
+                    timeout: max(config.timeouts.firstByte, .seconds(30))),
+                maxSeconds: transcription.maxSeconds, pricePerMinute: transcription.pricePerMinute, clock: overrides.clock)
+        }
+        engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, transcriber: transcriber, logger: logger)
     }
 
     /// The chat-completions client for the configured provider.
@@ -154,5 +162,9 @@ extension EngineSettings {
             temperature: config.temperature, maxOutputTokens: config.maxOutputTokens, maxHistoryMessages: config.maxHistoryMessages,
             contextTokens: config.contextTokens, inputPricePerMillion: config.inputPricePerMillion,
             outputPricePerMillion: config.outputPricePerMillion, summarizeHistory: config.summarizeHistory)
+        vision = config.vision
+        maxImageBytes = config.maxImageBytes
+        maxImageSide = config.maxImageSide
+        transcriptionPricePerMinute = config.transcription?.pricePerMinute ?? 0
     }
 }

@@ -32,8 +32,25 @@ public struct AssistantConfig: Sendable {
     /// A PEM file of CA certificates to trust instead of the system's (`CA_BUNDLE`): for a provider
     /// or Bot API server behind a private CA.
     public var caBundlePath: String?
+    /// Images go to the model (`VISION`, default on).
+    public var vision: Bool
+    /// The largest image kept, in bytes (`IMAGE_MAX_KB`), and the longest side of a photo size
+    /// chosen from Telegram's (`IMAGE_MAX_SIDE`).
+    public var maxImageBytes: Int
+    public var maxImageSide: Int
+    /// Voice notes and audio become text here; nil without `TRANSCRIPTION_MODEL`.
+    public var transcription: Transcription?
     /// Present when loaded for the Telegram bot (`requireTelegram`).
     public var telegram: TelegramConfig?
+
+    /// The transcription endpoint (`TRANSCRIPTION_*`).
+    public struct Transcription: Sendable {
+        public var baseURL: URL
+        public var apiKey: Secret
+        public var model: String
+        public var pricePerMinute: Double
+        public var maxSeconds: Int
+    }
 
     /// The one HTTP client (one event thread, one connection pool) for every call the process makes.
     func makeHTTPClient() -> HTTPClient {
@@ -124,6 +141,21 @@ public struct AssistantConfig: Sendable {
             values.problem("CA_BUNDLE is \"\(caBundle)\", which is not a readable file (a PEM file of CA certificates)")
         }
 
+        let vision = values.flag("VISION", default: true)
+        let maxImageBytes = values.integer("IMAGE_MAX_KB", default: 5_120, in: 16...20_480, describe: "a number of kilobytes from 16 to 20480") * 1024
+        let maxImageSide = values.integer("IMAGE_MAX_SIDE", default: 2_048, in: 90...10_000, describe: "a number of pixels from 90 to 10000")
+        var transcription: Transcription?
+        let transcriptionPrice = values.number("TRANSCRIPTION_PRICE_PER_MINUTE", default: 0, in: 0...1_000, describe: price)
+        let transcriptionMax = values.integer(
+            "TRANSCRIPTION_MAX_SECONDS", default: 600, in: 1...86_400, describe: "a number of seconds from 1 to 86400")
+        if let model = values.text("TRANSCRIPTION_MODEL") {
+            let text = values.text("TRANSCRIPTION_BASE_URL")
+            let url = text.map { endpoint("TRANSCRIPTION_BASE_URL", $0, allowInsecureHTTP: allowInsecureHTTP, values: &values) } ?? baseURL
+            transcription = Transcription(
+                baseURL: url ?? baseURL, apiKey: Secret(values.text("TRANSCRIPTION_API_KEY") ?? apiKey), model: model,
+                pricePerMinute: transcriptionPrice, maxSeconds: transcriptionMax)
+        }
+
         let telegram = requireTelegram ? TelegramConfig.parse(&values, allowInsecureHTTP: allowInsecureHTTP) : nil
 
         guard values.problems.isEmpty else { throw ConfigurationError(problems: values.problems) }
@@ -137,7 +169,8 @@ public struct AssistantConfig: Sendable {
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
-            caBundlePath: caBundle, telegram: telegram)
+            caBundlePath: caBundle, vision: vision, maxImageBytes: maxImageBytes, maxImageSide: maxImageSide, transcription: transcription,
+            telegram: telegram)
     }
 
     /// Checks an endpoint URL. Plain http:// sends the token or key in clear, so it is accepted only
@@ -181,7 +214,18 @@ public struct AssistantConfig: Sendable {
             ("HISTORY_RETENTION_DAYS", retention),
             ("DATABASE_PATH", databasePath),
             ("LOG_LEVEL", logLevel.rawValue),
-        ]
+            ("VISION", vision ? "on" : "off"),
+            ("IMAGE_MAX_KB", String(maxImageBytes / 1024)),
+            ("IMAGE_MAX_SIDE", String(maxImageSide)),
+            ("TRANSCRIPTION_MODEL", transcription?.model ?? "(not set: voice messages are refused)"),
+        ] + (transcription.map { transcription -> [(name: String, value: String)] in
+            [
+                ("TRANSCRIPTION_BASE_URL", transcription.baseURL.absoluteString),
+                ("TRANSCRIPTION_API_KEY", Self.mask(transcription.apiKey.value)),
+                ("TRANSCRIPTION_MAX_SECONDS", String(transcription.maxSeconds)),
+                ("TRANSCRIPTION_PRICE_PER_MINUTE", String(transcription.pricePerMinute)),
+            ]
+        } ?? [])
         return lines + (telegram.map { telegram -> [(name: String, value: String)] in
             [
                 ("TELEGRAM_BOT_TOKEN", Self.mask(telegram.token.value)),

@@ -59,14 +59,14 @@ struct ConfigValues {
     }
 
     /// true/false, 1/0, yes/no or on/off (the reader's own booleans lack on/off); false when unset.
-    mutating func flag(_ name: String) -> Bool {
-        guard let text = text(name) else { return false }
+    mutating func flag(_ name: String, default fallback: Bool = false) -> Bool {
+        guard let text = text(name) else { return fallback }
         switch text.lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
         default:
-            problem("\(name) must be true or false, got \"\(text)\"")
-            return false
+            problem("\(name) must be on or off (true or false), got \"\(text)\"")
+            return fallback
         }
     }
 
