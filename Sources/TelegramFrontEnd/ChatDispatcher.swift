@@ -20,11 +20,14 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
     let logger: Logger
     /// Messages a chat may have waiting behind the one being answered.
     let mailboxes: Mailboxes
+    /// Albums being gathered into one turn.
+    let albums: Albums
 
     public init(
         updates: AsyncStream<Incoming>, policy: AccessPolicy, handler: MessageHandler, intake: UpdateIntake, stops: StopRegistry,
-        notices: NoticeSender, notifier: SystemdNotifier, mailboxes: Mailboxes, logger: Logger
+        notices: NoticeSender, notifier: SystemdNotifier, mailboxes: Mailboxes, albums: Albums, logger: Logger
     ) {
+        self.albums = albums
         self.updates = updates
         self.policy = policy
         self.handler = handler
@@ -84,6 +87,8 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
             await intake.handled(update.update_id)
             return nil
         }
+        // A later part of an album joins the first, which is queued already.
+        if albums.join(update) { return nil }
         let chatID = message.chat.id
         let chat = ChatHandle(id: chatID, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
         // A reply a restart cut off was accepted before; everything else is decided before it is queued.
@@ -117,8 +122,10 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
         let decision = mailboxes.enqueue(incoming, chatID: chatID)
         switch decision {
         case .queued:
+            albums.start(update)
             return nil
         case .start:
+            albums.start(update)
             return { [self] in await drain(chatID) }
         case .overflow(let tell):
             logger.info(
@@ -138,7 +145,8 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
     /// Serves a chat until its mailbox is empty, or until shutdown cuts the bot off: then what has
     /// not started stays open in the database and is answered after the restart.
     private func drain(_ chatID: Int64) async {
-        while let next = mailboxes.next(chatID) {
+        while var next = mailboxes.next(chatID) {
+            next.albumParts = await albums.collect(next.update)
             await handler.handle(next)
         }
     }

@@ -123,7 +123,8 @@ public struct Assistant: Sendable {
             logger: logger)
         let dispatcher = ChatDispatcher(
             updates: updates, policy: AccessPolicy(config: telegram, bot: me, clock: clock), handler: handler, intake: intake,
-            stops: stops, notices: notices, notifier: overrides.notifier, mailboxes: mailboxes, logger: logger)
+            stops: stops, notices: notices, notifier: overrides.notifier, mailboxes: mailboxes,
+            albums: Albums(clock: clock, stopwatch: stopwatch), logger: logger)
         let maintenance = Maintenance(
             store: store, interval: overrides.maintenanceInterval, updateRetention: overrides.updateRetention,
             historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }, clock: clock, logger: logger)
