@@ -87,7 +87,7 @@ public struct CommandHandler: Sendable {
                 var text = try await engine.stats(conversationID: conversationID).text
                 if let kind = permissions.totalsOfKind {
                     let totals = try await engine.totals(kind: kind)
-                    text += "\n\nAll chats: \(totals.conversations) chats, \(totals.requests) requests, \(totals.promptTokens) prompt and \(totals.completionTokens) completion tokens, estimated cost $\(ConversationStats.sixDecimals(totals.costUSD))"
+                    text += "\n\nAll chats: \(totals.conversations) chats, \(totals.requests) requests, \(totals.promptTokens) prompt and \(totals.completionTokens) completion tokens, estimated cost $\(ConversationStats.sixDecimals(totals.costUSD)), \(totals.images) images, \(ConversationStats.minutes(totals.audioSeconds)) of voice"
                 }
                 return text
             case "model":

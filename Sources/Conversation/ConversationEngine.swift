@@ -220,7 +220,7 @@ public final class ConversationEngine: Sendable {
             messages: try await store.messageCount(conversationID: conversationID), requests: record.requests,
             failures: record.failures, promptTokens: record.promptTokens, completionTokens: record.completionTokens,
             usageEstimated: record.usageEstimated, costUSD: record.costUSD, lastLatencyMs: record.lastLatencyMs,
-            lastTTFTMs: record.lastTTFTMs, model: record.model ?? settings.model)
+            lastTTFTMs: record.lastTTFTMs, model: record.model ?? settings.model, images: record.images, audioSeconds: record.audioSeconds)
     }
 
     // MARK: Building the request

@@ -12,6 +12,7 @@ public struct TerminalChat: Sendable {
     let engine: ConversationEngine
     let conversationID: Int64
     let commands: CommandHandler
+    let logger: Logger
     let write: @Sendable (String) -> Void
 
     /// Resumes the last terminal conversation, or starts a new one when there is none or `fresh`
@@ -21,11 +22,18 @@ public struct TerminalChat: Sendable {
         conversationID = try await engine.openConversation(kind: Self.conversationKind, fresh: fresh).id
         commands = CommandHandler(
             engine: engine, wording: .init(help: Self.help, noun: "conversation", cleared: "History cleared."), logger: logger)
+        self.logger = logger
         self.write = write
     }
 
     static let help = "Type a message and press Enter. Commands:\n"
-        + CommandHandler.helpLines(noun: "conversation", extra: [("exit", "leave (Ctrl-D and Ctrl-C work too)")])
+        + CommandHandler.helpLines(
+            noun: "conversation",
+            extra: [
+                ("image PATH [question]", "ask about an image file (JPEG, PNG, GIF, WebP)"),
+                ("voice PATH", "transcribe a recording (OGG, MP3, M4A, WAV, …) and answer it"),
+                ("exit", "leave (Ctrl-D and Ctrl-C work too)"),
+            ])
 
     /// Runs until `/exit` or the end of input. Cancelling the task stops the answer in progress
     /// (it is saved as partial) and ends the loop.
@@ -44,7 +52,11 @@ public struct TerminalChat: Sendable {
                 }
                 if let command = Command(text) {
                     if command.name == "exit" || command.name == "quit" { break }
-                    write(await commands.handle(command, conversationID: conversationID, permissions: .init(allowedModels: nil)) + "\n")
+                    if command.name == "image" || command.name == "voice" {
+                        await attach(command)
+                    } else {
+                        write(await commands.handle(command, conversationID: conversationID, permissions: .init(allowedModels: nil)) + "\n")
+                    }
                 } else {
                     await answer(text)
                 }
@@ -61,11 +73,52 @@ public struct TerminalChat: Sendable {
         write("\n> ")
     }
 
+    /// `/image PATH [question]` and `/voice PATH`: the same turns a Telegram photo or voice note
+    /// makes, from a file.
+    private func attach(_ command: Command) async {
+        guard let file = MediaFile(command.argument) else {
+            write("Usage: /\(command.name) PATH\(command.name == "image" ? " [question]" : "") (quote a path with spaces)\n")
+            return
+        }
+        guard let bytes = FileManager.default.contents(atPath: file.path).map(Array.init) else {
+            write("Cannot read \(file.path).\n")
+            return
+        }
+        if command.name == "image" {
+            guard engine.settings.vision else { return write("Images are turned off (VISION=off).\n") }
+            guard bytes.count <= engine.settings.maxImageBytes else {
+                return write("That image is over IMAGE_MAX_KB (\(engine.settings.maxImageBytes / 1024) KB).\n")
+            }
+            guard let image = ImageFile(bytes) else { return write("That is not a JPEG, PNG, GIF or WebP image.\n") }
+            await answer(UserTurn(file.rest, attachments: [image.attachment(bytes)]))
+            return
+        }
+        let name = (file.path as NSString).lastPathComponent
+        do {
+            let transcription = try await engine.transcribe(
+                bytes, fileName: name, mimeType: MediaFile.audioType(name), seconds: MediaFile.oggSeconds(bytes) ?? 0, logger: logger)
+            write("🎤 \(transcription.text)\n\n")
+            await answer(
+                UserTurn(
+                    transcription.text,
+                    attachments: [Attachment(kind: .audio, mimeType: MediaFile.audioType(name), seconds: transcription.seconds, transcript: transcription.text)],
+                    inputCostUSD: transcription.costUSD))
+        } catch let error as TranscriptionError {
+            write(error.userMessage + "\n")
+        } catch {
+            write("Stopped.\n")
+        }
+    }
+
+    private func answer(_ text: String) async {
+        await answer(UserTurn(text))
+    }
+
     /// Streams the answer as it comes, then the outcome's notice on a line of its own (after a
     /// partial answer, on the same line).
-    private func answer(_ text: String) async {
+    private func answer(_ turn: UserTurn) async {
         let write = self.write
-        let outcome = await engine.reply(to: UserTurn(text), conversationID: conversationID) { piece in write(piece) }
+        let outcome = await engine.reply(to: turn, conversationID: conversationID) { piece in write(piece) }
         guard let answer = outcome.answer else {
             write((outcome.notice ?? "") + "\n")
             return

@@ -26,6 +26,46 @@ import TestSupport
         return (screen.text, chat.conversationID)
     }
 
+    /// `/image` and `/voice` make the same turns as a Telegram photo and voice note, so both paths
+    /// can be tried without Telegram.
+    @Test func imagesAndRecordingsFromFiles() async throws {
+        let harness = try Harness(overrides: ["TRANSCRIPTION_MODEL": "whisper-1"])
+        let directory = TemporaryDirectory()
+        let image = directory.path + "/my shot.png"
+        let voice = directory.path + "/note.ogg"
+        FileManager.default.createFile(atPath: image, contents: Data(TestImages.png(width: 640, height: 480)))
+        // One Ogg page whose granule position says 96,000 samples: two seconds at 48 kHz.
+        var ogg = Array("OggS".utf8) + [0, 4] + [0x00, 0x77, 0x01, 0, 0, 0, 0, 0] + Array(repeating: 0, count: 14)
+        ogg += Array(repeating: 9, count: 100)
+        FileManager.default.createFile(atPath: voice, contents: Data(ogg))
+        harness.server.enqueueTranscription(.text("what time is it in Tokyo"))
+        let (screen, id) = try await run(
+            harness, ["/image \"\(image)\" what is in this picture?", "/voice \(voice)", "/image /nonexistent.png", "/voice", "/stats"], fresh: true)
+        let requests = harness.server.chatRequests
+        #expect(requests.count == 2)
+        #expect(requests.first?.messages.last?.content == "what is in this picture?")
+        #expect(requests.first?.messages.last?.images.first?.hasPrefix("data:image/png;base64,") == true)
+        #expect(requests.last?.messages.last?.content == "what time is it in Tokyo")
+        #expect(harness.server.transcriptionRequests.first?.fileName == "note.ogg")
+        #expect(screen.contains("🎤 what time is it in Tokyo\n\nEcho: what time is it in Tokyo"))
+        #expect(screen.contains("Cannot read /nonexistent.png."))
+        #expect(screen.contains("Usage: /voice PATH"))
+        #expect(screen.contains("Images: 1, voice: 2 s"))
+        #expect(MediaFile.oggSeconds(ogg) == 2)
+        let conversation = try #require(try await harness.store.conversation(id: id))
+        #expect(conversation.images == 1 && conversation.audioSeconds == 2)
+    }
+
+    @Test func voiceWithoutATranscriptionModelSaysSo() async throws {
+        let harness = try Harness()
+        let directory = TemporaryDirectory()
+        let voice = directory.path + "/note.ogg"
+        FileManager.default.createFile(atPath: voice, contents: Data(Array("OggS".utf8) + Array(repeating: 0, count: 60)))
+        let (screen, _) = try await run(harness, ["/voice \(voice)"], fresh: true)
+        #expect(screen.contains("Voice messages are not set up on this bot."))
+        #expect(harness.server.requests.isEmpty)
+    }
+
     @Test func streamsAnswersAndHandlesCommandsWithoutTheModel() async throws {
         let harness = try Harness(overrides: ["INPUT_PRICE_PER_MILLION": "1"])
         let (screen, _) = try await run(harness, ["/help", "Hello there", "/stats", "/model", "/model other-model", "/model", "/bogus", "/exit", "never sent"])

@@ -38,6 +38,8 @@ import TestSupport
         let conversation = try await harness.store.conversation(kind: "telegram", externalID: 1201)
         #expect(conversation.audioSeconds == 30)
         #expect(abs(conversation.costUSD - 0.003) < 1e-9, "half a minute at 0.006 a minute")
+        #expect(try await harness.assistant().engine.stats(conversationID: conversation.id).text.contains("Images: 0, voice: 30 s"))
+        #expect(ConversationStats.minutes(150) == "2.5 min")
     }
 
     @Test func withoutATranscriptionModelVoiceGetsANotice() async throws {
