@@ -86,6 +86,8 @@ public struct BotAPIClient: Sendable {
     ) async throws -> [UInt8] {
         if let size = file.file_size, size > limit { throw TelegramError.fileTooBig(limit: limit) }
         guard let path = file.file_path, !path.isEmpty else { throw TelegramError.malformedResponse(status: 200) }
+        // A local Bot API server started with --local names the file on its disk instead.
+        if path.hasPrefix("/") { return try Self.readLocal(path, limit: limit, prefix: prefix) }
         var request = HTTPRequest(method: "GET", url: baseURL.appending(path: "file/bot\(token.value)/\(path)"))
         request.totalTimeout = .seconds(timeout)
         do {
@@ -104,6 +106,19 @@ public struct BotAPIClient: Sendable {
             if case .bodyTooLarge = error.kind { throw TelegramError.fileTooBig(limit: limit) }
             throw Self.transportError(error, method: "download", timeout: timeout)
         }
+    }
+
+    /// A file a local Bot API server (`--local`) keeps on a disk this process shares: read from
+    /// there, with the same limits as a download. An unreadable file is a network-like failure.
+    static func readLocal(_ path: String, limit: Int, prefix: Int?) throws -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw TelegramError.network("the local Bot API server's file is not readable here (share its directory with the bot)")
+        }
+        defer { try? handle.close() }
+        let wanted = min(prefix ?? Int.max, limit + 1)
+        let bytes = Array((try? handle.read(upToCount: wanted)) ?? Data())
+        if prefix == nil || prefix! > limit, bytes.count > limit { throw TelegramError.fileTooBig(limit: limit) }
+        return bytes
     }
 
     public func getMe() async throws -> Telegram.User {

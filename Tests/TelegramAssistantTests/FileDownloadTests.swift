@@ -25,6 +25,27 @@ import TestSupport
         #expect(server.calls("file").map(\.status) == [200])
     }
 
+    /// A local Bot API server in `--local` mode gives an absolute path on its disk: the file is
+    /// read from there, with the same limits, and nothing is fetched over HTTP.
+    @Test func aLocalServersAbsolutePathIsReadFromDisk() async throws {
+        let server = try FakeTelegramServer()
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/voice/file_3.oga"
+        try FileManager.default.createDirectory(atPath: directory.path + "/voice", withIntermediateDirectories: true)
+        let bytes = (0..<3_000).map { UInt8($0 % 7) }
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        server.addFile(id: "F9", path: path, bytes: bytes)
+        let client = client(server)
+        let file = try await client.getFile("F9")
+        #expect(try await client.download(file) == bytes)
+        #expect(try await client.download(file, prefix: 100) == Array(bytes.prefix(100)))
+        let tooBig = await BotAPIClientTests.error { _ = try await client.download(Telegram.File(file_id: "F9", file_unique_id: "u", file_path: path), limit: 1_000) }
+        #expect(tooBig == .fileTooBig(limit: 1_000))
+        let missing = await BotAPIClientTests.error { _ = try await client.download(Telegram.File(file_id: "x", file_unique_id: "x", file_path: "/nonexistent/x")) }
+        #expect(missing?.errorType == "telegram_network")
+        #expect(server.calls("file").isEmpty)
+    }
+
     /// A size Telegram states that is over the limit is refused before anything is downloaded.
     @Test func aFileStatedOverTheLimitIsNeverDownloaded() async throws {
         let server = try FakeTelegramServer()

@@ -28,7 +28,10 @@ import TestSupport
         #expect(Data(base64Encoded: String(sent.dropFirst("data:image/jpeg;base64,".count))).map(Array.init) == TestImages.jpeg(width: 800, height: 533, padding: 200))
         let reply = try #require(harness.replyRecords.first)
         #expect(reply["input_kinds"] as? [String] == ["text", "image"])
-        #expect(reply["image_count"] as? String == "1" || reply["image_count"] as? Int == 1)
+        #expect("\(reply["image_count"] ?? "")" == "1")
+        let modelCall = try #require(harness.log.records.first { $0["msg"] as? String == "model_call" })
+        #expect(modelCall["input_kinds"] as? [String] == ["text", "image"])
+        #expect("\(modelCall["image_count"] ?? "")" == "1" && "\(modelCall["audio_seconds"] ?? "")" == "0")
         // Stored once, as bytes, and counted.
         let conversation = try #require(try await harness.store.latestConversation(kind: "telegram"))
         #expect(conversation.images == 1)
