@@ -33,6 +33,26 @@ import Testing
         #expect(config.timeouts == LLMTimeouts(firstByte: .seconds(60), idle: .seconds(30), total: .seconds(300)))
     }
 
+    /// The example env file, as shipped, is valid and means the defaults (media included).
+    @Test func theExampleEnvFileIsValid() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let config = try await AssistantConfig.load(
+            environment: ["OPENAI_API_KEY": "k", "TELEGRAM_BOT_TOKEN": "123456:AAbcdefghijklmnopqrstuvwxyz"], envFile: root.appendingPathComponent(".env.example").path,
+            requireTelegram: true)
+        #expect(config.vision && config.maxImageBytes == 5_120 * 1024 && config.maxImageSide == 2_048)
+        #expect(config.transcription == nil, "voice is off until a transcription model is set")
+        let voice = try AssistantConfig.parse(environment: [
+            "OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "https://api.example.com/v1", "TRANSCRIPTION_MODEL": "whisper-1",
+        ])
+        #expect(voice.transcription?.baseURL.absoluteString == "https://api.example.com/v1")
+        #expect(voice.transcription?.apiKey.value == "k")
+        #expect(throws: ConfigurationError.self) {
+            try AssistantConfig.parse(environment: [
+                "OPENAI_API_KEY": "k", "TRANSCRIPTION_MODEL": "w", "TRANSCRIPTION_BASE_URL": "http://10.0.0.5/v1", "VISION": "sometimes",
+            ])
+        }
+    }
+
     @Test func listsEveryProblemAtOnce() {
         let values = [
             "OPENAI_TEMPERATURE": "hot", "OPENAI_MAX_OUTPUT_TOKENS": "-5", "OPENAI_BASE_URL": "ftp://nowhere",
