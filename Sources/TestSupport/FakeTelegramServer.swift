@@ -64,6 +64,7 @@ public final class FakeTelegramServer: Sendable {
     }
 
     private struct State {
+        var stallDownloads = false
         var pendingUpdates: [String] = []  // JSON of each update, in order
         var nextUpdateID: Int64 = 1000
         var pollGeneration = 0
@@ -449,9 +450,22 @@ public final class FakeTelegramServer: Sendable {
         guard request.method == "GET", let file = state.withLock({ $0.files.values.first { $0.path == path } }) else {
             return record("file", ["path": .string(path)], Self.failure(404, "Not Found"))
         }
+        if state.withLock({ $0.stallDownloads }) {
+            // Half the file, then silence: a download a restart interrupts.
+            return record(
+                "file", ["path": .string(path)],
+                ScriptedResponse(
+                    status: 200, headers: ["Content-Type": "application/octet-stream"],
+                    steps: [.bytes(Data(file.bytes.prefix(file.bytes.count / 2))), .waitForClientClose]))
+        }
         return record(
             "file", ["path": .string(path)],
             ScriptedResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], steps: [.bytes(Data(file.bytes))]))
+    }
+
+    /// Downloads send half the file and then stall until the client gives up (`true`), or work (`false`).
+    public func stallDownloads(_ stall: Bool) {
+        state.withLock { $0.stallDownloads = stall }
     }
 
     private func getFile(_ parameters: [String: JSONValue]) -> ScriptedResponse {

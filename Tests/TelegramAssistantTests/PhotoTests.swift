@@ -148,6 +148,37 @@ import TestSupport
         #expect(harness.telegram.calls("file").count == 2, "downloaded for the photo, and again only after /clear")
     }
 
+    /// Shutdown in the middle of a photo's download leaves the update open; the next start
+    /// downloads it again and answers once.
+    @Test func aRestartDuringADownloadAnswersOnce() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/bot.sqlite"
+        let telegram = try FakeTelegramServer(limits: .init(scale: BotHarness.scale))
+        let llm = try FakeOpenAIServer()
+        telegram.stallDownloads(true)
+        do {
+            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            let bot = try await harness.connect()
+            let group = bot.serviceGroup(logger: harness.log.logger)
+            let running = Task { try await group.run() }
+            telegram.deliverPhoto(chatID: 1108, caption: "is this ripe?", fileID: "P8", sizes: [(640, 480)])
+            try await harness.eventually("the download under way") { telegram.calls("file").count == 1 }
+            await group.triggerGracefulShutdown()
+            try await running.value
+            #expect(telegram.visibleMessages(chatID: 1108).isEmpty, "no notice: the message was not refused")
+            #expect(harness.store.openUpdatesCount == 1)
+        }
+        telegram.stallDownloads(false)
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        try await second.withBot { _ in
+            try await second.eventually("the answer") { telegram.visibleMessages(chatID: 1108).count == 1 }
+            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+        }
+        #expect(telegram.visibleMessages(chatID: 1108).map(\.text) == ["Echo: is this ripe?"])
+        #expect(llm.chatRequests.count == 1)
+        #expect(llm.chatRequests.first?.messages.last?.images.count == 1)
+    }
+
     @Test func photoSizesAreChosenByTheBudgetAndNeverAboveIt() throws {
         let harness = try BotHarness(overrides: ["IMAGE_MAX_SIDE": "1000", "IMAGE_MAX_KB": "100"])
         let assistant = try harness.assistant()
