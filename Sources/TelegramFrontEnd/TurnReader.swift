@@ -33,7 +33,8 @@ struct TurnReader: Sendable {
     static let downloadFailed = "I couldn't download that file from Telegram. Please send it again."
 
     func read(_ message: Telegram.Message, album: [Telegram.Message], chat: ChatHandle, logger: Logger) async -> Reading {
-        let parts = [message] + album
+        // Telegram's albums hold at most 10 items; more parts than that are answered, not read.
+        let parts = Array(([message] + album).prefix(Self.maxAlbumParts))
         // In groups the model sees the words without the bot's @mention (Telegram's own entities).
         let words = parts.lazy.compactMap { part -> String? in
             guard part.text != nil || part.caption != nil else { return nil }
@@ -94,6 +95,8 @@ struct TurnReader: Sendable {
         return .turn(turn, facts, transcript: transcript)
     }
 
+    static let maxAlbumParts = 10
+
     static let notUTF8 = "That file isn't UTF-8 text, so I can't read it."
 
     // MARK: Files
@@ -128,7 +131,8 @@ struct TurnReader: Sendable {
     func bestPhoto(_ sizes: [Telegram.PhotoSize]) -> FileRef {
         let settings = engine.settings
         let fitting = sizes.filter { max($0.width, $0.height) <= settings.maxImageSide && ($0.file_size ?? 0) <= settings.maxImageBytes }
-        let area = { (size: Telegram.PhotoSize) in size.width * size.height }
+        // In floating point: sizes come from the network, and a product of two huge ones must not trap.
+        let area = { (size: Telegram.PhotoSize) in Double(size.width) * Double(size.height) }
         return FileRef(fitting.max { area($0) < area($1) } ?? sizes.min { area($0) < area($1) }!)
     }
 
@@ -178,13 +182,13 @@ struct TurnReader: Sendable {
         init?(_ message: Telegram.Message) {
             if let voice = message.voice {
                 file = FileRef(id: voice.file_id, uniqueID: voice.file_unique_id, size: voice.file_size)
-                (seconds, fileName, mimeType) = (voice.duration ?? 0, "voice.ogg", voice.mime_type ?? "audio/ogg")
+                (seconds, fileName, mimeType) = (max(0, voice.duration ?? 0), "voice.ogg", voice.mime_type ?? "audio/ogg")
             } else if let audio = message.audio {
                 file = FileRef(id: audio.file_id, uniqueID: audio.file_unique_id, size: audio.file_size)
-                (seconds, fileName, mimeType) = (audio.duration ?? 0, audio.file_name ?? "audio.mp3", audio.mime_type ?? "audio/mpeg")
+                (seconds, fileName, mimeType) = (max(0, audio.duration ?? 0), audio.file_name ?? "audio.mp3", audio.mime_type ?? "audio/mpeg")
             } else if let note = message.video_note {
                 file = FileRef(id: note.file_id, uniqueID: note.file_unique_id, size: note.file_size)
-                (seconds, fileName, mimeType) = (note.duration ?? 0, "video_note.mp4", "video/mp4")
+                (seconds, fileName, mimeType) = (max(0, note.duration ?? 0), "video_note.mp4", "video/mp4")
             } else {
                 return nil
             }

@@ -191,6 +191,8 @@ import TestSupport
         #expect(reader.bestPhoto([size("s", 90, 60, 2_000), size("m", 800, 600, 60_000), size("l", 1280, 960, 90_000)]).id == "m")
         #expect(reader.bestPhoto([size("s", 90, 60, 2_000), size("m", 800, 600, 200_000)]).id == "s", "over the byte budget")
         #expect(reader.bestPhoto([size("l", 1280, 960, nil), size("xl", 2560, 1920, nil)]).id == "l", "none fits: the smallest")
+        // Sizes come from the network: absurd ones must not trap.
+        #expect(reader.bestPhoto([size("huge", Int.max, Int.max, nil), size("s", 90, 60, nil)]).id == "s")
     }
 
     @Test func imageHeadersGiveTypeAndSize() {

@@ -210,4 +210,22 @@ extension StoreTests {
         // Released with its owner, as the kernel releases it when a process dies.
         _ = try InstanceLock(databasePath: path)
     }
+
+    /// An image is stored once with its turn, read back with the window, and goes when its turn
+    /// goes (/clear, retention): nothing of it stays behind.
+    @Test func attachmentsLiveAndDieWithTheirTurn() async throws {
+        let store = try Store()
+        let conversation = try await store.createConversation(kind: "terminal")
+        let image = Attachment(kind: .image, mimeType: "image/png", data: [1, 2, 3], width: 2, height: 1, sourceID: "u1")
+        let turn = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "look", attachments: [image])
+        let context = try #require(try await store.context(conversationID: conversation.id))
+        #expect(context.attachments[turn.id] == [image])
+        #expect(try await store.attachment(sourceID: "u1", conversationID: conversation.id)?.turn == "look")
+        #expect(try await store.attachment(sourceID: "u1", conversationID: conversation.id + 1) == nil, "never from another chat")
+        try await store.withholdImages(conversationID: conversation.id)
+        #expect(try await store.context(conversationID: conversation.id)?.attachments[turn.id]?.first?.withheld == true)
+        try await store.clear(conversationID: conversation.id)
+        #expect(try store.readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM attachment") } == 0)
+        #expect(try await store.conversation(id: conversation.id)?.images == 1, "the count stays with the totals")
+    }
 }
