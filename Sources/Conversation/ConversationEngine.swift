@@ -52,10 +52,11 @@ public final class ConversationEngine: Sendable {
     /// is cancelled, the text shown so far is saved as a partial answer. Its log lines go to
     /// `logger` (the front end's, with its own metadata such as `chat_id`) with `conversation_id`.
     /// `alongWith` is committed with the user's turn (a front end's "this update is being answered"),
-    /// and so are the turn's attachments; `onSaved` runs right after that commit.
+    /// and so are the turn's attachments; `onSaved` runs right after that commit. `deliveryInterval`:
+    /// how often the front end wants new text once it has begun (it shows it no more often).
     public func reply(
         to turn: UserTurn, conversationID: Int64, alongWith changes: [UpdateStatusChange] = [], logger: Logger? = nil,
-        onSaved: (@Sendable () async -> Void)? = nil, onDelta: @escaping @Sendable (String) async -> Void
+        onSaved: (@Sendable () async -> Void)? = nil, deliveryInterval: Duration? = nil, onDelta: @escaping @Sendable (String) async -> Void
     ) async -> ReplyOutcome {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
@@ -93,9 +94,10 @@ public final class ConversationEngine: Sendable {
             }
 
             let shown = Mutex("")
-            let request = CompletionRequest(
+            var request = CompletionRequest(
                 messages: messages, model: model, fallbackModel: settings.fallbackModel,
                 temperature: settings.temperature, maxOutputTokens: settings.maxOutputTokens)
+            if let deliveryInterval { request.deliveryInterval = deliveryInterval }
             do {
                 let completion = try await runner.complete(request) { piece in
                     shown.withLock { $0 += piece }

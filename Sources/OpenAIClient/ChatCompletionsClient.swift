@@ -16,7 +16,7 @@ public struct ChatCompletionsClient: Sendable {
     /// the first text is in, the rest of a streamed answer is handed over at most this often (far
     /// below the 250 ms between two drafts, smooth enough for the terminal), which saves a thread
     /// wake-up per event. Before the first text (role chunks, a model that thinks) bytes go at once.
-    static let deliveryInterval: Duration = .milliseconds(50)
+    public static let deliveryInterval: Duration = .milliseconds(50)
 
     public init(
         baseURL: URL, apiKey: Secret, appURL: String? = nil, appName: String? = nil,
@@ -37,7 +37,9 @@ public struct ChatCompletionsClient: Sendable {
 
     /// Starts the call. Returns once a 200 response has begun; any other status is thrown as the
     /// matching `LLMError`. `activity` is touched on every byte that arrives, for idle deadlines.
-    func stream(_ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil) async throws -> ChatCompletionStream {
+    func stream(
+        _ request: OpenAI.ChatRequest, activity: ActivityMonitor? = nil, deliveryInterval: Duration = ChatCompletionsClient.deliveryInterval
+    ) async throws -> ChatCompletionStream {
         var urlRequest = HTTPRequest(method: "POST", url: baseURL.appending(path: "chat/completions"), idleTimeout: transportTimeout)
         urlRequest.headers = [
             ("Authorization", "Bearer \(apiKey.value)"), ("Content-Type", "application/json"), ("Accept", "text/event-stream"),
@@ -69,7 +71,7 @@ public struct ChatCompletionsClient: Sendable {
                 status: response.status, headers: response.headers, body: body, apiKey: apiKey.value,
                 sentImages: request.messages.contains { !$0.images.isEmpty })
         }
-        return ChatCompletionStream(body: response.body, activity: activity)
+        return ChatCompletionStream(body: response.body, activity: activity, deliveryInterval: deliveryInterval)
     }
 }
 
@@ -116,14 +118,16 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
     typealias Element = ChatCompletionEvent
     let body: HTTPBody
     let activity: ActivityMonitor?
+    var deliveryInterval: Duration = ChatCompletionsClient.deliveryInterval
 
     func makeAsyncIterator() -> Iterator {
-        Iterator(body: body.makeAsyncIterator(), activity: activity)
+        Iterator(body: body.makeAsyncIterator(), activity: activity, deliveryInterval: deliveryInterval)
     }
 
     struct Iterator: AsyncIteratorProtocol {
         var body: HTTPBody.Iterator
         let activity: ActivityMonitor?
+        let deliveryInterval: Duration
         var decoder = SSEDecoder()
         var pending: [ChatCompletionEvent] = []
         var pendingIndex = 0
@@ -132,9 +136,10 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
         var sawText = false
         var ended = false
 
-        init(body: HTTPBody.Iterator, activity: ActivityMonitor?) {
+        init(body: HTTPBody.Iterator, activity: ActivityMonitor?, deliveryInterval: Duration = ChatCompletionsClient.deliveryInterval) {
             self.body = body
             self.activity = activity
+            self.deliveryInterval = deliveryInterval
         }
 
         mutating func next() async throws -> ChatCompletionEvent? {
@@ -194,7 +199,7 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
                     if let text = choice.content, !text.isEmpty {
                         if !sawText {
                             sawText = true
-                            body.deliver(every: ChatCompletionsClient.deliveryInterval)
+                            body.deliver(every: deliveryInterval)
                         }
                         pending.append(.delta(text))
                     }

@@ -5,6 +5,9 @@ public struct CompletionRequest: Sendable {
     public var fallbackModel: String?
     public var temperature: Double
     public var maxOutputTokens: Int
+    /// Once the answer's text has begun, the rest is handed over at most this often: a front end
+    /// that shows it every quarter second needs no more wake-ups than that.
+    public var deliveryInterval: Duration = ChatCompletionsClient.deliveryInterval
 
     public init(messages: [OpenAI.Message], model: String, fallbackModel: String?, temperature: Double, maxOutputTokens: Int) {
         self.messages = messages

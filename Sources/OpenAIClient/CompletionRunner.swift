@@ -106,7 +106,7 @@ public struct CompletionRunner: Sendable {
         let client = self.client
         let maxAnswerBytes = self.maxAnswerBytes
         return try await timeouts.enforce(clock: deadlineClock) { activity in
-            let stream = try await client.stream(body, activity: activity)
+            let stream = try await client.stream(body, activity: activity, deliveryInterval: request.deliveryInterval)
             var text = ""
             var usage: OpenAI.Usage?
             var finishReason: String?

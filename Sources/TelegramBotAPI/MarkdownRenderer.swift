@@ -105,6 +105,16 @@ public enum MarkdownRenderer {
         }
         while index < source.endIndex {
             let character = source[index]
+            switch character {
+            case "\\", "`", "[", "*", "_", "~":
+                break
+            default:
+                // Most characters start no markup: no look-ahead for them (this runs for every
+                // character of every draft).
+                plain.append(character)
+                index = source.index(after: index)
+                continue
+            }
             let rest = source[index...]
             if character == "\\", let next = source.index(index, offsetBy: 1, limitedBy: source.endIndex), next < source.endIndex,
                 "\\`*_~[]()#>-+.!|{}".contains(source[next])

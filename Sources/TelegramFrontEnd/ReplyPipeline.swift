@@ -65,13 +65,15 @@ public struct ReplyPipeline: Sendable {
         }
         let (conversationID, model) = (conversation.id, conversation.model ?? engine.settings.model)
         let onSaved = showTranscript
+        // The presenter shows new text once a tick: text need not come more often than that.
+        let deliveryInterval = tick * 0.8
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({
             try await permits.withPermit {
                 await engine.reply(
                     to: turn, conversationID: conversationID, alongWith: answering, logger: logger, onSaved: onSaved,
-                    onDelta: { presenter.append($0) })
+                    deliveryInterval: deliveryInterval, onDelta: { presenter.append($0) })
             }
         }, against: {
             // The presenter shows the answer as it comes; the stop button ends the race.

@@ -33,7 +33,7 @@ import TestSupport
         let path = directory.path + "/voice/file_3.oga"
         try FileManager.default.createDirectory(atPath: directory.path + "/voice", withIntermediateDirectories: true)
         let bytes = (0..<3_000).map { UInt8($0 % 7) }
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         server.addFile(id: "F9", path: path, bytes: bytes)
         let client = client(server)
         let file = try await client.getFile("F9")

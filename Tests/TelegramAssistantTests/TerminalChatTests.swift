@@ -33,11 +33,11 @@ import TestSupport
         let directory = TemporaryDirectory()
         let image = directory.path + "/my shot.png"
         let voice = directory.path + "/note.ogg"
-        FileManager.default.createFile(atPath: image, contents: Data(TestImages.png(width: 640, height: 480)))
+        #expect(FileManager.default.createFile(atPath: image, contents: Data(TestImages.png(width: 640, height: 480))))
         // One Ogg page whose granule position says 96,000 samples: two seconds at 48 kHz.
         var ogg = Array("OggS".utf8) + [0, 4] + [0x00, 0x77, 0x01, 0, 0, 0, 0, 0] + Array(repeating: 0, count: 14)
         ogg += Array(repeating: 9, count: 100)
-        FileManager.default.createFile(atPath: voice, contents: Data(ogg))
+        #expect(FileManager.default.createFile(atPath: voice, contents: Data(ogg)))
         harness.server.enqueueTranscription(.text("what time is it in Tokyo"))
         let (screen, id) = try await run(
             harness, ["/image \"\(image)\" what is in this picture?", "/voice \(voice)", "/image /nonexistent.png", "/voice", "/stats"], fresh: true)
@@ -60,7 +60,7 @@ import TestSupport
         let harness = try Harness()
         let directory = TemporaryDirectory()
         let voice = directory.path + "/note.ogg"
-        FileManager.default.createFile(atPath: voice, contents: Data(Array("OggS".utf8) + Array(repeating: 0, count: 60)))
+        #expect(FileManager.default.createFile(atPath: voice, contents: Data(Array("OggS".utf8) + Array(repeating: 0, count: 60))))
         let (screen, _) = try await run(harness, ["/voice \(voice)"], fresh: true)
         #expect(screen.contains("Voice messages are not set up on this bot."))
         #expect(harness.server.requests.isEmpty)
