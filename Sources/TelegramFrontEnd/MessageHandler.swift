@@ -55,8 +55,9 @@ public struct MessageHandler: Sendable {
         if closes { await intake.handled(incoming.updateIDs) }
     }
 
-    /// Answers the message. Returns false when shutdown cut off the delivery of an answer, which
-    /// the next start then delivers.
+    /// Answers the message. Returns whether the update still has to be marked handled: not when
+    /// shutdown cut off the delivery of an answer (the next start delivers it), nor when delivering
+    /// the answer's last part marked it already.
     private func respond(to message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger) async -> Bool {
         if incoming.interruptedByRestart {
             if let pending = incoming.pendingReply, let text = intake.savedFinal(pending) {

@@ -36,9 +36,9 @@ public struct ReplyPipeline: Sendable {
         self.stopwatch = stopwatch
     }
 
-    /// Answers `text`. Returns false when shutdown cut off the delivery of the answer, which then
-    /// stays saved for the next start.
-    /// Answers `turn`; a voice note's `transcript` is shown first, once the turn is saved.
+    /// Answers `turn`; a voice note's `transcript` is shown first, once the turn is saved. Returns
+    /// whether the update still has to be marked handled: not when the delivery of the last part did
+    /// that, nor when shutdown cut the delivery off (the answer then stays saved for the next start).
     func reply(
         to turn: UserTurn, transcript: String? = nil, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
     ) async -> Bool {
@@ -56,7 +56,7 @@ public struct ReplyPipeline: Sendable {
         stops.register(chat: chat.id, draft: draftID, stop)
         defer { stops.remove(chat: chat.id, draft: draftID) }
 
-        let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateID: updateID)
+        let presenter = presenter(chat, draftID: draftID, replyTo: message.message_id, updateIDs: incoming.updateIDs)
         let (engine, permits, answering, notices) = (self.engine, self.permits, intake.answering(incoming.updateIDs), self.notices)
         var showTranscript: (@Sendable () async -> Void)?
         if let transcript {
@@ -93,7 +93,7 @@ public struct ReplyPipeline: Sendable {
             return false
         }
         logReply(outcome, presenter: presenter, user: message.from?.id, incoming: incoming, deliveryError: deliveryError, logger: logger)
-        return true
+        return !presenter.journalClosed
     }
 
     /// The longest transcript shown back (the model gets all of it).
@@ -107,13 +107,13 @@ public struct ReplyPipeline: Sendable {
         return text
     }
 
-    /// Delivers an answer whose delivery a restart cut off, from what was saved. Returns false when
-    /// shutdown cut it off again.
+    /// Delivers an answer whose delivery a restart cut off, from what was saved. Returns whether the
+    /// update still has to be marked handled, as `reply` does.
     func resume(
         _ text: FormattedText, _ pending: PendingReply, message: Telegram.Message, chat: ChatHandle, incoming: Incoming, logger: Logger
     ) async -> Bool {
         let updateID = incoming.update.update_id
-        let presenter = presenter(chat, draftID: DraftID.first(forUpdate: updateID), replyTo: message.message_id, updateID: updateID)
+        let presenter = presenter(chat, draftID: DraftID.first(forUpdate: updateID), replyTo: message.message_id, updateIDs: incoming.updateIDs)
         var metadata: Logger.Metadata = ["event": "reply", "resumed": "true"]
         do {
             try await presenter.resume(text, partsSent: pending.partsSent, streamMessage: pending.streamMessage)
@@ -129,13 +129,13 @@ public struct ReplyPipeline: Sendable {
         metadata["telegram_calls"] = .stringConvertible(presenter.metrics.calls)
         metadata["rate_limited"] = .stringConvertible(presenter.metrics.rateLimited)
         logger.info("reply", metadata: metadata)
-        return true
+        return !presenter.journalClosed
     }
 
-    private func presenter(_ chat: ChatHandle, draftID: Int64, replyTo: Int, updateID: Int64) -> ReplyPresenter {
+    private func presenter(_ chat: ChatHandle, draftID: Int64, replyTo: Int, updateIDs: [Int64]) -> ReplyPresenter {
         ReplyPresenter(
             chat: chat, sender: sender, drafts: drafts, draftID: draftID, replyTo: replyTo, tick: tick, clock: clock,
-            stopwatch: stopwatch, journal: intake.journal(updateID))
+            stopwatch: stopwatch, journal: intake.journal(updateIDs))
     }
 
     /// The one `reply` line per answered message: latency, first visible text, tokens, Telegram

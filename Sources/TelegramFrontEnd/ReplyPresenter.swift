@@ -21,6 +21,8 @@ final class ReplyPresenter: Sendable {
         /// The message being edited while streaming (edit mode), and which part it holds.
         var current: (messageID: Int, part: Int)?
         var firstVisible: Duration?
+        /// The journal marked the update handled with the last part: nothing is left to record.
+        var journalClosed = false
         var useDrafts: Bool
     }
 
@@ -61,6 +63,8 @@ final class ReplyPresenter: Sendable {
 
     /// When text first became visible to the user, on the bot's stopwatch.
     var firstVisible: Duration? { state.withLock { $0.firstVisible } }
+    /// Whether the delivery of the last part already marked the update handled.
+    var journalClosed: Bool { state.withLock { $0.journalClosed } }
 
     /// Shows what is appended as it comes (and the typing indicator until text is visible), until
     /// cancelled: the pipeline runs it beside the model call.
@@ -199,7 +203,12 @@ final class ReplyPresenter: Sendable {
                     $0.current = nil
                     if $0.firstVisible == nil { $0.firstVisible = now }
                 }
-                await journal?.partsSent(index + 1)
+                if final, index == parts.count - 1, let journal {
+                    await journal.delivered()
+                    state.withLock { $0.journalClosed = true }
+                } else {
+                    await journal?.partsSent(index + 1)
+                }
                 continue
             }
             // The part still being written. Once a send has started it runs to its end, like a final

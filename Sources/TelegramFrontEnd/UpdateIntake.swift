@@ -178,8 +178,10 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     }
 
     /// Where a reply's final text and delivery progress are written down, so that a restart can
-    /// deliver the rest of an answer without asking the model again.
-    func journal(_ updateID: Int64) -> ReplyJournal {
+    /// deliver the rest of an answer without asking the model again; its last step marks the
+    /// update (and its album's parts) handled.
+    func journal(_ updateIDs: [Int64]) -> ReplyJournal {
+        let updateID = updateIDs[0]
         let (store, logger) = (self.store, self.logger)
         return ReplyJournal(
             finalReady: { text, partsSent, streamMessage in
@@ -197,7 +199,8 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
                 } catch {
                     logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateID), "error_type": "storage", "error": "\(error)"])
                 }
-            })
+            },
+            delivered: { [self] in await handled(updateIDs) })
     }
 
     /// The saved final text of a reply a restart cut off, if it can be read.
