@@ -241,18 +241,26 @@ public final class Store: Sendable {
 
     // MARK: Messages
 
-    /// Saves a turn with its attachments and returns it with its id. `alongWith` are update status
-    /// changes committed in the same transaction; `inputCostUSD` (a transcription's) is added to the
+    /// Saves a turn with its attachments and returns it with its id. `moveWindow` moves the
+    /// conversation's window start in the same commit (the request for this turn was planned
+    /// before it had an id). `alongWith` are update status changes committed in the same transaction; `inputCostUSD` (a transcription's) is added to the
     /// conversation's cost, and the attachments to its image and audio counts.
     @discardableResult
     public func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil,
-        attachments: [Attachment] = [], inputCostUSD: Double = 0, alongWith changes: [UpdateStatusChange] = []
+        attachments: [Attachment] = [], inputCostUSD: Double = 0, moveWindow: WindowMove? = nil, alongWith changes: [UpdateStatusChange] = []
     ) async throws -> MessageRecord {
         try await write { db in
             for change in changes { try self.apply(change, db) }
             let message = try self.insertMessage(
                 db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
+            if let moveWindow {
+                let start = switch moveWindow {
+                case .to(let id): id
+                case .toNewTurn: message.id
+                }
+                try db.execute(sql: "UPDATE conversation SET window_start_message_id = ? WHERE id = ?", arguments: [start, conversationID])
+            }
             guard !attachments.isEmpty || inputCostUSD != 0 else { return message }
             for attachment in attachments {
                 try db.execute(

@@ -61,11 +61,15 @@ public final class ConversationEngine: Sendable {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
         let text = turn.text
+        // The first request is planned from what the conversation holds plus the new turn (one
+        // read), so a window that moves with this turn moves in the turn's own commit. The request
+        // leaves only once the turn is saved: a turn that cannot be saved is never paid for.
+        let early = await earlyRequest(for: turn, conversationID: conversationID)
         let userTurn: MessageRecord
         do {
             userTurn = try await store.appendMessage(
                 conversationID: conversationID, role: .user, content: text, attachments: turn.attachments, inputCostUSD: turn.inputCostUSD,
-                alongWith: changes)
+                moveWindow: early?.move, alongWith: changes)
         } catch {
             logStoreFailure(error, logger)
             return .storageFailed
@@ -75,23 +79,29 @@ public final class ConversationEngine: Sendable {
         await onSaved?()
 
         var dropExtraBlock = false
+        var first = true
         while true {
             let messages: [OpenAI.Message]
             let model: String
-            do {
-                guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock, logger: logger) else {
-                    let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
-                        + turn.attachments.filter { $0.kind == .image }.reduce(0) { $0 + TokenEstimator.imageTokens(width: $1.width ?? 1024, height: $1.height ?? 1024) }
-                    try? await store.record(
-                        CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
-                        conversationID: conversationID)
-                    return .messageTooLong(estimatedTokens: tokens, budget: tokenBudget)
+            if first, let early {
+                (messages, model) = (early.messages, early.model)
+            } else {
+                do {
+                    guard let built = try await buildMessages(conversationID: conversationID, dropExtraBlock: dropExtraBlock, logger: logger) else {
+                        let tokens = TokenEstimator.estimate(text) + TokenEstimator.perMessageOverhead
+                            + turn.attachments.filter { $0.kind == .image }.reduce(0) { $0 + TokenEstimator.imageTokens(width: $1.width ?? 1024, height: $1.height ?? 1024) }
+                        try? await store.record(
+                            CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
+                            conversationID: conversationID)
+                        return .messageTooLong(estimatedTokens: tokens, budget: tokenBudget)
+                    }
+                    (messages, model) = built
+                } catch {
+                    logStoreFailure(error, logger)
+                    return .storageFailed
                 }
-                (messages, model) = built
-            } catch {
-                logStoreFailure(error, logger)
-                return .storageFailed
             }
+            first = false
 
             let shown = Mutex("")
             var request = CompletionRequest(
@@ -227,6 +237,25 @@ public final class ConversationEngine: Sendable {
 
     // MARK: Building the request
 
+    /// The first request for `turn` from what the conversation holds before it is saved (one read),
+    /// and where the window moves with it, so that the move is part of the turn's commit. Nil when it must wait for the save: summaries are on (they
+    /// may call the model first), the turn alone does not fit, or the read failed (the save will
+    /// tell).
+    private func earlyRequest(
+        for turn: UserTurn, conversationID: Int64
+    ) async -> (messages: [OpenAI.Message], model: String, move: WindowMove?)? {
+        guard !settings.summarizeHistory, let context = try? await store.context(conversationID: conversationID) else { return nil }
+        let conversation = context.conversation
+        let pendingID = Int64.max  // the new turn, before it has an id
+        let turns = requestTurns(context, pending: HistoryWindow.Turn(id: pendingID, role: .user, content: turn.text), turn.attachments)
+        let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
+        guard let plan = window.plan(system: systemMessages(conversation), turns: turns, windowStartID: conversation.windowStartMessageID)
+        else { return nil }
+        let move: WindowMove? =
+            plan.windowStartID == conversation.windowStartMessageID ? nil : plan.windowStartID == pendingID ? .toNewTurn : .to(plan.windowStartID)
+        return (requestMessages(plan.turns, conversation), conversation.model ?? settings.model, move)
+    }
+
     /// Tokens a request may use: the context minus the room kept for the answer.
     private var tokenBudget: Int { settings.contextTokens - settings.maxOutputTokens }
 
@@ -239,13 +268,7 @@ public final class ConversationEngine: Sendable {
         guard let context = try await store.context(conversationID: conversationID) else { return nil }
         var conversation = context.conversation
         let window = HistoryWindow(maxMessages: settings.maxHistoryMessages, tokenBudget: tokenBudget)
-        // An image a later turn repeats (a reply to a photo) goes once, with the turn that brought it.
-        var seen = Set<String>()
-        let turns = context.turns.map { turn in
-            let attachments = (context.attachments[turn.id] ?? []).filter { $0.sourceID.map { seen.insert($0).inserted } ?? true }
-            let (content, images) = requestContent(turn.content, attachments)
-            return HistoryWindow.Turn(id: turn.id, role: turn.role.wire, content: content, images: images)
-        }
+        let turns = requestTurns(context)
 
         var plan = window.plan(
             system: systemMessages(conversation), turns: turns, windowStartID: conversation.windowStartMessageID,
@@ -266,11 +289,36 @@ public final class ConversationEngine: Sendable {
             }
         }
         guard let final = plan else { return nil }
-        var messages = final.turns.map { OpenAI.Message(role: $0.role, content: $0.content, images: $0.images) }
+        return (requestMessages(final.turns, conversation), conversation.model ?? settings.model)
+    }
+
+    /// The stored turns as the planner sees them. An image a later turn repeats (a reply to a
+    /// photo) goes once, with the turn that brought it.
+    /// `pending`: a turn not saved yet, with its attachments, after the stored ones.
+    private func requestTurns(
+        _ context: ConversationContext, pending: HistoryWindow.Turn? = nil, _ pendingAttachments: [Attachment] = []
+    ) -> [HistoryWindow.Turn] {
+        var seen = Set<String>()
+        var turns = context.turns.map { HistoryWindow.Turn(id: $0.id, role: $0.role.wire, content: $0.content) }
+        var attachments = turns.map { context.attachments[$0.id] ?? [] }
+        if let pending {
+            turns.append(pending)
+            attachments.append(pendingAttachments)
+        }
+        for index in turns.indices {
+            let unseen = attachments[index].filter { $0.sourceID.map { seen.insert($0).inserted } ?? true }
+            (turns[index].content, turns[index].images) = requestContent(turns[index].content, unseen)
+        }
+        return turns
+    }
+
+    /// The system prompt, then the planned turns, the summary at the head of the first.
+    private func requestMessages(_ turns: [HistoryWindow.Turn], _ conversation: ConversationRecord) -> [OpenAI.Message] {
+        var messages = turns.map { OpenAI.Message(role: $0.role, content: $0.content, images: $0.images) }
         if let summary = summaryText(conversation), let first = messages.first, first.role == .user {
             messages[0].content = summary + first.content
         }
-        return ([OpenAI.Message(role: .system, content: settings.systemPrompt)] + messages, conversation.model ?? settings.model)
+        return [OpenAI.Message(role: .system, content: settings.systemPrompt)] + messages
     }
 
     /// A turn as the model gets it: its images, or a placeholder for each one it cannot see
