@@ -57,3 +57,28 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
         case updatedAt = "updated_at"
     }
 }
+
+extension ConversationRecord {
+    /// Read column by column: the Codable path costs a decoder per row, on every request.
+    public init(row: Row) throws {
+        id = row[CodingKeys.id.rawValue]
+        kind = row[CodingKeys.kind.rawValue]
+        externalID = row[CodingKeys.externalID.rawValue]
+        model = row[CodingKeys.model.rawValue]
+        summary = row[CodingKeys.summary.rawValue]
+        summaryThroughMessageID = row[CodingKeys.summaryThroughMessageID.rawValue]
+        windowStartMessageID = row[CodingKeys.windowStartMessageID.rawValue]
+        requests = row[CodingKeys.requests.rawValue]
+        failures = row[CodingKeys.failures.rawValue]
+        promptTokens = row[CodingKeys.promptTokens.rawValue]
+        completionTokens = row[CodingKeys.completionTokens.rawValue]
+        usageEstimated = row[CodingKeys.usageEstimated.rawValue]
+        costUSD = row[CodingKeys.costUSD.rawValue]
+        lastLatencyMs = row[CodingKeys.lastLatencyMs.rawValue]
+        lastTTFTMs = row[CodingKeys.lastTTFTMs.rawValue]
+        images = row[CodingKeys.images.rawValue]
+        audioSeconds = row[CodingKeys.audioSeconds.rawValue]
+        createdAt = row[CodingKeys.createdAt.rawValue]
+        updatedAt = row[CodingKeys.updatedAt.rawValue]
+    }
+}

@@ -46,5 +46,22 @@ public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, Tabl
     }
 }
 
+extension MessageRecord {
+    /// Read column by column: the Codable path costs a decoder per row, for every turn of every request.
+    public init(row: Row) throws {
+        id = row[CodingKeys.id.rawValue]
+        conversationID = row[CodingKeys.conversationID.rawValue]
+        role = row[CodingKeys.role.rawValue]
+        content = row[CodingKeys.content.rawValue]
+        status = row[CodingKeys.status.rawValue]
+        model = row[CodingKeys.model.rawValue]
+        promptTokens = row[CodingKeys.promptTokens.rawValue]
+        completionTokens = row[CodingKeys.completionTokens.rawValue]
+        usageEstimated = row[CodingKeys.usageEstimated.rawValue]
+        createdAt = row[CodingKeys.createdAt.rawValue]
+        updatedAt = row[CodingKeys.updatedAt.rawValue]
+    }
+}
+
 extension MessageRecord.Role: DatabaseValueConvertible {}
 extension MessageRecord.Status: DatabaseValueConvertible {}

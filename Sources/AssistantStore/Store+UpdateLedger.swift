@@ -25,27 +25,27 @@ extension Store {
             var fresh: [UpdateRow] = []
             for update in updates {
                 if let stored = try String.fetchOne(
-                    db, sql: "SELECT payload FROM telegram_update WHERE update_id = ?", arguments: [update.id]),
+                    db.cachedStatement(sql: "SELECT payload FROM telegram_update WHERE update_id = ?"), arguments: [update.id]),
                     stored == update.payload
                 {
                     continue  // sent again because it was not confirmed yet
                 }
-                try db.execute(
-                    sql: """
+                try db.run(
+                    """
                         INSERT INTO telegram_update (update_id, chat_id, payload, status, received_at, handled_at)
                         VALUES (?, ?, ?, 'received', ?, NULL)
                         ON CONFLICT(update_id) DO UPDATE SET chat_id = excluded.chat_id, payload = excluded.payload,
                         status = 'received', received_at = excluded.received_at, handled_at = NULL
                         """,
-                    arguments: [update.id, update.chatID, update.payload, now])
+                    [update.id, update.chatID, update.payload, now])
                 fresh.append(update)
             }
-            try db.execute(
-                sql: """
+            try db.run(
+                """
                     INSERT INTO telegram_state (key, value) VALUES ('offset', ?)
                     ON CONFLICT(key) DO UPDATE SET value = excluded.value
                     """,
-                arguments: [offset])
+                [offset])
             return fresh
         }
     }
@@ -64,32 +64,32 @@ extension Store {
     /// Applies a status change inside the caller's transaction.
     func apply(_ change: UpdateStatusChange, _ db: Database) throws {
         // A handled update needs its pending reply no more.
-        try db.execute(
-            sql: """
+        try db.run(
+            """
                 UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
                 reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
                 """,
-            arguments: [change.status, change.status, now(), change.status, change.updateID])
+            [change.status, change.status, now(), change.status, change.updateID])
     }
 
     /// Saves the final answer of an update before it is delivered (the update is `answering`).
     public func savePendingReply(_ reply: PendingReply, updateID: Int64) async throws {
         try await write { db in
-            try db.execute(
-                sql: """
+            try db.run(
+                """
                     UPDATE telegram_update SET status = 'answering', reply = ?, reply_parts_sent = ?, stream_message_id = ?,
                     stream_part = ? WHERE update_id = ?
                     """,
-                arguments: [reply.payload, reply.partsSent, reply.streamMessage?.messageID, reply.streamMessage?.part, updateID])
+                [reply.payload, reply.partsSent, reply.streamMessage?.messageID, reply.streamMessage?.part, updateID])
         }
     }
 
     /// Records that the first `count` parts of an update's pending reply were delivered.
     public func setReplyPartsSent(_ count: Int, updateID: Int64) async throws {
         try await write { db in
-            try db.execute(
-                sql: "UPDATE telegram_update SET reply_parts_sent = max(reply_parts_sent, ?) WHERE update_id = ?",
-                arguments: [count, updateID])
+            try db.run(
+                "UPDATE telegram_update SET reply_parts_sent = max(reply_parts_sent, ?) WHERE update_id = ?",
+                [count, updateID])
         }
     }
 
@@ -106,9 +106,9 @@ extension Store {
     @discardableResult
     public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) async throws -> Int {
         try await write { db in
-            try db.execute(
-                sql: "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
-                arguments: [self.now().addingTimeInterval(-age)])
+            try db.run(
+                "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
+                [self.now().addingTimeInterval(-age)])
             return db.changesCount
         }
     }

@@ -131,7 +131,7 @@ public final class Store: Sendable {
     @discardableResult
     public func deleteMessages(olderThan age: TimeInterval) async throws -> Int {
         try await write { db in
-            try db.execute(sql: "DELETE FROM message WHERE created_at < ?", arguments: [self.now().addingTimeInterval(-age)])
+            try db.run("DELETE FROM message WHERE created_at < ?", [self.now().addingTimeInterval(-age)])
             return db.changesCount
         }
     }
@@ -147,9 +147,9 @@ public final class Store: Sendable {
     public func createConversation(kind: String, externalID: Int64? = nil) async throws -> ConversationRecord {
         try await write { db in
             let now = self.now()
-            try db.execute(
-                sql: "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                arguments: [kind, externalID, now, now])
+            try db.run(
+                "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                [kind, externalID, now, now])
             return try ConversationRecord.find(db, key: db.lastInsertedRowID)
         }
     }
@@ -157,7 +157,8 @@ public final class Store: Sendable {
     /// The conversation for an external id (a Telegram chat), created on first use.
     public func conversation(kind: String, externalID: Int64) async throws -> ConversationRecord {
         if let existing = try await read({ db in
-            try ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == externalID).fetchOne(db)
+            try ConversationRecord.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM conversation WHERE kind = ? AND external_id = ?"), arguments: [kind, externalID])
         }) {
             return existing
         }
@@ -192,21 +193,21 @@ public final class Store: Sendable {
     /// Forgets the conversation's history and summary; its totals stay.
     public func clear(conversationID: Int64) async throws {
         try await write { db in
-            try db.execute(sql: "DELETE FROM message WHERE conversation_id = ?", arguments: [conversationID])
-            try db.execute(
-                sql: """
+            try db.run("DELETE FROM message WHERE conversation_id = ?", [conversationID])
+            try db.run(
+                """
                     UPDATE conversation SET summary = NULL, summary_through_message_id = 0,
                     window_start_message_id = 0, updated_at = ? WHERE id = ?
                     """,
-                arguments: [self.now(), conversationID])
+                [self.now(), conversationID])
         }
     }
 
     private func update(_ conversationID: Int64, _ assignments: String, _ values: [DatabaseValue]) async throws {
         try await write { db in
-            try db.execute(
-                sql: "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
-                arguments: StatementArguments(values + [self.now().databaseValue, conversationID.databaseValue]))
+            try db.run(
+                "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
+                StatementArguments(values + [self.now().databaseValue, conversationID.databaseValue]))
         }
     }
 
@@ -259,25 +260,25 @@ public final class Store: Sendable {
                 case .to(let id): id
                 case .toNewTurn: message.id
                 }
-                try db.execute(sql: "UPDATE conversation SET window_start_message_id = ? WHERE id = ?", arguments: [start, conversationID])
+                try db.run("UPDATE conversation SET window_start_message_id = ? WHERE id = ?", [start, conversationID])
             }
             guard !attachments.isEmpty || inputCostUSD != 0 else { return message }
             for attachment in attachments {
-                try db.execute(
-                    sql: """
+                try db.run(
+                    """
                         INSERT INTO attachment (message_id, kind, mime_type, data, width, height, seconds, transcript, source_id,
                         withheld, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [
+                    [
                         message.id, attachment.kind, attachment.mimeType, attachment.data.map { Data($0) }, attachment.width,
                         attachment.height, attachment.seconds, attachment.transcript, attachment.sourceID, attachment.withheld, message.createdAt,
                     ])
             }
             let images = attachments.filter { $0.kind == .image }.count
             let seconds = attachments.filter { $0.kind == .audio }.reduce(0) { $0 + ($1.seconds ?? 0) }
-            try db.execute(
-                sql: "UPDATE conversation SET images = images + ?, audio_seconds = audio_seconds + ?, cost_usd = cost_usd + ? WHERE id = ?",
-                arguments: [images, seconds, inputCostUSD, conversationID])
+            try db.run(
+                "UPDATE conversation SET images = images + ?, audio_seconds = audio_seconds + ?, cost_usd = cost_usd + ? WHERE id = ?",
+                [images, seconds, inputCostUSD, conversationID])
             return message
         }
     }
@@ -302,11 +303,11 @@ public final class Store: Sendable {
     /// The model cannot see images: every image of the conversation goes as a placeholder from now on.
     public func withholdImages(conversationID: Int64) async throws {
         try await write { db in
-            try db.execute(
-                sql: """
+            try db.run(
+                """
                     UPDATE attachment SET withheld = 1 WHERE kind = 'image' AND message_id IN
                     (SELECT id FROM message WHERE conversation_id = ?)
-                    """, arguments: [conversationID])
+                    """, [conversationID])
         }
     }
 
@@ -317,18 +318,21 @@ public final class Store: Sendable {
         let now = self.now()
         // SQLite hands text back up to its first NUL: keep the rest of the turn, with a visible mark.
         let content = content.utf8.contains(0) ? content.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : content
-        try db.execute(
-            sql: """
+        try db.run(
+            """
                 INSERT INTO message (conversation_id, role, content, status, model, prompt_tokens,
                 completion_tokens, usage_estimated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [
+            [
                 conversationID, role, content, status, model, tokens?.prompt, tokens?.completion,
                 tokens?.estimated ?? false, now, now,
             ])
         let id = db.lastInsertedRowID
-        try db.execute(sql: "UPDATE conversation SET updated_at = ? WHERE id = ?", arguments: [now, conversationID])
-        return try MessageRecord.find(db, key: id)
+        try db.run("UPDATE conversation SET updated_at = ? WHERE id = ?", [now, conversationID])
+        guard let saved = try MessageRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?"), arguments: [id]) else {
+            throw StoreError(description: "the turn just saved could not be read back")
+        }
+        return saved
     }
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.
@@ -343,19 +347,24 @@ public final class Store: Sendable {
     /// A conversation and the turns a request may use (from its window start, not failed, oldest
     /// first), read together from one snapshot; nil when there is no such conversation.
     public func context(conversationID: Int64) async throws -> ConversationContext? {
+        // Cached statements: this runs before every model call.
         try await read { db in
-            guard let conversation = try ConversationRecord.fetchOne(db, key: conversationID) else { return nil }
-            let turns = try MessageRecord
-                .filter(MessageRecord.Columns.conversationID == conversationID && MessageRecord.Columns.id >= conversation.windowStartMessageID
-                    && MessageRecord.Columns.status != MessageRecord.Status.failed)
-                .order(MessageRecord.Columns.id).fetchAll(db)
+            guard
+                let conversation = try ConversationRecord.fetchOne(
+                    db.cachedStatement(sql: "SELECT * FROM conversation WHERE id = ?"), arguments: [conversationID])
+            else { return nil }
+            let window: StatementArguments = [conversationID, conversation.windowStartMessageID]
+            let turns = try MessageRecord.fetchAll(
+                db.cachedStatement(sql: "SELECT * FROM message WHERE conversation_id = ? AND id >= ? AND status != 'failed' ORDER BY id"),
+                arguments: window)
             var attachments: [Int64: [Attachment]] = [:]
-            if let first = turns.first {
-                let rows = try AttachmentRecord.filter(
-                    AttachmentRecord.Columns.messageID >= first.id && Set(turns.map(\.id)).contains(AttachmentRecord.Columns.messageID)
-                ).order(AttachmentRecord.Columns.id).fetchAll(db)
-                for row in rows { attachments[row.messageID, default: []].append(row.attachment) }
-            }
+            let rows = try AttachmentRecord.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT attachment.* FROM attachment JOIN message ON message.id = attachment.message_id
+                        WHERE message.conversation_id = ? AND message.id >= ? AND message.status != 'failed' ORDER BY attachment.id
+                        """), arguments: window)
+            for row in rows { attachments[row.messageID, default: []].append(row.attachment) }
             return ConversationContext(conversation: conversation, turns: turns, attachments: attachments)
         }
     }
@@ -391,22 +400,30 @@ public final class Store: Sendable {
                     db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,
                     model: reply.model, tokens: call.tokens)
             } else if call.failed, !call.keepsTurn {
-                try db.execute(
-                    sql: "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
-                    arguments: [self.now(), call.userMessageID])
+                try db.run(
+                    "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
+                    [self.now(), call.userMessageID])
             }
-            try db.execute(
-                sql: """
+            try db.run(
+                """
                     UPDATE conversation SET requests = requests + 1, failures = failures + ?,
                     prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
                     usage_estimated = usage_estimated OR ?, cost_usd = cost_usd + ?,
                     last_latency_ms = COALESCE(?, last_latency_ms), last_ttft_ms = COALESCE(?, last_ttft_ms),
                     updated_at = ? WHERE id = ?
                     """,
-                arguments: [
+                [
                     call.failed ? 1 : 0, call.tokens?.prompt ?? 0, call.tokens?.completion ?? 0,
                     call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, self.now(), conversationID,
                 ])
         }
+    }
+}
+
+extension Database {
+    /// Runs `sql` through the connection's statement cache: the store's statements are few and run
+    /// for every message, and compiling them each time cost more than running them.
+    func run(_ sql: String, _ arguments: StatementArguments = []) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }
