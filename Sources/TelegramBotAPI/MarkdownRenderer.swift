@@ -71,7 +71,7 @@ public enum MarkdownRenderer {
             output.wrap("bold") { $0.append(renderInline(heading)) }
             return output
         }
-        if content.count >= 3, Set(content).count == 1, let mark = content.first, "-*_".contains(mark) {
+        if let mark = content.first, mark == "-" || mark == "*" || mark == "_", content.allSatisfy({ $0 == mark }), content.count >= 3 {
             return FormattedText(text: String(indent) + "———")
         }
         for bullet in ["- ", "* ", "+ "] where content.hasPrefix(bullet) {
