@@ -358,6 +358,10 @@ public final class Store: Sendable {
                 db.cachedStatement(sql: "SELECT * FROM message WHERE conversation_id = ? AND id >= ? AND status != 'failed' ORDER BY id"),
                 arguments: window)
             var attachments: [Int64: [Attachment]] = [:]
+            // Only images go into requests: a conversation that never had one has none to look for.
+            guard conversation.images > 0 else {
+                return ConversationContext(conversation: conversation, turns: turns)
+            }
             let rows = try AttachmentRecord.fetchAll(
                 db.cachedStatement(
                     sql: """

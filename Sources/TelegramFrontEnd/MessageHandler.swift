@@ -72,7 +72,13 @@ public struct MessageHandler: Sendable {
             return true
         }
         let album = incoming.albumParts.compactMap(\.message)
-        switch await reader.read(message, album: album, chat: chat, logger: logger) {
+        let reading: TurnReader.Reading
+        if album.isEmpty, let text = reader.readText(message, chat: chat) {
+            reading = text
+        } else {
+            reading = await reader.read(message, album: album, chat: chat, logger: logger)
+        }
+        switch reading {
         case .nothing:
             return true
         case .deferred:

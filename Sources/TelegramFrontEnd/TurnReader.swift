@@ -32,6 +32,28 @@ struct TurnReader: Sendable {
     static let tooBigForTelegram = "This file is too big: bots can download files of up to 20 MB."
     static let downloadFailed = "I couldn't download that file from Telegram. Please send it again."
 
+    /// A message of words only (a reply to words included): read at once, without the download
+    /// machinery. Nil when something must be fetched. A long-lived reply task keeps the largest
+    /// async frame it ever had, so the common case stays out of `read`'s.
+    func readText(_ message: Telegram.Message, chat: ChatHandle) -> Reading? {
+        guard !message.hasNonTextContent, message.media_group_id == nil, let text = message.text else { return nil }
+        if let replied = message.reply_to_message,
+            replied.photo != nil || replied.voice != nil || replied.audio != nil || replied.video_note != nil
+                || replied.document?.mime_type?.lowercased().hasPrefix("image/") == true
+        {
+            return nil
+        }
+        let words = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : text
+        guard !words.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .nothing }
+        var facts = TurnFacts(kinds: ["text"])
+        var turn = UserTurn(words)
+        if let context = message.replyContext(message.quote?.text ?? message.reply_to_message?.text ?? message.reply_to_message?.caption, botID: bot.id) {
+            turn.text = context + turn.text
+            facts.kinds.append("reply_context")
+        }
+        return .turn(turn, facts, transcript: nil)
+    }
+
     func read(_ message: Telegram.Message, album: [Telegram.Message], chat: ChatHandle, logger: Logger) async -> Reading {
         // Telegram's albums hold at most 10 items; more parts than that are answered, not read.
         let parts = Array(([message] + album).prefix(Self.maxAlbumParts))
