@@ -1,7 +1,8 @@
 // TelegramFrontEnd: the Telegram bot, as a pipeline with one owner per step.
 //
 // UpdateIntake (poll, save, the update lifecycle, resume, migration) → ChatDispatcher (a mailbox
-// per chat) → AccessPolicy → MessageHandler → CommandHandler, or ReplyPipeline (permit, stop
+// per chat, `Albums` gathering an album) → AccessPolicy → MessageHandler → CommandHandler, or
+// TurnReader (text, photos, voice, files, replies) → ReplyPipeline (permit, stop
 // button, engine.reply, the `reply` log line) → ReplyPresenter (drafts, edits, finals through the
 // one SendScheduler). StatusReporter and Maintenance run beside them; `TelegramBot` is the lot as
 // services.
