@@ -198,3 +198,66 @@ public enum MarkdownRenderer {
         return nil
     }
 }
+
+extension MarkdownRenderer {
+    /// Renders an answer that only grows (a streaming reply's drafts) without rendering its
+    /// finished paragraphs again: text up to a blank line outside any code block renders the same
+    /// whatever follows, so its rendering is kept and only the rest is rendered each time.
+    public struct Incremental: Sendable {
+        /// The source up to the last blank line taken so far (ending in "\n\n"), and its rendering
+        /// without that blank line's final "\n".
+        private var head = ""
+        private var rendered = FormattedText(text: "")
+
+        public init() {}
+
+        public mutating func render(_ markdown: String) -> FormattedText {
+            if !markdown.utf8.starts(with: head.utf8) { self = Incremental() }  // not a continuation: start over
+            let bytes = Array(markdown.utf8)
+            if let boundary = Self.lastBoundary(bytes, from: head.utf8.count), boundary > head.utf8.count {
+                // The paragraphs between the old head and the new boundary, without its final "\n".
+                let segment = String(decoding: bytes[head.utf8.count..<(boundary - 1)], as: UTF8.self)
+                if head.isEmpty {
+                    rendered = MarkdownRenderer.render(segment)
+                } else {
+                    rendered.append("\n")
+                    rendered.append(MarkdownRenderer.render(segment))
+                }
+                head = String(decoding: bytes[..<boundary], as: UTF8.self)
+            }
+            guard !head.isEmpty else { return MarkdownRenderer.render(markdown) }
+            var output = rendered
+            output.append("\n")
+            output.append(MarkdownRenderer.render(String(decoding: bytes[head.utf8.count...], as: UTF8.self)))
+            return output
+        }
+
+        /// The end (just past "\n\n") of the last empty line after `start` with every code fence
+        /// before it closed, scanning whole lines from `start` (itself such a boundary, or 0).
+        static func lastBoundary(_ bytes: [UInt8], from start: Int) -> Int? {
+            var fenceOpen = false
+            var best: Int?
+            var lineStart = start
+            var index = start
+            while index < bytes.count {
+                // A line ends at "\n" alone: "\r\n" is one character to Swift's String, and the
+                // renderer splits by characters.
+                guard bytes[index] == 0x0A, index == 0 || bytes[index - 1] != 0x0D else {
+                    index += 1
+                    continue
+                }
+                // A line [lineStart, index): a fence when it starts with ``` after spaces.
+                var first = lineStart
+                while first < index, bytes[first] == 0x20 { first += 1 }
+                if index - first >= 3, bytes[first] == 0x60, bytes[first + 1] == 0x60, bytes[first + 2] == 0x60 { fenceOpen.toggle() }
+                // An empty line after it ("\n\n") outside a fence is a boundary.
+                if !fenceOpen, lineStart == index, index > start {
+                    best = index + 1
+                }
+                lineStart = index + 1
+                index += 1
+            }
+            return best
+        }
+    }
+}

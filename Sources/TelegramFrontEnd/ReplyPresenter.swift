@@ -23,6 +23,8 @@ final class ReplyPresenter: Sendable {
         var firstVisible: Duration?
         /// The journal marked the update handled with the last part: nothing is left to record.
         var journalClosed = false
+        /// Drafts render only the paragraphs that changed.
+        var markdown = MarkdownRenderer.Incremental()
         var useDrafts: Bool
     }
 
@@ -159,8 +161,11 @@ final class ReplyPresenter: Sendable {
     }
 
     private func showIntermediate() async throws {
-        let (text, version) = state.withLock { ($0.text, $0.version) }
-        let parts = Self.render(answer: text, notice: nil).split()
+        let (text, version, markdown) = state.withLock { ($0.text, $0.version, $0.markdown) }
+        // Only the pump renders drafts, one at a time: the renderer is taken out and put back.
+        var renderer = markdown
+        let parts = renderer.render(text).split()
+        state.withLock { $0.markdown = renderer }
         if try await sync(parts, final: false) {
             state.withLock { $0.shownVersion = max($0.shownVersion, version) }
         }

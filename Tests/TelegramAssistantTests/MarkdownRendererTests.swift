@@ -15,6 +15,36 @@ import TestSupport
         .init(type: type, offset: offset, length: length, url: url, language: language)
     }
 
+    /// Drafts render only what changed: for every prefix of answers made of paragraphs, code
+    /// blocks (with blank lines inside), quotes, lists and inline markup, streamed in random
+    /// pieces, the incremental rendering equals rendering the whole text.
+    @Test func incrementalRenderingEqualsTheWholeRender() {
+        let pieces = [
+            "Here is **bold** and `code`.", "\n\n", "```swift\nlet a = 1\n\nlet b = 2\n```", "\n", "> a quote\n> more", "\n\n",
+            "- item *one*\n- item two", "\n\n\n", "# Heading", "\n", "[a link](https://example.com)", " ~~gone~~ ", "\n\n",
+            "```\nunclosed\n\nstill code", "\n\nafter", "é😀 ", "_x_", "\r\n\r\n", "1. one\n2. two",
+        ]
+        var random = SplitMix(seed: 7)
+        for _ in 0..<200 {
+            var answer = ""
+            for _ in 0..<Int.random(in: 1...12, using: &random) { answer += pieces.randomElement(using: &random)! }
+            var incremental = MarkdownRenderer.Incremental()
+            var shown = ""
+            let characters = Array(answer)
+            var index = 0
+            while index < characters.count {
+                let step = Int.random(in: 1...9, using: &random)
+                shown += String(characters[index..<min(characters.count, index + step)])
+                index += step
+                #expect(incremental.render(shown) == MarkdownRenderer.render(shown), "\(shown.debugDescription)")
+            }
+        }
+        // A text that is no continuation starts over.
+        var incremental = MarkdownRenderer.Incremental()
+        _ = incremental.render("first\n\nsecond")
+        #expect(incremental.render("other\n\ntext") == MarkdownRenderer.render("other\n\ntext"))
+    }
+
     @Test func inlineMarkupBecomesEntities() {
         let rendered = MarkdownRenderer.render("Use **bold**, *italic*, ~~gone~~ and `code`.")
         #expect(rendered.text == "Use bold, italic, gone and code.")
