@@ -6,9 +6,15 @@ import Support
 public struct TelegramLimits: Sendable {
     var perChatPerSecond: Double = 1
     var perGroupPerMinute: Double = 20
-    var globalPerSecond: Double = 30
+    /// Telegram says about 30; a tenth is kept back, because the budget is spent when a call is let
+    /// go and Telegram counts it when it arrives: a busy host or network can bunch calls on the way.
+    var globalPerSecond: Double = 27
     /// How many calls may go back to back before the global rate applies.
     var globalBurst: Double = 5
+    /// Calls let go but not answered yet, at most. The budget is spent when a call is let go and
+    /// Telegram counts it when it arrives: when the network or the host stalls, calls let go on time
+    /// would otherwise pile up and reach Telegram all at once.
+    var maxInFlight = 8
     public var scale: Double = 1
 
     public init(scale: Double = 1) { self.scale = scale }
@@ -31,6 +37,7 @@ public actor SendScheduler {
     private var globalBlockedUntil: Duration = .zero
     private var recentLimits: [(chat: Int64, at: Duration)] = []
     private var waitingFinals = 0
+    private var inFlight = 0
 
     public init(limits: TelegramLimits = TelegramLimits(), clock: any Clock<Duration>) {
         self.limits = limits
@@ -46,18 +53,27 @@ public actor SendScheduler {
         defer { waitingFinals -= 1 }
         while true {
             let wait = self.wait(chat: chat, isGroup: isGroup)
-            if wait == .zero {
+            if wait == .zero, inFlight < limits.maxInFlight {
                 spend(chat: chat, isGroup: isGroup)
                 return
             }
-            try await clock.sleep(for: wait)
+            // Full of calls in flight: look again after one global interval.
+            try await clock.sleep(for: wait == .zero ? .seconds(1 / (limits.globalPerSecond * limits.scale)) : wait)
         }
     }
+
+    /// A call let go by `acquireFinal` or `tryAcquireIntermediate` has its answer (or failed).
+    func finished() {
+        inFlight = max(0, inFlight - 1)
+    }
+
+    /// Calls let go and not answered yet.
+    var callsInFlight: Int { inFlight }
 
     /// Spends budget for an intermediate update if it can go right now without delaying any final
     /// message; otherwise returns false and the caller shows the user a later, fuller text instead.
     func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
-        guard waitingFinals == 0, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
+        guard waitingFinals == 0, inFlight < limits.maxInFlight, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
         // Keep some global headroom for finals that have not asked yet.
         guard global.tokens >= min(2, limits.globalBurst) else { return false }
         spend(chat: chat, isGroup: isGroup)
@@ -102,6 +118,7 @@ public actor SendScheduler {
     }
 
     private func spend(chat: Int64, isGroup: Bool) {
+        inFlight += 1
         global.spend()
         chats[chat]?.spend()
         if isGroup { groups[chat]?.spend() }

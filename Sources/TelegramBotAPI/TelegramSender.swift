@@ -80,7 +80,7 @@ public struct TelegramSender: Sendable {
         guard await scheduler.tryAcquireIntermediate(chat: chat.id, isGroup: chat.isGroup) else { return false }
         metrics.call()
         do {
-            try await call()
+            try await inFlight(call)
             return true
         } catch TelegramError.rateLimited(let retryAfter) {
             metrics.limited()
@@ -106,6 +106,18 @@ public struct TelegramSender: Sendable {
         }
     }
 
+    /// Runs a call the scheduler let go, and tells it when the call is over, however it ended.
+    private func inFlight<T>(_ call: () async throws -> T) async throws -> T {
+        do {
+            let value = try await call()
+            await scheduler.finished()
+            return value
+        } catch {
+            await scheduler.finished()
+            throw error
+        }
+    }
+
     private func deliver<T: Sendable>(
         _ chat: ChatHandle, _ text: FormattedText, method: String, metrics: ReplyMetrics,
         _ call: @escaping @Sendable (Int64, FormattedText) async throws -> T
@@ -121,7 +133,7 @@ public struct TelegramSender: Sendable {
             do {
                 // A request that has started runs to its end: cut off, it could be applied by
                 // Telegram while we think it failed, and be shown twice after the restart.
-                return try await shielded { try await call(chatID, attempt) }
+                return try await inFlight { try await shielded { try await call(chatID, attempt) } }
             } catch TelegramError.rateLimited(let retryAfter) {
                 metrics.limited()
                 await scheduler.rateLimited(chat: chat.id, retryAfter: retryAfter)

@@ -81,6 +81,8 @@ public final class FakeTelegramServer: Sendable {
         var groupWindows: [Int64: [ContinuousClock.Instant]] = [:]
         var globalBucket: Bucket?
         var tooManyRequests = 0
+        /// Which budget each flood refusal came from: `chat ID`, `group ID` or `global`.
+        var floodRejections: [String] = []
         var firstPollArrival: ContinuousClock.Instant?
         var commands: [[String: JSONValue]] = []
         var failNext: [String: [(Int, String)]] = [:]
@@ -348,6 +350,8 @@ public final class FakeTelegramServer: Sendable {
     public func calls(_ method: String) -> [Call] { calls.filter { $0.method == method } }
     /// How many 429s the server answered.
     public var tooManyRequests: Int { state.withLock { $0.tooManyRequests } }
+    /// Which budget each flood refusal came from, in order.
+    public var floodRejections: [String] { state.withLock { $0.floodRejections } }
     /// When the first `getUpdates` arrived (a long poll is recorded in `calls` only when it ends).
     public var firstPollArrival: ContinuousClock.Instant? { state.withLock { $0.firstPollArrival } }
     /// Updates not yet confirmed by a higher offset.
@@ -584,9 +588,16 @@ public final class FakeTelegramServer: Sendable {
                 state.globalBucket = global
                 state.groupWindows[chatID] = window
             }
-            if chat.tokens < 1 { return (1 - chat.tokens) / (limits.perChatPerSecond * scale) }
-            if global.tokens < 1 { return (1 - global.tokens) / (limits.globalPerSecond * scale) }
+            if chat.tokens < 1 {
+                state.floodRejections.append("chat \(chatID)")
+                return (1 - chat.tokens) / (limits.perChatPerSecond * scale)
+            }
+            if global.tokens < 1 {
+                state.floodRejections.append("global")
+                return (1 - global.tokens) / (limits.globalPerSecond * scale)
+            }
             if type != "private", window.count >= limits.perGroupPerMinute {
+                state.floodRejections.append("group \(chatID)")
                 let oldest = window[0]
                 return Double((minute - (now - oldest)).components.seconds) + 1
             }

@@ -133,7 +133,7 @@ import TestSupport
             #expect(texts.filter { $0.hasPrefix("Echo: ") } == ["Echo: m1", "Echo: m2", "Echo: m3", "Echo: m4"])
             #expect(texts.filter { $0 == ChatDispatcher.overflowNotice }.count == 1)
         }
-        #expect(harness.telegram.tooManyRequests == 0)
+        #expect(harness.telegram.tooManyRequests == 0, "\(harness.telegram.floodRejections)")
     }
 
     // MARK: Telegram
