@@ -6,6 +6,8 @@ import TestSupport
 //
 // Prints the settings the bot needs as KEY=value lines (plus CONTROL_URL), then serves:
 //   POST {CONTROL_URL}/say?chat=ID     the body is a user's message in private chat ID
+//   POST {CONTROL_URL}/photo?chat=ID   a photo (a JPEG in two sizes), the body its caption
+//   POST {CONTROL_URL}/voice?chat=ID&seconds=N   a voice note; the fake transcribes it as the body
 //   POST {CONTROL_URL}/slow?pieces=N   the next answer streams N pieces, 100 ms apart
 //   GET  {CONTROL_URL}/sent?chat=ID    what chat ID shows now: a JSON array of message texts
 
@@ -25,6 +27,18 @@ let control = try FakeHTTPServer { request in
         guard let chat = parameters["chat"].flatMap(Int64.init) else { return .json(400, "{\"error\":\"chat=ID needed\"}") }
         let id = telegram.deliverText(String(decoding: request.body, as: UTF8.self), chatID: chat)
         return .json(200, "{\"update_id\":\(id)}")
+    case ("POST", "/photo"):
+        guard let chat = parameters["chat"].flatMap(Int64.init) else { return .json(400, "{\"error\":\"chat=ID needed\"}") }
+        let caption = String(decoding: request.body, as: UTF8.self)
+        let id = telegram.deliverPhoto(chatID: chat, caption: caption.isEmpty ? nil : caption, fileID: "photo-\(UInt32.random(in: 0...UInt32.max))")
+        return .json(200, "{\"update_id\":\(id)}")
+    case ("POST", "/voice"):
+        guard let chat = parameters["chat"].flatMap(Int64.init) else { return .json(400, "{\"error\":\"chat=ID needed\"}") }
+        let words = String(decoding: request.body, as: UTF8.self)
+        if !words.isEmpty { llm.enqueueTranscription(.text(words)) }
+        let id = telegram.deliverVoice(
+            chatID: chat, seconds: parameters["seconds"].flatMap(Int.init) ?? 3, fileID: "voice-\(UInt32.random(in: 0...UInt32.max))")
+        return .json(200, "{\"update_id\":\(id)}")
     case ("POST", "/slow"):
         let pieces = parameters["pieces"].flatMap(Int.init) ?? 300
         llm.enqueue(.answer((1...pieces).map { "word\($0)" }.joined(separator: " "), chunkSize: 8, pause: .milliseconds(100)))
@@ -35,7 +49,7 @@ let control = try FakeHTTPServer { request in
         let body = (try? JSONEncoder().encode(texts)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
         return .json(200, body)
     default:
-        return .json(404, "{\"error\":\"POST /say, POST /slow or GET /sent\"}")
+        return .json(404, "{\"error\":\"POST /say, /photo, /voice, /slow or GET /sent\"}")
     }
 }
 
@@ -45,6 +59,7 @@ let settings = [
     "OPENAI_API_KEY=\(llm.settings.apiKey)",
     "OPENAI_BASE_URL=\(llm.baseURL.absoluteString)",
     "OPENAI_MODEL=fake-model",
+    "TRANSCRIPTION_MODEL=fake-whisper",
     "CONTROL_URL=http://127.0.0.1:\(control.port)",
 ]
 FileHandle.standardOutput.write(Data((settings.joined(separator: "\n") + "\n").utf8))
