@@ -32,11 +32,20 @@ public struct MessageHandler: Sendable {
         self.bot = bot
         self.logger = logger
         commands = CommandHandler(
-            engine: engine, wording: .init(help: Self.help, noun: "chat", cleared: "History cleared. Let's start fresh."), logger: logger)
+            engine: engine,
+            wording: .init(
+                help: Self.help(vision: engine.settings.vision, voice: engine.transcriptionLimit != nil), noun: "chat",
+                cleared: "History cleared. Let's start fresh."),
+            logger: logger)
     }
 
-    static let help = "I'm an AI assistant. Send me a message and I'll answer; I remember our conversation.\n\n"
-        + CommandHandler.helpLines(noun: "chat")
+    /// What `/help` and `/start` say: what the bot reads (as configured), then the commands.
+    static func help(vision: Bool, voice: Bool) -> String {
+        let kinds = (vision ? ["photos"] : []) + (voice ? ["voice messages"] : []) + ["text files"]
+        let list = kinds.count == 1 ? kinds[0] : kinds.dropLast().joined(separator: ", ") + " and " + kinds[kinds.count - 1]
+        return "I'm an AI assistant. Send me a message and I'll answer; I remember our conversation. I can also read \(list).\n\n"
+            + CommandHandler.helpLines(noun: "chat")
+    }
 
     /// The commands shown in Telegram's menu: `/start` (Telegram's first message), then the shared ones.
     public static let menu: [Telegram.BotCommand] =

@@ -42,6 +42,19 @@ import TestSupport
         #expect(ConversationStats.minutes(150) == "2.5 min")
     }
 
+    /// `/help` says what this bot reads, as it is configured.
+    @Test func helpNamesWhatTheBotReads() async throws {
+        #expect(MessageHandler.help(vision: true, voice: true).contains("I can also read photos, voice messages and text files."))
+        #expect(MessageHandler.help(vision: true, voice: false).contains("I can also read photos and text files."))
+        #expect(MessageHandler.help(vision: false, voice: false).contains("I can also read text files."))
+        let harness = try BotHarness(overrides: Self.voiceOn)
+        try await harness.withBot { _ in
+            harness.telegram.deliverText("/help", chatID: 1207)
+            try await harness.eventually("the help") { harness.texts(1207).count == 1 }
+        }
+        #expect(harness.texts(1207).first?.contains("I can also read photos, voice messages and text files.") == true)
+    }
+
     @Test func withoutATranscriptionModelVoiceGetsANotice() async throws {
         let harness = try BotHarness()
         try await harness.withBot { _ in
