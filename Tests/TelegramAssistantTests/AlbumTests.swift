@@ -11,7 +11,8 @@ import TestSupport
 /// rows move together, so a restart never answers a part on its own.
 @Suite(.timeLimit(.minutes(2))) struct AlbumTests {
     @Test func anAlbumIsOneTurnAnsweredOnce() async throws {
-        let harness = try BotHarness()
+        var harness = try BotHarness()
+        harness.albumSettle = .seconds(2)  // room for a slow test machine between the parts
         try await harness.withBot { _ in
             harness.telegram.deliverPhoto(chatID: 1301, caption: "compare these", messageID: 1, fileID: "A1", sizes: [(400, 300)], mediaGroupID: "g1")
             harness.telegram.deliverPhoto(chatID: 1301, messageID: 2, fileID: "A2", sizes: [(400, 300)], mediaGroupID: "g1")
@@ -29,7 +30,8 @@ import TestSupport
 
     /// Parts that come in a later poll still join, as long as they come within the settle time.
     @Test func partsFromALaterPollJoinTheAlbum() async throws {
-        let harness = try BotHarness()
+        var harness = try BotHarness()
+        harness.albumSettle = .seconds(3)  // room for a slow test machine between the two polls
         try await harness.withBot { _ in
             harness.telegram.deliverPhoto(chatID: 1302, messageID: 1, fileID: "B1", sizes: [(400, 300)], mediaGroupID: "g2")
             try await harness.eventually("the first part received") { harness.telegram.pendingUpdateCount == 0 && harness.store.openUpdatesCount == 1 }
@@ -51,7 +53,8 @@ import TestSupport
         let llm = try FakeOpenAIServer()
         llm.enqueue(.stall(after: "The first photo shows "))
         do {
-            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            var harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            harness.albumSettle = .seconds(2)
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }

@@ -23,6 +23,8 @@ struct BotHarness {
     let store: Store
     let log: LogCapture
     let config: AssistantConfig
+    /// How long an album stays open after its latest part.
+    var albumSettle: Duration = .milliseconds(600)
 
     init(
         llm: FakeOpenAIServer.Settings = .init(), llmServer: FakeOpenAIServer? = nil, telegram: FakeTelegramServer? = nil,
@@ -68,6 +70,7 @@ struct BotHarness {
         overrides.notifier = notifier
         overrides.maintenanceInterval = maintenanceInterval
         overrides.updateRetention = updateRetention
+        overrides.albumSettle = albumSettle
         return try Assistant(config: config, logger: logger ?? log.logger, overrides: overrides)
     }
 

@@ -33,6 +33,8 @@ public struct Assistant: Sendable {
         public var notifier = SystemdNotifier(environment: [:])
         public var maintenanceInterval: Duration = .seconds(3600)
         public var updateRetention: Duration = .seconds(86_400)
+        /// How long an album stays open after its latest part.
+        public var albumSettle: Duration = .milliseconds(600)
 
         public init() {}
     }
@@ -124,7 +126,7 @@ public struct Assistant: Sendable {
         let dispatcher = ChatDispatcher(
             updates: updates, policy: AccessPolicy(config: telegram, bot: me, clock: clock), handler: handler, intake: intake,
             stops: stops, notices: notices, notifier: overrides.notifier, mailboxes: mailboxes,
-            albums: Albums(clock: clock, stopwatch: stopwatch), logger: logger)
+            albums: Albums(settle: overrides.albumSettle, clock: clock, stopwatch: stopwatch), logger: logger)
         let maintenance = Maintenance(
             store: store, interval: overrides.maintenanceInterval, updateRetention: overrides.updateRetention,
             historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }, clock: clock, logger: logger)
