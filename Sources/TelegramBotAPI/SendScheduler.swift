@@ -53,18 +53,49 @@ public actor SendScheduler {
         defer { waitingFinals -= 1 }
         while true {
             let wait = self.wait(chat: chat, isGroup: isGroup)
-            if wait == .zero, inFlight < limits.maxInFlight {
+            guard wait == .zero else {
+                try await clock.sleep(for: wait)
+                continue
+            }
+            if inFlight < limits.maxInFlight {
                 spend(chat: chat, isGroup: isGroup)
                 return
             }
-            // Full of calls in flight: look again after one global interval.
-            try await clock.sleep(for: wait == .zero ? .seconds(1 / (limits.globalPerSecond * limits.scale)) : wait)
+            try await waitForSlot()  // full of calls in flight: woken when one ends
         }
     }
 
-    /// A call let go by `acquireFinal` or `tryAcquireIntermediate` has its answer (or failed).
+    /// A call let go by `acquireFinal` or `tryAcquireIntermediate` has its answer (or failed): the
+    /// longest-waiting final may go.
     func finished() {
         inFlight = max(0, inFlight - 1)
+        if !slotWaiters.isEmpty { slotWaiters.removeFirst().continuation.resume() }
+    }
+
+    /// Finals waiting for a call in flight to end, oldest first.
+    private var slotWaiters: [(id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+    private var lastWaiterID: UInt64 = 0
+
+    /// Suspends until `finished` wakes this final, or until the task is cancelled (shutdown).
+    private func waitForSlot() async throws {
+        lastWaiterID += 1
+        let id = lastWaiterID
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    slotWaiters.append((id, continuation))
+                }
+            }
+        } onCancel: {
+            Task { await self.stopWaiting(id) }
+        }
+        try Task.checkCancellation()
+    }
+
+    private func stopWaiting(_ id: UInt64) {
+        if let index = slotWaiters.firstIndex(where: { $0.id == id }) { slotWaiters.remove(at: index).continuation.resume() }
     }
 
     /// Calls let go and not answered yet.

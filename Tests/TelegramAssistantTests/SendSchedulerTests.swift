@@ -87,6 +87,12 @@ import TestSupport
         await scheduler.finished()
         try await ninth.value
         #expect(await scheduler.callsInFlight == 8)
+        // A final waiting for a slot ends with its task (shutdown), having sent nothing.
+        let tenth = Task { try await scheduler.acquireFinal(chat: 10, isGroup: false) }
+        try await waitUntil("the tenth to wait") { await scheduler.finalsWaiting > 0 }
+        tenth.cancel()
+        #expect(await tenth.result.isFailure)
+        #expect(await scheduler.callsInFlight == 8)
     }
 
     @Test func intermediatesYieldToFinalsAndToTheChatBudget() async throws {
@@ -126,5 +132,11 @@ import TestSupport
         for chat in Int64(1)...3 { await scheduler.rateLimited(chat: chat, retryAfter: 5) }
         try await scheduler.acquireFinal(chat: 99, isGroup: false)
         #expect(clock.now.offset >= .seconds(5))
+    }
+}
+
+extension Result {
+    var isFailure: Bool {
+        if case .failure = self { true } else { false }
     }
 }
