@@ -55,13 +55,6 @@ struct AttachmentRecord: Codable, FetchableRecord, TableRecord {
     var sourceID: String?
     var withheld: Bool
 
-    enum Columns {
-        static let messageID = Column(CodingKeys.messageID)
-        static let sourceID = Column(CodingKeys.sourceID)
-        static let kind = Column(CodingKeys.kind)
-        static let id = Column(CodingKeys.id)
-    }
-
     enum CodingKeys: String, CodingKey {
         case id, kind, data, width, height, seconds, transcript, withheld
         case messageID = "message_id"

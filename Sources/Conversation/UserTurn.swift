@@ -26,7 +26,6 @@ public struct UserTurn: Sendable, Equatable, ExpressibleByStringInterpolation {
     }
 
     public var images: Int { attachments.filter { $0.kind == .image }.count }
-    public var audioSeconds: Int { attachments.filter { $0.kind == .audio }.reduce(0) { $0 + ($1.seconds ?? 0) } }
 
     /// What stands in for an image the model does not get to see.
     static let withheldImage = "[An image was here; the model could not see it.]"

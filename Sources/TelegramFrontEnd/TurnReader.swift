@@ -45,13 +45,8 @@ struct TurnReader: Sendable {
         }
         let words = chat.isGroup ? message.text(withoutMentionsOf: bot.username ?? "") : text
         guard !words.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return .nothing }
-        var facts = TurnFacts(kinds: ["text"])
-        var turn = UserTurn(words)
-        if let context = message.replyContext(message.quote?.text ?? message.reply_to_message?.text ?? message.reply_to_message?.caption, botID: bot.id) {
-            turn.text = context + turn.text
-            facts.kinds.append("reply_context")
-        }
-        return .turn(turn, facts, transcript: nil)
+        let turn = message.withReplyContext(words, botID: bot.id)
+        return .turn(UserTurn(turn), TurnFacts(kinds: ["text"] + (turn != words ? ["reply_context"] : [])), transcript: nil)
     }
 
     func read(_ message: Telegram.Message, album: [Telegram.Message], chat: ChatHandle, logger: Logger) async -> Reading {
