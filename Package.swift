@@ -9,10 +9,15 @@ let package = Package(
             name: "telegram-assistant",
             targets: [
                 "telegram-assistant", "TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation",
-                "AssistantStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support",
+                "AssistantStore", "PostgresStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support",
             ]),
         .executable(name: "telegram-assistant-bench", targets: ["Benchmarks"]),
         .executable(name: "telegram-assistant-fakes", targets: ["Fakes"]),
+    ],
+    // `--traits Cluster` adds PostgreSQL, webhooks and /metrics (README, "Scaling out"). The default
+    // build compiles none of the NIO-based packages they need.
+    traits: [
+        .trait(name: "Cluster", description: "PostgreSQL storage, webhook mode, replicas and /metrics, on postgres-nio and Hummingbird"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Cluster only.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // libcurl's headers (libcurl4-openssl-dev, from deploy/install-deps.sh), with typed wrappers
@@ -36,6 +43,13 @@ let package = Package(
         .target(name: "TelegramBotAPI", dependencies: ["CurlHTTP", "Support", .product(name: "Logging", package: "swift-log")]),
         // Storage behind its own API (SQLite through GRDB); knows neither wire protocol.
         .target(name: "AssistantStore", dependencies: ["Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The same storage API on PostgreSQL (Cluster only): replicas share one database.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "AssistantStore", "Support", .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Cluster"])),
+            ]),
         // The engine both front ends share: history window, model calls, the shared commands.
         .target(name: "Conversation", dependencies: ["OpenAIClient", "AssistantStore", "Support", .product(name: "Logging", package: "swift-log")]),
         // The Telegram bot: intake, per-chat dispatch, access policy, the reply pipeline and presenter.
@@ -58,7 +72,7 @@ let package = Package(
         .target(
             name: "TelegramAssistant",
             dependencies: [
-                "CurlHTTP", "Support", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "Conversation",
+                "CurlHTTP", "Support", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "PostgresStore", "Conversation",
                 "TelegramFrontEnd", "TerminalFrontEnd",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TelegramAssistantTests",
-            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "PostgresStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

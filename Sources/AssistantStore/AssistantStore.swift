@@ -1,4 +1,4 @@
-// AssistantStore: the bot's memory, behind its own API (SQLite through GRDB today).
+// AssistantStore: the bot's memory, behind its own API (`Store`), and its default engine, SQLite through GRDB.
 //
 // Owns: the schema and its named, append-only migrations; conversations and turns with their
 // totals; the update ledger (each update as raw JSON plus its chat id, its status and a pending

@@ -33,6 +33,33 @@ public struct ConversationRecord: Codable, Sendable, Equatable, FetchableRecord,
     var createdAt: Date
     var updatedAt: Date
 
+    /// A conversation as another backend reads it.
+    public init(
+        id: Int64, kind: String, externalID: Int64?, model: String?, summary: String?, summaryThroughMessageID: Int64,
+        windowStartMessageID: Int64, requests: Int, failures: Int, promptTokens: Int, completionTokens: Int, usageEstimated: Bool,
+        costUSD: Double, lastLatencyMs: Int?, lastTTFTMs: Int?, images: Int, audioSeconds: Int, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.kind = kind
+        self.externalID = externalID
+        self.model = model
+        self.summary = summary
+        self.summaryThroughMessageID = summaryThroughMessageID
+        self.windowStartMessageID = windowStartMessageID
+        self.requests = requests
+        self.failures = failures
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.usageEstimated = usageEstimated
+        self.costUSD = costUSD
+        self.lastLatencyMs = lastLatencyMs
+        self.lastTTFTMs = lastTTFTMs
+        self.images = images
+        self.audioSeconds = audioSeconds
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// The columns, for queries.
     public enum Columns {
         public static let id = Column(CodingKeys.id)

@@ -28,6 +28,24 @@ public struct MessageRecord: Codable, Sendable, Equatable, FetchableRecord, Tabl
     var createdAt: Date
     var updatedAt: Date
 
+    /// A turn as another backend reads it.
+    public init(
+        id: Int64, conversationID: Int64, role: Role, content: String, status: Status, model: String?, promptTokens: Int?,
+        completionTokens: Int?, usageEstimated: Bool, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.conversationID = conversationID
+        self.role = role
+        self.content = content
+        self.status = status
+        self.model = model
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.usageEstimated = usageEstimated
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// The columns, for queries.
     public enum Columns {
         public static let id = Column(CodingKeys.id)

@@ -162,7 +162,7 @@ struct Benchmarks {
         for durability in [Durability.normal, .full] {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: directory) }
-            let store = try Store(path: directory.appendingPathComponent("db.sqlite").path, durability: durability)
+            let store = try SQLiteStore(path: directory.appendingPathComponent("db.sqlite").path, durability: durability)
             let count = 300
             let start = ContinuousClock.now
             for id in 1...count {

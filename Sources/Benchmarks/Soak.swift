@@ -59,7 +59,7 @@ enum Soak {
         ]
         let config = try AssistantConfig.parse(requireTelegram: true, environment: values)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let observer = try Store(path: config.databasePath)
+        let observer = try SQLiteStore(path: config.databasePath)
         let stop: () async -> Void
         let residentKilobytes: () -> Int
         if let path = option("--bot") {

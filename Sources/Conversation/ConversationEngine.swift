@@ -11,13 +11,13 @@ import Synchronization
 /// calls for different conversations may run concurrently.
 public final class ConversationEngine: Sendable {
     public let settings: EngineSettings
-    let store: Store
+    let store: any Store
     let runner: CompletionRunner
     /// Nil when no transcription model is configured.
     let transcriber: Transcriber?
     let logger: Logger
 
-    public init(settings: EngineSettings, store: Store, runner: CompletionRunner, transcriber: Transcriber? = nil, logger: Logger) {
+    public init(settings: EngineSettings, store: any Store, runner: CompletionRunner, transcriber: Transcriber? = nil, logger: Logger) {
         self.settings = settings
         self.store = store
         self.runner = runner

@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// them again after a day), turns past `historyRetention` when the operator set one
 /// (`HISTORY_RETENTION_DAYS`), and gives the freed pages back to the file system.
 public struct Maintenance: Service, CustomStringConvertible {
-    let store: Store
+    let store: any Store
     let interval: Duration
     let updateRetention: Duration
     let historyRetention: Duration?
@@ -16,7 +16,7 @@ public struct Maintenance: Service, CustomStringConvertible {
     let logger: Logger
 
     public init(
-        store: Store, interval: Duration, updateRetention: Duration, historyRetention: Duration?, clock: any Clock<Duration>, logger: Logger
+        store: any Store, interval: Duration, updateRetention: Duration, historyRetention: Duration?, clock: any Clock<Duration>, logger: Logger
     ) {
         self.store = store
         self.interval = interval

@@ -17,7 +17,7 @@ import TelegramBotAPI
 /// and backed off; a rejected token ends the service with `TelegramError.unauthorized`.
 public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     let client: BotAPIClient
-    let store: Store
+    let store: any Store
     let engine: ConversationEngine
     let pollTimeout: Int
     let status: StatusReporter
@@ -31,7 +31,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     public static let conversationKind = "telegram"
 
     public init(
-        client: BotAPIClient, store: Store, engine: ConversationEngine, pollTimeout: Int, status: StatusReporter,
+        client: BotAPIClient, store: any Store, engine: ConversationEngine, pollTimeout: Int, status: StatusReporter,
         output: AsyncStream<Incoming>.Continuation, stopwatch: Stopwatch, clock: any Clock<Duration>, logger: Logger,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {

@@ -18,7 +18,7 @@ import TestSupport
             harness.telegram.deliverPhoto(chatID: 1301, messageID: 2, fileID: "A2", sizes: [(400, 300)], mediaGroupID: "g1")
             harness.telegram.deliverPhoto(chatID: 1301, messageID: 3, fileID: "A3", sizes: [(300, 400)], mediaGroupID: "g1")
             try await harness.eventually("the answer") { harness.texts(1301).count == 1 }
-            try await harness.eventually("all parts handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("all parts handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.llm.chatRequests.count == 1)
         let turn = try #require(harness.llm.chatRequests.first?.messages.last)
@@ -34,10 +34,10 @@ import TestSupport
         harness.albumSettle = .seconds(3)  // room for a slow test machine between the two polls
         try await harness.withBot { _ in
             harness.telegram.deliverPhoto(chatID: 1302, messageID: 1, fileID: "B1", sizes: [(400, 300)], mediaGroupID: "g2")
-            try await harness.eventually("the first part received") { harness.telegram.pendingUpdateCount == 0 && harness.store.openUpdatesCount == 1 }
+            try await harness.eventually("the first part received") { await harness.store.openUpdatesCount == 1 && harness.telegram.pendingUpdateCount == 0 }
             harness.telegram.deliverPhoto(chatID: 1302, caption: "what are these?", messageID: 2, fileID: "B2", sizes: [(400, 300)], mediaGroupID: "g2")
             try await harness.eventually("the answer") { harness.texts(1302).count == 1 }
-            try await harness.eventually("all parts handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("all parts handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.llm.chatRequests.count == 1)
         #expect(harness.llm.chatRequests.first?.messages.last?.images.count == 2)
@@ -53,7 +53,7 @@ import TestSupport
         let llm = try FakeOpenAIServer()
         llm.enqueue(.stall(after: "The first photo shows "))
         do {
-            var harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            var harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try SQLiteStore(path: path))
             harness.albumSettle = .seconds(2)
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
@@ -63,9 +63,9 @@ import TestSupport
             try await harness.eventually("the draft") { !telegram.drafts(chatID: 1303).isEmpty }
             await group.triggerGracefulShutdown()
             try await running.value
-            #expect(harness.store.openUpdatesCount == 0, "both parts are settled with the answer")
+            #expect(await harness.store.openUpdatesCount == 0, "both parts are settled with the answer")
         }
-        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             telegram.deliverText("still there?", chatID: 1303, messageID: 3)
             try await second.eventually("the next answer") { telegram.visibleMessages(chatID: 1303).count == 2 }

@@ -20,7 +20,7 @@ struct BotHarness {
 
     let llm: FakeOpenAIServer
     let telegram: FakeTelegramServer
-    let store: Store
+    let store: any Store
     let log: LogCapture
     let config: AssistantConfig
     /// How long an album stays open after its latest part.
@@ -28,11 +28,11 @@ struct BotHarness {
 
     init(
         llm: FakeOpenAIServer.Settings = .init(), llmServer: FakeOpenAIServer? = nil, telegram: FakeTelegramServer? = nil,
-        overrides: [String: String] = [:], store: Store? = nil, supportsDrafts: Bool = true
+        overrides: [String: String] = [:], store: (any Store)? = nil, supportsDrafts: Bool = true
     ) throws {
         self.llm = try llmServer ?? FakeOpenAIServer(llm)
         self.telegram = try telegram ?? FakeTelegramServer(limits: .init(scale: Self.scale), supportsDrafts: supportsDrafts)
-        self.store = try store ?? Store()
+        self.store = try store ?? SQLiteStore()
         log = try LogCapture()
         var values = [
             "OPENAI_API_KEY": self.llm.settings.apiKey, "OPENAI_BASE_URL": self.llm.baseURL.absoluteString,

@@ -104,6 +104,44 @@ import Testing
         #expect(explicit.databasePath == "/srv/a.sqlite")
     }
 
+    /// `DATABASE_URL` is read in every build, so that a wrong one fails at start with the rest;
+    /// the password never comes back in a message or the summary.
+    @Test func aDatabaseURLIsCheckedAndNeverShowsItsPassword() throws {
+        let location = try PostgresLocation(url: "postgresql://bot:s%40cret@db.internal:6432/assistant?sslmode=verify-full&schema=bot_one")
+        #expect(location == PostgresLocation(host: "db.internal", port: 6432, user: "bot", password: "s@cret", database: "assistant", tls: .verifyFull, schema: "bot_one"))
+        #expect(location.description == "postgres://bot@db.internal:6432/assistant?sslmode=verify-full&schema=bot_one")
+        let socket = try PostgresLocation(url: "postgres://bot@/assistant?host=/run/postgresql")
+        #expect(socket.unixSocketPath == "/run/postgresql/.s.PGSQL.5432")
+        let wrong = [
+            "mysql://bot:pw@db/assistant": "must look like postgres://",
+            "postgres://bot:pw@db": "must name one database",
+            "postgres://:pw@db/assistant": "no user name",
+            "postgres://bot:pw@db/assistant?sslmode=always": "sslmode must be one of disable, prefer, require, verify-full",
+            "postgres://bot:pw@db/assistant?schema=Bot-1": "schema must be lower-case letters",
+            "postgres://bot:pw@db/assistant?timeout=3": "unknown parameter timeout",
+        ]
+        for (url, problem) in wrong {
+            let error = #expect(throws: ConfigurationError.self) { try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": url]) }
+            #expect(error?.problems.count == 1 && error?.problems.first?.contains(problem) == true, "\(url): \(error?.problems ?? [])")
+            #expect(error.map { !"\($0)".contains("pw") } == true)
+        }
+        let both = #expect(throws: ConfigurationError.self) {
+            try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": "postgres://bot@db/assistant", "DATABASE_PATH": "/srv/a.sqlite"])
+        }
+        #expect(both?.problems.contains { $0.contains("DATABASE_URL and DATABASE_PATH are both set") } == true)
+        #if Cluster
+            let config = try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": "postgres://bot:pw@db/assistant"])
+            #expect(config.postgres?.password == "pw")
+            let summary = config.redactedSummary.map { "\($0.name)=\($0.value)" }.joined(separator: "\n")
+            #expect(summary.contains("DATABASE_URL=postgres://bot@db:5432/assistant (password ••••)") && !summary.contains("pw"))
+        #else
+            let error = #expect(throws: ConfigurationError.self) { try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": "postgres://bot:pw@db/assistant"]) }
+            #expect(error?.problems == [
+                "DATABASE_URL is PostgreSQL, which this build does not include: build with `swift build -c release --traits Cluster`, or unset it to use SQLite at DATABASE_PATH"
+            ])
+        #endif
+    }
+
     @Test func environmentOverridesTheEnvFile() async throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/test.env"

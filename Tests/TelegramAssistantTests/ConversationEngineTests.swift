@@ -221,11 +221,11 @@ import TestSupport
         let server = try FakeOpenAIServer()
         let id: Int64
         do {
-            let harness = try Harness(store: try Store(path: path), server: server)
+            let harness = try Harness(store: try SQLiteStore(path: path), server: server)
             id = try await newConversation(harness)
             _ = await harness.engine.reply(to: "The code word is pineapple.", conversationID: id) { _ in }
         }
-        let restarted = try Harness(store: try Store(path: path), server: server)
+        let restarted = try Harness(store: try SQLiteStore(path: path), server: server)
         _ = await restarted.engine.reply(to: "What was the code word?", conversationID: id) { _ in }
         let request = try #require(server.chatRequests.last)
         #expect(request.messages.map(\.content).contains("The code word is pineapple."))
@@ -234,7 +234,7 @@ import TestSupport
     @Test func aLockedDatabaseFailsTheReplyBeforeTheModelIsAskedAndSaysWhy() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        let harness = try Harness(store: try Store(path: path, busyTimeout: 0.05))
+        let harness = try Harness(store: try SQLiteStore(path: path, busyTimeout: 0.05))
         let id = try await newConversation(harness)
 
         let holder = try WriteLockHolder(path: path)

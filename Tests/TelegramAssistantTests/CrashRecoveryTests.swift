@@ -114,7 +114,7 @@ import TestSupport
             try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
         case .whileIdle:
             try await eventually("the answer") { !telegram.visibleMessages(chatID: 4242).isEmpty }
-            let observer = try Store(path: databasePath)
+            let observer = try SQLiteStore(path: databasePath)
             try await eventually("the update recorded as handled") { (try? await observer.openUpdates().isEmpty) == true }
         }
         first.kill()
@@ -148,7 +148,7 @@ import TestSupport
         #expect(texts.filter { $0 == "Echo: second question" }.count == 1)
         #expect(llm.chatRequests.count == 2, "the first question reached the model once")
         // No turn was lost: both questions are in the conversation, and nothing is left open.
-        let store = try Store(path: databasePath)
+        let store = try SQLiteStore(path: databasePath)
         let conversation = try await store.conversation(kind: "telegram", externalID: 4242)
         let contents = try await store.allMessages(conversationID: conversation.id).map(\.content)
         #expect(contents.filter { $0 == "first question" }.count == 1)
@@ -211,7 +211,7 @@ import TestSupport
             harness.telegram.deliverText("first", chatID: 961)
             try await harness.eventually("the first draft") { !harness.telegram.drafts(chatID: 961).isEmpty }
             harness.telegram.deliverText("second", chatID: 962)
-            try await harness.eventually("the second received") { harness.store.openUpdatesCount == 2 }
+            try await harness.eventually("the second received") { await harness.store.openUpdatesCount == 2 }
             let open = try await harness.store.openUpdates()
             #expect(open.map(\.update.chatID) == [961, 962])
             #expect(open.map(\.status) == [.answering, .received])

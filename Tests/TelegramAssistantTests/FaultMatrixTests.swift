@@ -55,7 +55,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("question", chatID: 820)
             try await harness.eventually("the reply") { harness.replyRecords.count == 1 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(820) == [fault.shown])
         #expect(harness.replyRecords.first?["error_type"] as? String == fault.errorType)
@@ -109,7 +109,7 @@ import TestSupport
                     #""message":{"message_id":2,"date":1,"chat":{"id":840,"type":"private"},"from":{"id":840,"is_bot":false,"first_name":"U"},"forward_origin":{"type":"hidden_user","sender_user_name":"Someone","date":1},"text":"forwarded words","entities":[{"type":"future_entity_type","offset":0,"length":9}]}"#)
             harness.telegram.addChat(840, type: "private")
             try await harness.eventually("the answer") { harness.texts(840).count == 1 }
-            try await harness.eventually("all confirmed and closed") { harness.telegram.pendingUpdateCount == 0 && harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("all confirmed and closed") { await harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
         }
         #expect(harness.texts(840) == ["Echo: forwarded words"])
     }
@@ -125,7 +125,7 @@ import TestSupport
         #expect(harness.telegram.pendingUpdateCount == 500)
         try await harness.withBot { _ in
             try await harness.eventually("all closed", timeout: .seconds(90)) {
-                harness.telegram.pendingUpdateCount == 0 && harness.store.openUpdatesCount == 0 && harness.replyRecords.count == 400
+                await harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 && harness.replyRecords.count == 400
             }
         }
         for chat in chats {
@@ -146,7 +146,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("hello", chatID: 850)
             try await harness.eventually("the reply record") { harness.replyRecords.count == 1 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         let record = try #require(harness.replyRecords.first)
         #expect(record["level"] as? String == "warning")

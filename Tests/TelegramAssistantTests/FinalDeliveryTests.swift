@@ -24,7 +24,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("please answer", chatID: 801)
             try await harness.eventually("the answer", timeout: .seconds(40)) { harness.texts(801) == ["Echo: please answer"] }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         let record = try #require(Self.reply(harness))
         #expect(record["error_type"] == nil, "\(record)")
@@ -44,7 +44,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("@test_assistant_bot talk", chatID: group, chatType: "supergroup", userID: 5, messageID: 9)
             try await harness.eventually("the complete answer", timeout: .seconds(60)) { harness.texts(group) == [answer] }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(Self.reply(harness)?["error_type"] == nil)
     }
@@ -58,7 +58,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("hello", chatID: 802)
             try await harness.eventually("the answer") { harness.texts(802) == ["Echo: hello"] }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         let retries = harness.log.records.filter { $0["error_type"] as? String == "ambiguous_delivery" }
         #expect(retries.count == 2, "\(retries)")
@@ -73,7 +73,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("hello", chatID: 803)
             try await harness.eventually("the answer") { harness.texts(803).count == 2 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(803) == ["Echo: hello", "Echo: hello"])
         #expect(harness.log.records.contains { $0["error_type"] as? String == "ambiguous_delivery" })
@@ -89,7 +89,7 @@ import TestSupport
             try await harness.eventually("a draft") { !harness.telegram.drafts(chatID: 804).isEmpty }
             harness.telegram.block(chatID: 804)
             try await harness.eventually("the reply record") { harness.replyRecords.count == 1 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         let record = try #require(Self.reply(harness))
         #expect(record["level"] as? String == "warning")
@@ -128,18 +128,18 @@ import TestSupport
         llm.enqueue(.answer(answer))
         telegram.failNext("sendMessage", status: 429, description: "Too Many Requests: retry after 30")
         do {
-            let first = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+            let first = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
             try await first.withBot { _ in
                 telegram.deliverText("question", chatID: 805)
                 try await first.eventually("the final waiting") { !telegram.calls("sendMessage").isEmpty }
             }
             #expect(telegram.visibleMessages(chatID: 805).isEmpty)
-            #expect(first.store.openUpdatesCount == 1, "the update stays open")
+            #expect(await first.store.openUpdatesCount == 1, "the update stays open")
         }
-        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             try await second.eventually("the saved answer") { telegram.visibleMessages(chatID: 805).count == 1 }
-            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+            try await second.eventually("handled") { await second.store.openUpdatesCount == 0 }
         }
         let delivered = try #require(telegram.visibleMessages(chatID: 805).first)
         #expect(delivered.text == "The saved answer.")

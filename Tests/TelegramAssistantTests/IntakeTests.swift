@@ -22,7 +22,7 @@ import TestSupport
             for index in 1...30 { harness.telegram.deliverText("forward \(index)", chatID: 700, messageID: index) }
             harness.telegram.deliverText("hello", chatID: 42)
             try await harness.eventually("the allowed answer") { harness.texts(42) == ["Echo: hello"] }
-            try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("all handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(700) == [AccessPolicy.privateBot])
         #expect(harness.telegram.calls("sendMessage").filter { $0.parameters["chat_id"]?.int64 == 700 }.count == 1)
@@ -36,7 +36,7 @@ import TestSupport
             harness.telegram.deliverText("one", chatID: 701, messageID: 1)
             harness.telegram.deliverText("two", chatID: 701, messageID: 2)
             for index in 3...6 { harness.telegram.deliverText(index.isMultiple(of: 2) ? "/help" : "more \(index)", chatID: 701, messageID: index) }
-            try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
+            try await harness.eventually("all handled") { await harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
             try await harness.eventually("two answers and a notice") { harness.texts(701).count == 3 }
         }
         // The notice goes at once, while the accepted messages are still being answered.
@@ -55,7 +55,7 @@ import TestSupport
             harness.telegram.deliverText("m1", chatID: 702, messageID: 1)
             try await harness.eventually("the first at the model") { harness.llm.chatRequests.count == 1 }
             for index in 2...8 { harness.telegram.deliverText("m\(index)", chatID: 702, messageID: index) }
-            try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
+            try await harness.eventually("all handled") { await harness.store.openUpdatesCount == 0 && harness.telegram.pendingUpdateCount == 0 }
         }
         let messages = harness.telegram.visibleMessages(chatID: 702)
         let notices = messages.filter { $0.text == ChatDispatcher.overflowNotice }
@@ -71,7 +71,7 @@ import TestSupport
         try await harness.withBot { _ in
             harness.telegram.deliverText("@test_assistant_bot", chatID: group, chatType: "supergroup", userID: 1, messageID: 1)
             try await harness.eventually("the hint") { harness.texts(group).count == 1 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(group) == [AccessPolicy.mentionHint("test_assistant_bot")])
         #expect(harness.llm.chatRequests.isEmpty)
@@ -87,7 +87,7 @@ import TestSupport
             harness.telegram.deliverText("hey @Test_Assistant_Bot what's up", chatID: group, chatType: "supergroup", userID: 1, messageID: 2)
             harness.telegram.deliverPhoto(chatID: group, userID: 1, chatType: "supergroup", caption: "@test_assistant_bot what is this?", messageID: 3)
             try await harness.eventually("two replies") { harness.texts(group).count == 2 }
-            try await harness.eventually("handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.llm.chatRequests.map { $0.messages.last?.content } == ["hey what's up", "what is this?"])
         #expect(harness.llm.chatRequests.last?.messages.last?.images.count == 1, "the photo goes with its caption")

@@ -5,7 +5,7 @@ import Testing
 /// Package.swift allows; this keeps Package.swift and the sources from drifting from the picture.
 @Suite struct LayeringTests {
     static let ours: Set<String> = [
-        "Support", "CCurl", "CurlHTTP", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "Conversation", "TelegramFrontEnd",
+        "Support", "CCurl", "CurlHTTP", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "PostgresStore", "Conversation", "TelegramFrontEnd",
         "TerminalFrontEnd", "TelegramAssistant",
     ]
 
@@ -16,6 +16,7 @@ import Testing
         "OpenAIClient": ["CurlHTTP", "Support", "Foundation", "Synchronization"],
         "TelegramBotAPI": ["CurlHTTP", "Support", "Foundation", "Logging", "Synchronization"],
         "AssistantStore": ["Support", "GRDB", "Foundation"],
+        "PostgresStore": ["AssistantStore", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
         "Conversation": ["OpenAIClient", "AssistantStore", "Support", "Foundation", "Logging", "Synchronization"],
         "TelegramFrontEnd": [
             "Conversation", "TelegramBotAPI", "AssistantStore", "Support", "Foundation", "Logging", "ServiceLifecycle", "UnixSignals",
@@ -57,6 +58,7 @@ import Testing
     /// The store knows neither wire protocol, and the two protocol modules do not know each other.
     @Test func storageAndTheTwoProtocolsStayApart() {
         #expect(Self.allowed["AssistantStore"]?.isDisjoint(with: ["OpenAIClient", "TelegramBotAPI", "CurlHTTP"]) == true)
+        #expect(Self.allowed["PostgresStore"]?.isDisjoint(with: ["OpenAIClient", "TelegramBotAPI", "CurlHTTP", "GRDB"]) == true)
         #expect(Self.allowed["OpenAIClient"]?.contains("TelegramBotAPI") == false)
         #expect(Self.allowed["TelegramBotAPI"]?.contains("OpenAIClient") == false)
         #expect(Set(Self.allowed.keys).union(["CCurl", "TelegramAssistant"]) == Self.ours)

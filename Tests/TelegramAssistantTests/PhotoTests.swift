@@ -157,7 +157,7 @@ import TestSupport
         let llm = try FakeOpenAIServer()
         telegram.stallDownloads(true)
         do {
-            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try SQLiteStore(path: path))
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }
@@ -166,13 +166,13 @@ import TestSupport
             await group.triggerGracefulShutdown()
             try await running.value
             #expect(telegram.visibleMessages(chatID: 1108).isEmpty, "no notice: the message was not refused")
-            #expect(harness.store.openUpdatesCount == 1)
+            #expect(await harness.store.openUpdatesCount == 1)
         }
         telegram.stallDownloads(false)
-        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             try await second.eventually("the answer") { telegram.visibleMessages(chatID: 1108).count == 1 }
-            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+            try await second.eventually("handled") { await second.store.openUpdatesCount == 0 }
         }
         #expect(telegram.visibleMessages(chatID: 1108).map(\.text) == ["Echo: is this ripe?"])
         #expect(llm.chatRequests.count == 1)

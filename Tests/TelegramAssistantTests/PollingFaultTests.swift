@@ -42,7 +42,7 @@ import TestSupport
         try await harness.withBot { _ in
             let first = harness.telegram.deliverText("first", chatID: 72)
             try await harness.eventually("the first answer") { harness.texts(72).count == 1 }
-            try await harness.eventually("the first update handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("the first update handled") { await harness.store.openUpdatesCount == 0 }
             harness.telegram.restartUpdateIDs(at: first - 2)
             for (index, text) in ["second", "third", "fourth"].enumerated() {
                 harness.telegram.deliverText(text, chatID: 72, messageID: index + 2)

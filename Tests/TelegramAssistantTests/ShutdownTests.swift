@@ -38,7 +38,7 @@ import TestSupport
         #expect(harness.texts(950) == ["Half of the answer\n\n(interrupted)"])
         let conversation = try await harness.store.conversation(kind: "telegram", externalID: 950)
         #expect(try await harness.store.allMessages(conversationID: conversation.id).map(\.status) == [.complete, .partial])
-        #expect(harness.store.openUpdatesCount == 0)
+        #expect(await harness.store.openUpdatesCount == 0)
         #expect(harness.log.records.contains { $0["msg"] as? String == "shutdown_grace_expired" })
     }
 
@@ -51,23 +51,23 @@ import TestSupport
         let llm = try FakeOpenAIServer()
         llm.enqueue(.stall(after: "Working on it "))
         do {
-            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try Store(path: path))
+            let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try SQLiteStore(path: path))
             let bot = try await harness.connect()
             let (group, running) = runInGroup(bot, logger: harness.log.logger)
             telegram.deliverText("first", chatID: 952, messageID: 1)
             try await harness.eventually("the draft") { !telegram.drafts(chatID: 952).isEmpty }
             telegram.deliverText("second", chatID: 952, messageID: 2)
             telegram.deliverText("/help", chatID: 952, messageID: 3)
-            try await harness.eventually("both queued") { harness.store.openUpdatesCount == 3 && telegram.pendingUpdateCount == 0 }
+            try await harness.eventually("both queued") { await harness.store.openUpdatesCount == 3 && telegram.pendingUpdateCount == 0 }
             await group.triggerGracefulShutdown()
             try await running.value
             #expect(telegram.visibleMessages(chatID: 952).map(\.text) == ["Working on it\n\n(interrupted)"])
-            #expect(harness.store.openUpdatesCount == 2, "the two that never started stay open")
+            #expect(await harness.store.openUpdatesCount == 2, "the two that never started stay open")
         }
-        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try Store(path: path))
+        let second = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             try await second.eventually("both answered") { telegram.visibleMessages(chatID: 952).count == 3 }
-            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+            try await second.eventually("handled") { await second.store.openUpdatesCount == 0 }
         }
         let texts = telegram.visibleMessages(chatID: 952).map(\.text)
         #expect(texts[1] == "Echo: second")

@@ -20,21 +20,22 @@ import TestSupport
     /// could roll back (WAL with synchronous=NORMAL) would lose the update for good.
     @Test func commitsSurvivePowerLoss() async throws {
         let directory = TemporaryDirectory()
-        let store = try Store(path: directory.path + "/db.sqlite")
+        let store = try SQLiteStore(path: directory.path + "/db.sqlite")
         #expect(try store.synchronousLevel() == 2, "synchronous=FULL")
-        #expect(try Store(path: directory.path + "/fast.sqlite", durability: .normal).synchronousLevel() == 1)
+        #expect(try SQLiteStore(path: directory.path + "/fast.sqlite", durability: .normal).synchronousLevel() == 1)
     }
 
     /// Handled updates used to be pruned only at start: a bot that ran for months kept every one.
     @Test func handledUpdatesArePrunedWhileTheBotRuns() async throws {
-        let harness = try BotHarness()
+        let store = try SQLiteStore()
+        let harness = try BotHarness(store: store)
         let bot = try await harness.connect(maintenanceInterval: .milliseconds(20), updateRetention: .zero)
         let group = bot.serviceGroup(logger: harness.log.logger)
         let running = Task { try await group.run() }
         defer { running.cancel() }
         harness.telegram.deliverText("hello", chatID: 811)
         try await harness.eventually("the answer") { harness.texts(811).count == 1 }
-        try await harness.eventually("the handled update pruned") { (try? harness.store.updateRowCount()) == 0 }
+        try await harness.eventually("the handled update pruned") { (try? store.updateRowCount()) == 0 }
         running.cancel()
         _ = await running.result
     }
@@ -42,7 +43,7 @@ import TestSupport
     @Test func historyRetentionDeletesOldTurnsAndKeepsTotals() async throws {
         let today = Date()
         let now = Mutex(today)
-        let store = try Store(now: { now.withLock { $0 } })
+        let store = try SQLiteStore(now: { now.withLock { $0 } })
         let conversation = try await store.createConversation(kind: "telegram", externalID: 5)
         try await store.appendMessage(conversationID: conversation.id, role: .user, content: "old question")
         try await store.record(
@@ -63,7 +64,7 @@ import TestSupport
 
     @Test func theFileShrinksWhenRowsAreDeleted() async throws {
         let directory = TemporaryDirectory()
-        let store = try Store(path: directory.path + "/db.sqlite", durability: .normal)
+        let store = try SQLiteStore(path: directory.path + "/db.sqlite", durability: .normal)
         let conversation = try await store.createConversation(kind: "terminal")
         let long = String(repeating: "a long remembered answer ", count: 400)
         for _ in 0..<400 { try await store.appendMessage(conversationID: conversation.id, role: .user, content: long) }
@@ -85,7 +86,7 @@ import TestSupport
             try await queue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA auto_vacuum = NONE; CREATE TABLE keep (x); INSERT INTO keep VALUES (1);") }
             #expect(try await queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 0)
         }
-        _ = try Store(path: path)
+        _ = try SQLiteStore(path: path)
         let queue = try DatabaseQueue(path: path)
         #expect(try await queue.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") } == 2)
         #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM keep") } == 1)

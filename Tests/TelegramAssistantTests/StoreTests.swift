@@ -15,77 +15,10 @@ import Testing
     @Test func migratesAFreshDatabaseAndCreatesItPrivate() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/nested/assistant.sqlite"
-        let store = try Store(path: path)
+        let store = try SQLiteStore(path: path)
         #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies", "v4: attachments"])
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-    }
-
-    @Test func reopeningKeepsEverythingAndDoesNotMigrateAgain() async throws {
-        let directory = TemporaryDirectory()
-        let path = directory.path + "/assistant.sqlite"
-        let conversationID: Int64
-        do {
-            let store = try Store(path: path)
-            let conversation = try await store.createConversation(kind: "terminal")
-            conversationID = conversation.id
-            let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "remember 42")
-            try await store.record(
-                CallRecord(
-                    userMessageID: user.id, reply: ("42 noted", .complete, "m"),
-                    tokens: .init(prompt: 10, completion: 3, estimated: false), costUSD: 0.000013,
-                    latencyMs: 120, ttftMs: 40, failed: false),
-                conversationID: conversation.id)
-        }
-        let reopened = try Store(path: path)
-        #expect(try await reopened.appliedMigrations().count == 4)
-        let messages = try await reopened.contextMessages(conversationID: conversationID)
-        #expect(messages.map(\.content) == ["remember 42", "42 noted"])
-        #expect(messages.map(\.role) == [.user, .assistant])
-        let conversation = try #require(try await reopened.conversation(id: conversationID))
-        #expect(conversation.requests == 1)
-        #expect(conversation.promptTokens == 10)
-        #expect(conversation.completionTokens == 3)
-        #expect(abs(conversation.costUSD - 0.000013) < 1e-12)
-        #expect(conversation.lastLatencyMs == 120)
-        #expect(try await reopened.latestConversation(kind: "terminal")?.id == conversationID)
-    }
-
-    @Test func aFailedCallMarksTheUserTurnFailedAndLeavesItOutOfContext() async throws {
-        let store = try Store()
-        let conversation = try await store.createConversation(kind: "terminal")
-        let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "lost")
-        try await store.record(CallRecord(userMessageID: user.id, reply: nil, tokens: nil, costUSD: 0, failed: true), conversationID: conversation.id)
-        #expect(try await store.contextMessages(conversationID: conversation.id).isEmpty)
-        #expect(try await store.allMessages(conversationID: conversation.id).map(\.status) == [.failed])
-        let totals = try #require(try await store.conversation(id: conversation.id))
-        #expect(totals.requests == 1)
-        #expect(totals.failures == 1)
-    }
-
-    @Test func clearForgetsHistoryButKeepsTotals() async throws {
-        let store = try Store()
-        let conversation = try await store.createConversation(kind: "terminal")
-        let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "hi")
-        try await store.record(
-            CallRecord(userMessageID: user.id, reply: ("hello", .complete, "m"), tokens: .init(prompt: 5, completion: 1, estimated: true), costUSD: 0, failed: false),
-            conversationID: conversation.id)
-        try await store.setSummary("s", throughMessageID: user.id, conversationID: conversation.id)
-        try await store.clear(conversationID: conversation.id)
-        #expect(try await store.messageCount(conversationID: conversation.id) == 0)
-        let after = try #require(try await store.conversation(id: conversation.id))
-        #expect(after.summary == nil)
-        #expect(after.requests == 1)
-        #expect(after.usageEstimated)
-    }
-
-    @Test func chatConversationsAreFoundByTheirExternalID() async throws {
-        let store = try Store()
-        let first = try await store.conversation(kind: "telegram", externalID: -100123)
-        let again = try await store.conversation(kind: "telegram", externalID: -100123)
-        let other = try await store.conversation(kind: "telegram", externalID: 42)
-        #expect(first.id == again.id)
-        #expect(first.id != other.id)
     }
 
     @Test func anUnwritableLocationIsAClearError() async throws {
@@ -95,10 +28,10 @@ import Testing
         if getuid() == 0 {
             // root may write anything; a path under a regular file fails for everyone instead.
             let bad = path + "/inside-a-file.sqlite"
-            #expect { try Store(path: bad) } throws: { "\($0)".contains("inside-a-file.sqlite") || "\($0)".contains(directory.path) }
+            #expect { try SQLiteStore(path: bad) } throws: { "\($0)".contains("inside-a-file.sqlite") || "\($0)".contains(directory.path) }
             return
         }
-        #expect { try Store(path: path) } throws: { "\($0)".contains("not writable") }
+        #expect { try SQLiteStore(path: path) } throws: { "\($0)".contains("not writable") }
     }
 }
 
@@ -113,7 +46,7 @@ extension StoreTests {
         #expect(chown(state, 4321, 4322) == 0)
         let path = state + "/assistant.sqlite"
         do {
-            let store = try Store(path: path)
+            let store = try SQLiteStore(path: path)
             try await store.appendMessage(conversationID: try await store.createConversation(kind: "terminal").id, role: .user, content: "hi")
             let lock = try InstanceLock(databasePath: path)
             withExtendedLifetime(lock) {}
@@ -131,22 +64,22 @@ extension StoreTests {
     @Test func aDatabaseAnotherProcessHoldsIsAClearErrorAtStart() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        _ = try Store(path: path)  // migrated: reopening it needs no write of its own
+        _ = try SQLiteStore(path: path)  // migrated: reopening it needs no write of its own
         let holder = try WriteLockHolder(path: path)
         #expect {
-            try Store(path: path, busyTimeout: 0.05)
+            try SQLiteStore(path: path, busyTimeout: 0.05)
         } throws: {
             "\($0)" == "the database \(path) is locked by another process (waited 0.05 s): "
                 + "stop the other telegram-assistant using it, or end the open transaction in an sqlite3 shell"
         }
         holder.release()
-        #expect(try await Store(path: path).appliedMigrations().count == 4)
+        #expect(try await SQLiteStore(path: path).appliedMigrations().count == 4)
     }
 
     @Test func aLockWhileRunningFailsThatWriteClearlyAndNothingElse() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        let store = try Store(path: path, busyTimeout: 0.05)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05)
         let conversation = try await store.createConversation(kind: "terminal")
         try await store.appendMessage(conversationID: conversation.id, role: .user, content: "before")
 
@@ -168,7 +101,7 @@ extension StoreTests {
     @Test func writesWaitingForALockLeaveTheTaskThreadsFree() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        let store = try Store(path: path, busyTimeout: 2)
+        let store = try SQLiteStore(path: path, busyTimeout: 2)
         let conversation = try await store.createConversation(kind: "terminal")
         let holder = try WriteLockHolder(path: path)
         let events = DeltaCollector()
@@ -209,23 +142,5 @@ extension StoreTests {
         }
         // Released with its owner, as the kernel releases it when a process dies.
         _ = try InstanceLock(databasePath: path)
-    }
-
-    /// An image is stored once with its turn, read back with the window, and goes when its turn
-    /// goes (/clear, retention): nothing of it stays behind.
-    @Test func attachmentsLiveAndDieWithTheirTurn() async throws {
-        let store = try Store()
-        let conversation = try await store.createConversation(kind: "terminal")
-        let image = Attachment(kind: .image, mimeType: "image/png", data: [1, 2, 3], width: 2, height: 1, sourceID: "u1")
-        let turn = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "look", attachments: [image])
-        let context = try #require(try await store.context(conversationID: conversation.id))
-        #expect(context.attachments[turn.id] == [image])
-        #expect(try await store.attachment(sourceID: "u1", conversationID: conversation.id)?.turn == "look")
-        #expect(try await store.attachment(sourceID: "u1", conversationID: conversation.id + 1) == nil, "never from another chat")
-        try await store.withholdImages(conversationID: conversation.id)
-        #expect(try await store.context(conversationID: conversation.id)?.attachments[turn.id]?.first?.withheld == true)
-        try await store.clear(conversationID: conversation.id)
-        #expect(try store.readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM attachment") } == 0)
-        #expect(try await store.conversation(id: conversation.id)?.images == 1, "the count stays with the totals")
     }
 }

@@ -203,7 +203,7 @@ import TestSupport
         try await harness.withBot { _ in
             for index in 1...6 { harness.telegram.deliverText("m\(index)", chatID: 610, messageID: index) }
             try await harness.eventually("five messages back") { harness.texts(610).count == 5 }
-            try await harness.eventually("all handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("all handled") { await harness.store.openUpdatesCount == 0 }
         }
         let texts = harness.texts(610)
         let answers = texts.filter { !$0.hasPrefix("I'm still answering") }
@@ -223,7 +223,7 @@ import TestSupport
             harness.telegram.deliverText("please", chatID: 600, messageID: 2)
             harness.telegram.deliverText("hello", chatID: 42)
             try await harness.eventually("the allowed answer") { harness.texts(42).count == 1 }
-            try await harness.eventually("both handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("both handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(600) == ["Sorry, this bot is private."])
         #expect(harness.llm.chatRequests.count == 1)
@@ -237,7 +237,7 @@ import TestSupport
             harness.telegram.deliver(
                 updateJSON: #""message":{"message_id":5,"date":1,"chat":{"id":603,"type":"private"},"from":{"id":603,"is_bot":false,"first_name":"U"},"sticker":{"file_id":"s","file_unique_id":"s","width":512,"height":512,"is_animated":false,"is_video":false,"type":"regular"}}"#)
             try await harness.eventually("the sticker answer") { harness.texts(603).count == 1 }
-            try await harness.eventually("both handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("both handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(603) == [TurnReader.unsupported])
         #expect(harness.texts(602).isEmpty)
@@ -313,7 +313,7 @@ import TestSupport
             harness.telegram.block(chatID: 800)
             harness.telegram.deliverText("hi", chatID: 801)
             try await harness.eventually("the other chat") { harness.texts(801).count == 1 }
-            try await harness.eventually("both handled") { harness.store.openUpdatesCount == 0 }
+            try await harness.eventually("both handled") { await harness.store.openUpdatesCount == 0 }
         }
         #expect(harness.texts(800).isEmpty)
         #expect(harness.log.records.contains { ($0["error_type"] as? String) == "telegram_forbidden" })
@@ -360,7 +360,7 @@ import TestSupport
         let path = directory.path + "/bot.sqlite"
         let telegram = try FakeTelegramServer(limits: .init(scale: BotHarness.scale))
         do {
-            let first = try BotHarness(telegram: telegram, store: try Store(path: path))
+            let first = try BotHarness(telegram: telegram, store: try SQLiteStore(path: path))
             try await first.withBot { _ in
                 telegram.deliverText("one", chatID: 900)
                 try await first.eventually("the first answer") { first.texts(900).count == 1 }
@@ -369,18 +369,18 @@ import TestSupport
         // Updates that arrive while the bot is down, and one whose reply a crash cut off.
         telegram.deliverText("two", chatID: 900, messageID: 2)
         telegram.addChat(901, type: "private")
-        let crashed = try Store(path: path)
+        let crashed = try SQLiteStore(path: path)
         let cut = Telegram.Update(
             update_id: 999,  // below the fake's ids, as a real earlier update would be
             message: Telegram.Message(message_id: 3, from: .init(id: 901, is_bot: false, first_name: "U"), chat: .init(id: 901, type: "private"), date: 1, text: "three"))
         _ = try await crashed.saveReceived([UpdateIntake.row(cut)])
         try await crashed.setUpdateStatus(999, .answering)
 
-        let second = try BotHarness(telegram: telegram, store: try Store(path: path))
+        let second = try BotHarness(telegram: telegram, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             try await second.eventually("the second answer") { telegram.visibleMessages(chatID: 900).count == 2 }
             try await second.eventually("the restart notice") { telegram.visibleMessages(chatID: 901).count == 1 }
-            try await second.eventually("everything handled") { second.store.openUpdatesCount == 0 }
+            try await second.eventually("everything handled") { await second.store.openUpdatesCount == 0 }
         }
         #expect(telegram.visibleMessages(chatID: 900).map(\.text) == ["Echo: one", "Echo: two"])
         #expect(telegram.visibleMessages(chatID: 901).map(\.text) == ["I was restarted while answering your message. Please send it again."])
@@ -390,7 +390,7 @@ import TestSupport
     @Test func aLockedDatabaseHoldsUpdatesBackUntilItIsFreeAndLosesNone() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/bot.sqlite"
-        let harness = try BotHarness(store: try Store(path: path, busyTimeout: 0.05))
+        let harness = try BotHarness(store: try SQLiteStore(path: path, busyTimeout: 0.05))
         let holder = try WriteLockHolder(path: path)
         try await harness.withBot { _ in
             harness.telegram.deliverText("held", chatID: 960)
@@ -405,7 +405,7 @@ import TestSupport
         }
         #expect(harness.texts(960) == ["Echo: held"])
         #expect(harness.llm.chatRequests.count == 1)
-        #expect(harness.store.openUpdatesCount == 0)
+        #expect(await harness.store.openUpdatesCount == 0)
     }
 
     @Test func aRejectedTokenStopsTheStartWithAClearMessage() async throws {
@@ -429,6 +429,8 @@ import TestSupport
 }
 
 extension Store {
-    /// Updates not yet handled, counted by SQL (tests poll it often).
-    var openUpdatesCount: Int { (try? openUpdateRowCount()) ?? -1 }
+    /// Updates not yet handled.
+    var openUpdatesCount: Int {
+        get async { (try? await openUpdates().count) ?? -1 }
+    }
 }

@@ -77,19 +77,19 @@ import Synchronization
 struct Harness {
     let server: FakeOpenAIServer
     let config: AssistantConfig
-    let store: Store
+    let store: any Store
     let clock: RecordingClock
     let log: LogCapture
     let engine: ConversationEngine
     let runner: CompletionRunner
 
     init(
-        _ settings: FakeOpenAIServer.Settings = .init(), overrides: [String: String] = [:], store: Store? = nil,
+        _ settings: FakeOpenAIServer.Settings = .init(), overrides: [String: String] = [:], store: (any Store)? = nil,
         server: FakeOpenAIServer? = nil, timeouts: LLMTimeouts? = nil
     ) throws {
         self.server = try server ?? FakeOpenAIServer(settings)
         config = try testConfig(self.server, overrides)
-        self.store = try store ?? Store()
+        self.store = try store ?? SQLiteStore()
         clock = RecordingClock()
         log = try LogCapture()
         var overrides = Assistant.Overrides()

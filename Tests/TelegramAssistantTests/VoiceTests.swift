@@ -132,7 +132,7 @@ import TestSupport
         do {
             let harness = try BotHarness(
                 llmServer: llm, telegram: telegram, overrides: Self.voiceOn.merging(["SHUTDOWN_GRACE_SECONDS": "0"]) { $1 },
-                store: try Store(path: path))
+                store: try SQLiteStore(path: path))
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }
@@ -141,13 +141,13 @@ import TestSupport
             await group.triggerGracefulShutdown()
             try await running.value
             #expect(telegram.visibleMessages(chatID: 1206).isEmpty)
-            #expect(harness.store.openUpdatesCount == 1, "the voice note stays open")
+            #expect(await harness.store.openUpdatesCount == 1, "the voice note stays open")
         }
         llm.enqueueTranscription(.text("second try"))
-        let second = try BotHarness(llmServer: llm, telegram: telegram, overrides: Self.voiceOn, store: try Store(path: path))
+        let second = try BotHarness(llmServer: llm, telegram: telegram, overrides: Self.voiceOn, store: try SQLiteStore(path: path))
         try await second.withBot { _ in
             try await second.eventually("transcript and answer") { telegram.visibleMessages(chatID: 1206).count == 2 }
-            try await second.eventually("handled") { second.store.openUpdatesCount == 0 }
+            try await second.eventually("handled") { await second.store.openUpdatesCount == 0 }
         }
         #expect(telegram.visibleMessages(chatID: 1206).map(\.text) == ["🎤 second try", "Echo: second try"])
     }

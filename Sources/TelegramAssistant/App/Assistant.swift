@@ -4,6 +4,7 @@ import CurlHTTP
 import Foundation
 import Logging
 import OpenAIClient
+import PostgresStore
 import Support
 import TelegramBotAPI
 import TelegramFrontEnd
@@ -17,7 +18,7 @@ public struct Assistant: Sendable {
         /// The one HTTP client (one event thread, one connection pool); made from the config when nil.
         public var http: HTTPClient?
         /// The database; opened at `DATABASE_PATH` when nil.
-        public var store: Store?
+        public var store: (any Store)?
         /// The clock of every wait and time line (cadence, budgets, backoff, deadlines).
         public var clock: any Clock<Duration> = ContinuousClock()
         /// The clock of the model calls' backoff waits (a test's recording clock skips them).
@@ -40,7 +41,7 @@ public struct Assistant: Sendable {
     }
 
     public let config: AssistantConfig
-    public let store: Store
+    public let store: any Store
     public let engine: ConversationEngine
     public let logger: Logger
     /// Shared by Telegram and the model: one event thread and one connection pool per process.
@@ -54,7 +55,7 @@ public struct Assistant: Sendable {
         self.config = config
         self.logger = logger
         self.overrides = overrides
-        store = try overrides.store ?? Store(path: config.databasePath)
+        store = try overrides.store ?? SQLiteStore(path: config.databasePath)
         let runner = CompletionRunner(
             client: Self.modelClient(config, http: http), policy: RetryPolicy(random: overrides.random),
             timeouts: overrides.timeouts ?? config.timeouts, clock: overrides.modelRetryClock ?? overrides.clock,
@@ -68,6 +69,29 @@ public struct Assistant: Sendable {
                 maxSeconds: transcription.maxSeconds, pricePerMinute: transcription.pricePerMinute, clock: overrides.clock)
         }
         engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, transcriber: transcriber, logger: logger)
+    }
+
+    /// Opens the configured database (PostgreSQL with `DATABASE_URL`, else SQLite at
+    /// `DATABASE_PATH`, unless `overrides` brings one) and wires the engine.
+    public static func open(config: AssistantConfig, logger: Logger, overrides: Overrides = Overrides()) async throws -> Assistant {
+        var overrides = overrides
+        if overrides.store == nil { overrides.store = try await openStore(config, logger: logger) }
+        return try Assistant(config: config, logger: logger, overrides: overrides)
+    }
+
+    /// The configured database, migrated. Throws `StoreError` with a readable message.
+    static func openStore(_ config: AssistantConfig, logger: Logger) async throws -> any Store {
+        guard let location = config.postgres else { return try SQLiteStore(path: config.databasePath) }
+        #if Cluster
+            return try await PostgresStore.open(location, logger: logger)
+        #else
+            throw StoreError(description: "DATABASE_URL (\(location)) needs the Cluster build: swift build -c release --traits Cluster")
+        #endif
+    }
+
+    /// Where the database is, for logs and reports (never with a password).
+    static func databaseName(_ config: AssistantConfig) -> String {
+        config.postgres?.description ?? config.databasePath
     }
 
     /// The chat-completions client for the configured provider.
@@ -141,7 +165,7 @@ public struct Assistant: Sendable {
         logger.info(
             "bot_started",
             metadata: [
-                "bot_username": .string(me.username ?? ""), "models": models,
+                "bot_username": .string(me.username ?? ""), "models": models, "database": .string(Self.databaseName(config)),
                 "allowed_users": .string(telegram.allowedUserIDs.isEmpty ? "everyone" : "\(telegram.allowedUserIDs.count) listed"),
             ])
         if telegram.allowedUserIDs.isEmpty {

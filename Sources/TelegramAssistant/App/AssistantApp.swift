@@ -30,8 +30,9 @@ public enum AssistantApp {
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
             var overrides = Assistant.Overrides()
             overrides.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
-            let assistant = try Assistant(config: config, logger: logger, overrides: overrides)  // creates the database's directory
-            let instance = try InstanceLock(databasePath: config.databasePath)
+            let assistant = try await Assistant.open(config: config, logger: logger, overrides: overrides)  // creates the database's directory
+            // One bot per SQLite file; replicas on one PostgreSQL share it.
+            let instance = config.postgres == nil ? try InstanceLock(databasePath: config.databasePath) : nil
             let bot: TelegramBot
             do {
                 bot = try await assistant.connectBot()
@@ -55,7 +56,7 @@ public enum AssistantApp {
                 .appendingPathComponent("chat.log").path
             let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath, creatingDirectory: true)
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
-            let chat = try await Assistant(config: config, logger: logger).terminalChat(fresh: fresh) { text in
+            let chat = try await Assistant.open(config: config, logger: logger).terminalChat(fresh: fresh) { text in
                 FileHandle.standardOutput.write(Data(text.utf8))
             }
             let service = TerminalChatService(chat: chat, lines: StandardInput.lines())

@@ -1,6 +1,7 @@
 import AssistantStore
 import CurlHTTP
 import Foundation
+import Logging
 import OpenAIClient
 import TelegramBotAPI
 import TelegramFrontEnd
@@ -44,9 +45,9 @@ struct Checkup: Sendable {
 
     func database() async -> Result {
         do {
-            let store = try Store(path: config.databasePath)
+            let store = try await Assistant.openStore(config, logger: Logger(label: "check", factory: { _ in SwiftLogNoOpLogHandler() }))
             let migrations = try await store.appliedMigrations().count
-            return Result(name: "database", passed: true, detail: "\(config.databasePath) is writable (\(migrations) migrations applied)")
+            return Result(name: "database", passed: true, detail: "\(Assistant.databaseName(config)) is writable (\(migrations) migrations applied)")
         } catch {
             return Result(name: "database", passed: false, detail: "\(error)")
         }

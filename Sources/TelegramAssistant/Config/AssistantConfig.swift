@@ -1,3 +1,4 @@
+import AssistantStore
 import Configuration
 import OpenAIClient
 import Support
@@ -23,6 +24,8 @@ public struct AssistantConfig: Sendable {
     public var appURL: String?
     public var appName: String?
     public var databasePath: String
+    /// A PostgreSQL database instead of SQLite (`DATABASE_URL`, the Cluster build only).
+    public var postgres: PostgresLocation?
     var logLevel: Logger.Level
     public var logFile: String?
     public var summarizeHistory: Bool
@@ -136,6 +139,8 @@ public struct AssistantConfig: Sendable {
             databasePath = "./data/assistant.sqlite"
         }
 
+        let postgres = Self.postgres(&values)
+
         let caBundle = values.text("CA_BUNDLE")
         if let caBundle, !FileManager.default.isReadableFile(atPath: caBundle) {
             values.problem("CA_BUNDLE is \"\(caBundle)\", which is not a readable file (a PEM file of CA certificates)")
@@ -164,13 +169,32 @@ public struct AssistantConfig: Sendable {
             fallbackModel: values.text("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
-            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, logLevel: logLevel,
+            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, logLevel: logLevel,
             logFile: values.text("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
                 total: .milliseconds(Int64(total * 1000))),
             caBundlePath: caBundle, vision: vision, maxImageBytes: maxImageBytes, maxImageSide: maxImageSide, transcription: transcription,
             telegram: telegram)
+    }
+
+    /// `DATABASE_URL`: a PostgreSQL database, which only the Cluster build can use.
+    static func postgres(_ values: inout ConfigValues) -> PostgresLocation? {
+        guard let text = values.text("DATABASE_URL") else { return nil }
+        if values.text("DATABASE_PATH") != nil {
+            values.problem("DATABASE_URL and DATABASE_PATH are both set: DATABASE_URL is PostgreSQL, DATABASE_PATH is SQLite; keep one")
+        }
+        do {
+            let location = try PostgresLocation(url: text)
+            #if !Cluster
+                values.problem(
+                    "DATABASE_URL is PostgreSQL, which this build does not include: build with `swift build -c release --traits Cluster`, or unset it to use SQLite at DATABASE_PATH")
+            #endif
+            return location
+        } catch {
+            values.problem(error.description)
+            return nil
+        }
     }
 
     /// Checks an endpoint URL. Plain http:// sends the token or key in clear, so it is accepted only
@@ -212,7 +236,7 @@ public struct AssistantConfig: Sendable {
             ("OPENAI_CONTEXT_TOKENS", String(contextTokens)),
             ("SUMMARIZE_HISTORY", String(summarizeHistory)),
             ("HISTORY_RETENTION_DAYS", retention),
-            ("DATABASE_PATH", databasePath),
+            postgres.map { ("DATABASE_URL", $0.description + ($0.password == nil ? "" : " (password ••••)")) } ?? ("DATABASE_PATH", databasePath),
             ("LOG_LEVEL", logLevel.rawValue),
             ("VISION", vision ? "on" : "off"),
             ("IMAGE_MAX_KB", String(maxImageBytes / 1024)),

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// The update ledger: every update the front end received, until it is handled, and the offset to confirm.
-extension Store {
+extension SQLiteStore {
     /// The offset to confirm with the next getUpdates: one past the last update saved.
     public func updateOffset() async throws -> Int64? {
         try await read { db in
@@ -18,7 +18,7 @@ extension Store {
     /// updates Telegram starts its ids afresh, and an offset left "in the future" is ignored by the
     /// server, which then serves the same head of its queue forever. For the same reason an id alone
     /// does not make an update old: one that was seen before has the same content too.
-    public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64? = nil) async throws -> [UpdateRow] {
+    public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64?) async throws -> [UpdateRow] {
         guard let offset = nextOffset ?? updates.map(\.id).max().map({ $0 + 1 }) else { return [] }
         let now = self.now()
         return try await write { db in
@@ -48,10 +48,6 @@ extension Store {
                 [offset])
             return fresh
         }
-    }
-
-    public func setUpdateStatus(_ updateID: Int64, _ status: UpdateStatus) async throws {
-        try await setUpdateStatus([updateID], status)
     }
 
     /// Moves several updates together (the parts of an album), in one transaction.
@@ -104,18 +100,13 @@ extension Store {
     /// Forgets handled updates older than a day: Telegram keeps updates no longer than that, so
     /// none of them can come back. Returns how many were deleted.
     @discardableResult
-    public func pruneHandledUpdates(olderThan age: TimeInterval = 86_400) async throws -> Int {
+    public func pruneHandledUpdates(olderThan age: TimeInterval) async throws -> Int {
         try await write { db in
             try db.run(
                 "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
                 [self.now().addingTimeInterval(-age)])
             return db.changesCount
         }
-    }
-
-    /// Updates not yet handled.
-    func openUpdateRowCount() throws -> Int {
-        try readNow { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM telegram_update WHERE status != 'handled'") ?? 0 }
     }
 
     /// Rows in the update ledger, handled or not.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test. First the default build's (`swift test`: SQLite, long polling). Then, when
+# PostgreSQL's server programs are installed (Debian's `postgresql` package), the Cluster build's
+# (`swift test --traits Cluster`), with the storage tests also on a throw-away PostgreSQL cluster
+# that this script starts on 127.0.0.1 and removes afterwards, and last a restart of that server
+# under a running bot. The server never runs as root: as root, it runs as the `postgres` user.
+#
+#   deploy/test.sh                 all of it, as CI runs it
+#   TEST_DATABASE_URL=postgres://USER@HOST/DB deploy/test.sh    your database instead (tests make
+#                                  schemas named t_… in it; the restart test is skipped)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift test
+
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  swift test --traits Cluster --scratch-path .build-cluster
+  exit 0
+fi
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$bin" ]; then
+  echo "The Cluster build's tests were skipped: PostgreSQL is not installed (apt-get install postgresql)." >&2
+  exit 0
+fi
+
+as_server=()
+workdir=$(mktemp -d /tmp/telegram-assistant-pg.XXXXXX)
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres: "$workdir"
+  as_server=(runuser -u postgres --)
+fi
+stop() {
+  "${as_server[@]}" "$bin/pg_ctl" -D "$workdir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$workdir"
+}
+trap stop EXIT
+port=$((20000 + RANDOM % 20000))
+"${as_server[@]}" "$bin/initdb" -D "$workdir/data" -U assistant --auth=trust -E UTF8 --no-locale >"$workdir/initdb.log"
+# In the cluster's own configuration, so that a test can stop and start it again as it is.
+printf "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 300\nfsync = off\n" \
+  "$port" "$workdir" >>"$workdir/data/postgresql.conf"
+"${as_server[@]}" "$bin/pg_ctl" -D "$workdir/data" -l "$workdir/server.log" -w start >/dev/null
+"$bin/createdb" -h 127.0.0.1 -p "$port" -U assistant assistant_test
+export TEST_DATABASE_URL="postgres://assistant@127.0.0.1:$port/assistant_test?sslmode=disable"
+swift test --traits Cluster --scratch-path .build-cluster
+# Last and alone: this one stops and starts the server under a running bot.
+TEST_POSTGRES_CTL="${as_server[*]} $bin/pg_ctl -D $workdir/data -l $workdir/server.log -w" \
+  swift test --traits Cluster --scratch-path .build-cluster --skip-build --filter PostgresRestartTests
