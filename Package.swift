@@ -9,7 +9,7 @@ let package = Package(
             name: "telegram-assistant",
             targets: [
                 "telegram-assistant", "TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation",
-                "AssistantStore", "PostgresStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support",
+                "AssistantStore", "PostgresStore", "ClusterServer", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support",
             ]),
         .executable(name: "telegram-assistant-bench", targets: ["Benchmarks"]),
         .executable(name: "telegram-assistant-fakes", targets: ["Fakes"]),
@@ -27,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // Cluster only.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libcurl's headers (libcurl4-openssl-dev, from deploy/install-deps.sh), with typed wrappers
@@ -61,6 +64,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
+        // The Cluster build's HTTP listener (Hummingbird): /metrics, /healthz, /readyz.
+        .target(
+            name: "ClusterServer",
+            dependencies: [
+                "TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Support",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Cluster"])),
+                .product(name: "Metrics", package: "swift-metrics", condition: .when(traits: ["Cluster"])),
+                .product(name: "Prometheus", package: "swift-prometheus", condition: .when(traits: ["Cluster"])),
+            ]),
         // The terminal chat.
         .target(
             name: "TerminalFrontEnd",
@@ -73,7 +87,7 @@ let package = Package(
             name: "TelegramAssistant",
             dependencies: [
                 "CurlHTTP", "Support", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "PostgresStore", "Conversation",
-                "TelegramFrontEnd", "TerminalFrontEnd",
+                "TelegramFrontEnd", "TerminalFrontEnd", "ClusterServer",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TelegramAssistantTests",
-            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "PostgresStore", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TelegramAssistant", "TelegramFrontEnd", "TerminalFrontEnd", "Conversation", "AssistantStore", "PostgresStore", "ClusterServer", "TelegramBotAPI", "OpenAIClient", "CurlHTTP", "Support", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,15 +8,20 @@ import Foundation
 /// The token is part of every URL, so no URL, request or transport error text ever leaves this type:
 /// errors carry the method name and a failure code only.
 public struct BotAPIClient: Sendable {
+    /// Told of every call's outcome: the method, and the error when it failed (for /metrics).
+    public typealias Observer = @Sendable (_ method: String, _ failure: TelegramError?) -> Void
+
     private let baseURL: URL
     private let token: Secret
     private let http: HTTPClient
+    private let observer: Observer?
 
     /// `baseURL` is `https://api.telegram.org` or a self-hosted Bot API server.
-    public init(baseURL: URL, token: Secret, http: HTTPClient) {
+    public init(baseURL: URL, token: Secret, http: HTTPClient, observer: Observer? = nil) {
         self.baseURL = baseURL
         self.token = token
         self.http = http
+        self.observer = observer
     }
 
     /// The largest file the cloud Bot API lets a bot download.
@@ -31,6 +36,20 @@ public struct BotAPIClient: Sendable {
     /// Calls `method` with `parameters` as a JSON body. `timeout` bounds the whole call.
     func call<Parameters: Encodable, Result: Decodable>(
         _ method: String, _ parameters: Parameters, timeout: TimeInterval = 30, as: Result.Type = Result.self
+    ) async throws -> Result {
+        guard let observer else { return try await perform(method, parameters, timeout: timeout) }
+        do {
+            let result: Result = try await perform(method, parameters, timeout: timeout)
+            observer(method, nil)
+            return result
+        } catch let error as TelegramError {
+            observer(method, error)
+            throw error
+        }
+    }
+
+    private func perform<Parameters: Encodable, Result: Decodable>(
+        _ method: String, _ parameters: Parameters, timeout: TimeInterval
     ) async throws -> Result {
         let request = HTTPRequest(
             method: "POST", url: baseURL.appending(path: "bot\(token.value)/\(method)"),

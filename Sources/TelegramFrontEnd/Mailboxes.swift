@@ -68,6 +68,11 @@ public final class Mailboxes: Sendable {
     /// Chats being served right now.
     public var active: Int { boxes.withLock { $0.count } }
 
+    /// Chats being answered and messages waiting behind them, for /metrics.
+    public var load: (chats: Int, waiting: Int) {
+        boxes.withLock { boxes in (boxes.count, boxes.values.reduce(0) { $0 + $1.waiting }) }
+    }
+
     /// Chats served since start, counted up to `servedCapacity` (a bound, not a guess).
     public var served: Int { servedChats.withLock { $0.count } }
     static let servedCapacity = 100_000

@@ -16,7 +16,7 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     /// The longest a healthy polling loop goes without starting a new round.
     private let stallLimit: Duration
     private let stopwatch: Stopwatch
-    private let last = Mutex<(turn: Duration, status: String)>((.zero, ""))
+    private let last = Mutex<(turn: Duration?, poll: Duration?, status: String)>((nil, nil, ""))
 
     /// `stallLimit`: the longest a healthy polling loop goes without a new round.
     public init(notifier: SystemdNotifier, mailboxes: Mailboxes, stallLimit: Duration, clock: any Clock<Duration>) {
@@ -60,10 +60,25 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
             } catch {
                 return
             }
-            let sinceTurn = stopwatch.elapsed - last.withLock { $0.turn }
-            if sinceTurn <= stallLimit { notifier.notify("WATCHDOG=1") }
+            if !isStalled { notifier.notify("WATCHDOG=1") }
         }
     }
+
+    /// The polling loop has not started a round for longer than a healthy loop ever takes
+    /// (false before its first round): the watchdog stops, and /healthz fails.
+    public var isStalled: Bool {
+        guard let turn = last.withLock({ $0.turn }) else { return false }
+        return stopwatch.elapsed - turn > stallLimit
+    }
+
+    /// Telegram answered a poll within `stallLimit` (for /readyz).
+    public var telegramAnswers: Bool {
+        guard let poll = last.withLock({ $0.poll }) else { return false }
+        return stopwatch.elapsed - poll <= stallLimit
+    }
+
+    /// Chats being answered and messages waiting behind them.
+    public var load: (chats: Int, waiting: Int) { mailboxes.load }
 
     /// READY=1 with the first status.
     func ready() {
@@ -73,6 +88,8 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     }
 
     func polled() {
+        let now = stopwatch.elapsed
+        last.withLock { $0.poll = now }
         guard notifier.isEnabled else { return }
         let summary = self.summary
         let changed = last.withLock { last -> Bool in

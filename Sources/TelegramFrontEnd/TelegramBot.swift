@@ -43,10 +43,11 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
 
     public var services: [any Service] { [maintenance, status, dispatcher, intake] }
 
-    /// The service group that runs the bot, shutting down gracefully on `signals`.
-    public func serviceGroup(signals: [UnixSignal] = [], logger: Logger) -> ServiceGroup {
+    /// The service group that runs the bot, shutting down gracefully on `signals`. `alongWith` start
+    /// first and stop last (the HTTP listener: /healthz answers until the end).
+    public func serviceGroup(signals: [UnixSignal] = [], logger: Logger, alongWith extra: [any Service] = []) -> ServiceGroup {
         var configuration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
+            services: (extra + services).map { .init(service: $0) }, gracefulShutdownSignals: signals, logger: logger)
         configuration.maximumGracefulShutdownDuration = grace
         return ServiceGroup(configuration: configuration)
     }

@@ -25,6 +25,8 @@ struct BotHarness {
     let config: AssistantConfig
     /// How long an album stays open after its latest part.
     var albumSettle: Duration = .milliseconds(600)
+    /// Told of every Bot API call (the metrics tests).
+    var telegramObserver: BotAPIClient.Observer?
 
     init(
         llm: FakeOpenAIServer.Settings = .init(), llmServer: FakeOpenAIServer? = nil, telegram: FakeTelegramServer? = nil,
@@ -71,6 +73,7 @@ struct BotHarness {
         overrides.maintenanceInterval = maintenanceInterval
         overrides.updateRetention = updateRetention
         overrides.albumSettle = albumSettle
+        overrides.telegramObserver = telegramObserver
         return try Assistant(config: config, logger: logger ?? log.logger, overrides: overrides)
     }
 

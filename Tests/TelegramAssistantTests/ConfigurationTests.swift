@@ -142,6 +142,22 @@ import Testing
         #endif
     }
 
+    @Test func aMetricsListenerIsHostAndPort() throws {
+        #expect(ListenAddress("127.0.0.1:9464") == ListenAddress("127.0.0.1:9464"))
+        #expect(ListenAddress(":9464")?.description == "0.0.0.0:9464")
+        #expect(ListenAddress("[::1]:9464")?.host == "::1")
+        #expect(ListenAddress("[::1]:9464")?.description == "[::1]:9464")
+        for wrong in ["9464", "::1:9464", "host:", "host:70000", "[]:1", "[::1:9464"] { #expect(ListenAddress(wrong) == nil, "\(wrong)") }
+        let error = #expect(throws: ConfigurationError.self) { try parse(["OPENAI_API_KEY": "k", "METRICS_LISTEN": "localhost"]) }
+        #expect(error?.problems == ["METRICS_LISTEN must be HOST:PORT (127.0.0.1:9464, [::]:9464, :9464), not \"localhost\""])
+        #if Cluster
+            #expect(try parse(["OPENAI_API_KEY": "k", "METRICS_LISTEN": "127.0.0.1:9464"]).metricsListen?.port == 9464)
+        #else
+            let refused = #expect(throws: ConfigurationError.self) { try parse(["OPENAI_API_KEY": "k", "METRICS_LISTEN": "127.0.0.1:9464"]) }
+            #expect(refused?.problems.first?.hasPrefix("METRICS_LISTEN needs the Cluster build") == true)
+        #endif
+    }
+
     @Test func environmentOverridesTheEnvFile() async throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/test.env"

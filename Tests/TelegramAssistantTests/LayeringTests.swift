@@ -5,7 +5,7 @@ import Testing
 /// Package.swift allows; this keeps Package.swift and the sources from drifting from the picture.
 @Suite struct LayeringTests {
     static let ours: Set<String> = [
-        "Support", "CCurl", "CurlHTTP", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "PostgresStore", "Conversation", "TelegramFrontEnd",
+        "Support", "CCurl", "CurlHTTP", "OpenAIClient", "TelegramBotAPI", "AssistantStore", "PostgresStore", "ClusterServer", "Conversation", "TelegramFrontEnd",
         "TerminalFrontEnd", "TelegramAssistant",
     ]
 
@@ -17,6 +17,7 @@ import Testing
         "TelegramBotAPI": ["CurlHTTP", "Support", "Foundation", "Logging", "Synchronization"],
         "AssistantStore": ["Support", "GRDB", "Foundation"],
         "PostgresStore": ["AssistantStore", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
+        "ClusterServer": ["TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Hummingbird", "Logging", "Metrics", "Prometheus", "ServiceLifecycle"],
         "Conversation": ["OpenAIClient", "AssistantStore", "Support", "Foundation", "Logging", "Synchronization"],
         "TelegramFrontEnd": [
             "Conversation", "TelegramBotAPI", "AssistantStore", "Support", "Foundation", "Logging", "ServiceLifecycle", "UnixSignals",

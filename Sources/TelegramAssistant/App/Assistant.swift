@@ -1,4 +1,5 @@
 import AssistantStore
+import ClusterServer
 import Conversation
 import CurlHTTP
 import Foundation
@@ -36,6 +37,8 @@ public struct Assistant: Sendable {
         public var updateRetention: Duration = .seconds(86_400)
         /// How long an album stays open after its latest part.
         public var albumSettle: Duration = .milliseconds(600)
+        /// Told of every Bot API call (the Cluster build's /metrics).
+        public var telegramObserver: BotAPIClient.Observer?
 
         public init() {}
     }
@@ -106,6 +109,15 @@ public struct Assistant: Sendable {
         Logger(label: label) { label in JSONLogHandler(label: label, level: level, sink: sink) }
     }
 
+    #if Cluster
+        /// The same, whose records also become `metrics` (at `info` and above, whatever `level`).
+        public static func makeLogger(label: String, level: Logger.Level, sink: LogSink, metrics: BotMetrics) -> Logger {
+            Logger(label: label) { label in
+                MultiplexLogHandler([JSONLogHandler(label: label, level: level, sink: sink), MetricsLogHandler(metrics: metrics)])
+            }
+        }
+    #endif
+
     // MARK: The Telegram bot
 
     /// Checks the token (getMe), switches to polling (deleteWebhook, keeping pending updates),
@@ -113,7 +125,7 @@ public struct Assistant: Sendable {
     /// `BotStartError`, never a retry loop.
     public func connectBot() async throws -> TelegramBot {
         guard let telegram = config.telegram else { throw BotStartError(description: "the Telegram configuration is missing") }
-        let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http)
+        let client = BotAPIClient(baseURL: telegram.apiURL, token: telegram.token, http: http, observer: overrides.telegramObserver)
         let me: Telegram.User
         do {
             me = try await client.getMe()

@@ -1,4 +1,5 @@
 import AssistantStore
+import ClusterServer
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -27,9 +28,16 @@ public enum AssistantApp {
     public static func runBot(_ config: AssistantConfig) async -> Int32 {
         await reportingFailures {
             let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
-            let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
+            var logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
             var overrides = Assistant.Overrides()
             overrides.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            #if Cluster
+                let metrics = config.metricsListen.map { _ in BotMetrics() }
+                if let metrics {
+                    logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink, metrics: metrics)
+                    overrides.telegramObserver = metrics.telegramCall
+                }
+            #endif
             let assistant = try await Assistant.open(config: config, logger: logger, overrides: overrides)  // creates the database's directory
             // One bot per SQLite file; replicas on one PostgreSQL share it.
             let instance = config.postgres == nil ? try InstanceLock(databasePath: config.databasePath) : nil
@@ -42,7 +50,14 @@ public enum AssistantApp {
                 return error.isConfiguration ? configurationStatus : 1
             }
             let impatience = SecondSignalExit()
-            try await bot.serviceGroup(signals: [.sigterm, .sigint], logger: logger).run()
+            var listeners: [any Service] = []
+            #if Cluster
+                if let metrics, let listen = config.metricsListen {
+                    listeners.append(
+                        ClusterServer(host: listen.host, port: listen.port, metrics: metrics, status: bot.status, store: assistant.store, logger: logger))
+                }
+            #endif
+            try await bot.serviceGroup(signals: [.sigterm, .sigint], logger: logger, alongWith: listeners).run()
             withExtendedLifetime((impatience, instance)) {}
             return 0
         }

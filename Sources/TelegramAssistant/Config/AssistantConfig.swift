@@ -26,6 +26,8 @@ public struct AssistantConfig: Sendable {
     public var databasePath: String
     /// A PostgreSQL database instead of SQLite (`DATABASE_URL`, the Cluster build only).
     public var postgres: PostgresLocation?
+    /// Where /metrics, /healthz and /readyz are served (`METRICS_LISTEN`, the Cluster build only).
+    public var metricsListen: ListenAddress?
     var logLevel: Logger.Level
     public var logFile: String?
     public var summarizeHistory: Bool
@@ -140,6 +142,16 @@ public struct AssistantConfig: Sendable {
         }
 
         let postgres = Self.postgres(&values)
+        let metricsListen = values.text("METRICS_LISTEN").flatMap { text -> ListenAddress? in
+            guard let address = ListenAddress(text) else {
+                values.problem("METRICS_LISTEN must be HOST:PORT (127.0.0.1:9464, [::]:9464, :9464), not \"\(text)\"")
+                return nil
+            }
+            #if !Cluster
+                values.problem("METRICS_LISTEN needs the Cluster build: build with `swift build -c release --traits Cluster`, or unset it")
+            #endif
+            return address
+        }
 
         let caBundle = values.text("CA_BUNDLE")
         if let caBundle, !FileManager.default.isReadableFile(atPath: caBundle) {
@@ -169,7 +181,8 @@ public struct AssistantConfig: Sendable {
             fallbackModel: values.text("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
-            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, logLevel: logLevel,
+            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, metricsListen: metricsListen,
+            logLevel: logLevel,
             logFile: values.text("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
                 firstByte: .milliseconds(Int64(firstByte * 1000)), idle: .milliseconds(Int64(idle * 1000)),
@@ -225,6 +238,11 @@ public struct AssistantConfig: Sendable {
     /// The configuration as `NAME=value` lines with secrets masked, for `check` and start-up logs.
     var redactedSummary: [(name: String, value: String)] {
         let retention = historyRetentionDays.map { String($0) } ?? "(keep everything)"
+        let database: (name: String, value: String) =
+            if let postgres { ("DATABASE_URL", postgres.description + (postgres.password == nil ? "" : " (password ••••)")) } else {
+                ("DATABASE_PATH", databasePath)
+            }
+        let metrics = metricsListen?.description ?? "(off)"
         let lines: [(name: String, value: String)] = [
             ("OPENAI_API_KEY", Self.mask(apiKey.value)),
             ("OPENAI_BASE_URL", baseURL.absoluteString),
@@ -236,8 +254,9 @@ public struct AssistantConfig: Sendable {
             ("OPENAI_CONTEXT_TOKENS", String(contextTokens)),
             ("SUMMARIZE_HISTORY", String(summarizeHistory)),
             ("HISTORY_RETENTION_DAYS", retention),
-            postgres.map { ("DATABASE_URL", $0.description + ($0.password == nil ? "" : " (password ••••)")) } ?? ("DATABASE_PATH", databasePath),
+            database,
             ("LOG_LEVEL", logLevel.rawValue),
+            ("METRICS_LISTEN", metrics),
             ("VISION", vision ? "on" : "off"),
             ("IMAGE_MAX_KB", String(maxImageBytes / 1024)),
             ("IMAGE_MAX_SIDE", String(maxImageSide)),

@@ -12,7 +12,7 @@ struct ConfigValues {
     private(set) var problems: [String] = []
 
     /// Variables whose values never appear in a log or a problem.
-    static let secrets: Set<String> = ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"]
+    static let secrets: Set<String> = ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN", "TRANSCRIPTION_API_KEY", "DATABASE_URL", "TELEGRAM_WEBHOOK_SECRET"]
 
     init(_ reader: ConfigReader) {
         self.reader = reader
