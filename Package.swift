@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -72,6 +73,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Cluster"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Cluster"])),
                 .product(name: "Metrics", package: "swift-metrics", condition: .when(traits: ["Cluster"])),
                 .product(name: "Prometheus", package: "swift-prometheus", condition: .when(traits: ["Cluster"])),
             ]),

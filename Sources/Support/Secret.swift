@@ -15,4 +15,17 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
     public var description: String { "[redacted]" }
     public var debugDescription: String { "[redacted]" }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+
+    /// Whether `candidate` is this secret, in time that does not depend on where they differ (a
+    /// webhook's secret header comes from anyone who finds the URL).
+    public func matches(_ candidate: some Collection<UInt8>) -> Bool {
+        let expected = Array(value.utf8)
+        var difference = UInt8(truncatingIfNeeded: expected.count ^ candidate.count)
+        var index = 0
+        for byte in candidate {
+            difference |= byte ^ expected[index % max(expected.count, 1)]
+            index += 1
+        }
+        return difference == 0 && !expected.isEmpty
+    }
 }

@@ -170,6 +170,26 @@ public struct BotAPIClient: Sendable {
         let _: Bool = try await call("deleteWebhook", Parameters())
     }
 
+    /// Webhook mode: Telegram posts each update to `url` with `secretToken` in a header. Pending
+    /// updates are kept: they go to the webhook.
+    public func setWebhook(url: URL, secretToken: Secret, allowedUpdates: [String], maxConnections: Int) async throws {
+        struct Parameters: Encodable {
+            var url: String
+            var secret_token: String
+            var allowed_updates: [String]
+            var max_connections: Int
+            var drop_pending_updates = false
+        }
+        let _: Bool = try await call(
+            "setWebhook",
+            Parameters(url: url.absoluteString, secret_token: secretToken.value, allowed_updates: allowedUpdates, max_connections: maxConnections))
+    }
+
+    /// The webhook Telegram has for this bot ("" when polling) and how many updates wait for it.
+    public func getWebhookInfo() async throws -> Telegram.WebhookInfo {
+        try await call("getWebhookInfo", [String: String]())
+    }
+
     public func setMyCommands(_ commands: [Telegram.BotCommand]) async throws {
         struct Parameters: Encodable { var commands: [Telegram.BotCommand] }
         let _: Bool = try await call("setMyCommands", Parameters(commands: commands))

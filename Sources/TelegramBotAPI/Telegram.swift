@@ -14,6 +14,13 @@ public enum Telegram {
         public var retry_after: Int?
     }
 
+    /// `getWebhookInfo`: the webhook set for the bot ("" when it polls).
+    public struct WebhookInfo: Codable, Sendable, Equatable {
+        public var url: String
+        public var pending_update_count: Int
+        public var last_error_message: String?
+    }
+
     public struct User: Codable, Sendable, Equatable {
         public var id: Int64
         public var is_bot: Bool
@@ -330,7 +337,7 @@ public enum Telegram {
 
     /// The update types this bot asks for; passed explicitly because an omitted list reuses
     /// whatever an earlier client set.
-    static let allowedUpdates = ["message", "stopped_message_generation"]
+    public static let allowedUpdates = ["message", "stopped_message_generation"]
 
     /// A file users sent, as `getFile` describes it.
     public struct File: Codable, Sendable, Equatable {

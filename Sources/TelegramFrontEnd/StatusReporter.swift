@@ -17,6 +17,8 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     private let stallLimit: Duration
     private let stopwatch: Stopwatch
     private let last = Mutex<(turn: Duration?, poll: Duration?, status: String)>((nil, nil, ""))
+    /// Webhook mode: Telegram pushes, nothing polls; Telegram accepted the webhook at start.
+    private let pushing = Mutex(false)
 
     /// `stallLimit`: the longest a healthy polling loop goes without a new round.
     public init(notifier: SystemdNotifier, mailboxes: Mailboxes, stallLimit: Duration, clock: any Clock<Duration>) {
@@ -73,12 +75,18 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
 
     /// Telegram answered a poll within `stallLimit` (for /readyz).
     public var telegramAnswers: Bool {
+        if pushing.withLock({ $0 }) { return true }
         guard let poll = last.withLock({ $0.poll }) else { return false }
         return stopwatch.elapsed - poll <= stallLimit
     }
 
     /// Chats being answered and messages waiting behind them.
     public var load: (chats: Int, waiting: Int) { mailboxes.load }
+
+    /// Webhook mode from now on.
+    func pushed() {
+        pushing.withLock { $0 = true }
+    }
 
     /// READY=1 with the first status.
     func ready() {
@@ -103,6 +111,6 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     var summary: String {
         let served = mailboxes.served
         let count = served >= Mailboxes.servedCapacity ? "\(served)+" : "\(served)"
-        return "Polling; \(count) chat\(served == 1 ? "" : "s") served since start, \(mailboxes.active) replying now"
+        return "\(pushing.withLock { $0 } ? "Webhook" : "Polling"); \(count) chat\(served == 1 ? "" : "s") served since start, \(mailboxes.active) replying now"
     }
 }

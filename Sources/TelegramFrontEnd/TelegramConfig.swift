@@ -17,6 +17,24 @@ public struct TelegramConfig: Sendable {
     public var shutdownGrace: Duration
     /// The most of a text file that goes into a turn (`TEXT_FILE_MAX_KB`); a longer file is cut.
     public var maxTextFileBytes: Int
+    /// Telegram pushes updates here instead of being polled (`TELEGRAM_WEBHOOK_URL`, Cluster build).
+    public var webhook: Webhook?
+
+    /// Webhook mode: the public URL Telegram posts to, and the secret it sends with every post.
+    public struct Webhook: Sendable {
+        /// The public HTTPS URL; its path is the route the listener serves.
+        public var url: URL
+        /// `X-Telegram-Bot-Api-Secret-Token`: a request without it is refused, and nothing is stored.
+        public var secret: Secret
+        /// How many connections Telegram may open at once (`WEBHOOK_MAX_CONNECTIONS`, 1-100).
+        public var maxConnections: Int
+
+        public init(url: URL, secret: Secret, maxConnections: Int = 40) {
+            self.url = url
+            self.secret = secret
+            self.maxConnections = maxConnections
+        }
+    }
 
     public init(
         token: Secret, apiURL: URL, allowedUserIDs: Set<Int64> = [], adminUserIDs: Set<Int64> = [], allowedModels: [String] = [],

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Support
+import Synchronization
 import TelegramBotAPI
 
 /// Brings updates in and owns their whole life in the ledger: `received` (saved before Telegram is
@@ -26,6 +27,10 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     let clock: any Clock<Duration>
     let random: @Sendable () -> Double
     let logger: Logger
+    /// Webhook mode: Telegram pushes updates to `receivePushed` instead of being polled.
+    let webhook: TelegramConfig.Webhook?
+    /// Set once what a restart left open has been handed over: a pushed update waits for it.
+    private let resumed = Mutex(false)
 
     /// The conversations of Telegram chats are of this kind.
     public static let conversationKind = "telegram"
@@ -33,8 +38,9 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     public init(
         client: BotAPIClient, store: any Store, engine: ConversationEngine, pollTimeout: Int, status: StatusReporter,
         output: AsyncStream<Incoming>.Continuation, stopwatch: Stopwatch, clock: any Clock<Duration>, logger: Logger,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, webhook: TelegramConfig.Webhook? = nil
     ) {
+        self.webhook = webhook
         self.client = client
         self.store = store
         self.engine = engine
@@ -64,9 +70,90 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
                     update: update, receivedAt: stopwatch.elapsed, interruptedByRestart: open.status == .answering,
                     pendingReply: open.pendingReply))
         }
+        resumed.withLock { $0 = true }
+        guard let webhook else {
+            status.ready()
+            try await cancelWhenGracefulShutdown { try await self.poll() }
+            return
+        }
+        // Webhook mode: updates arrive through `receivePushed` until the shutdown.
+        try await cancelWhenGracefulShutdown { try await self.setWebhook(webhook) }
+        status.pushed()
         status.ready()
-        try await cancelWhenGracefulShutdown { try await self.poll() }
+        try? await gracefulShutdown()
     }
+
+    /// Asks Telegram to push to the webhook. Replicas starting together all ask, and Telegram
+    /// answers a second setWebhook within about a second with 429: then, if the webhook is already
+    /// ours, that is enough; otherwise ask again after `retry_after`. A rejected token ends the service.
+    private func setWebhook(_ webhook: TelegramConfig.Webhook) async throws {
+        var failures = 0
+        while true {
+            do {
+                try await client.setWebhook(
+                    url: webhook.url, secretToken: webhook.secret, allowedUpdates: Telegram.allowedUpdates, maxConnections: webhook.maxConnections)
+                logger.info("webhook_set", metadata: ["max_connections": .stringConvertible(webhook.maxConnections)])
+                return
+            } catch TelegramError.rateLimited(let retryAfter) {
+                if let info = try? await client.getWebhookInfo(), info.url == webhook.url.absoluteString {
+                    logger.info("webhook_set", metadata: ["by": "another replica"])
+                    return
+                }
+                try await clock.sleep(for: .seconds(retryAfter))
+            } catch TelegramError.unauthorized {
+                logger.critical("token_rejected", metadata: ["error_type": "telegram_unauthorized"])
+                throw TelegramError.unauthorized
+            } catch let error as TelegramError {
+                failures += 1
+                logger.error("webhook_failed", metadata: ["error_type": .string(error.errorType), "failures": .stringConvertible(failures)])
+                try await clock.sleep(for: Self.backoff(conflict: false, random: random).wait(after: failures))
+            }
+        }
+    }
+
+    // MARK: Webhook
+
+    /// What became of a pushed update, and so what Telegram is answered.
+    public enum Pushed: Sendable, Equatable {
+        /// Saved (or seen before): 200, Telegram forgets it.
+        case stored
+        /// Not an update this bot can read: 200 as well, or Telegram would send it forever.
+        case undecodable
+        /// Not saved (the database failed, or the bot is still starting): 500 or 503, and
+        /// Telegram sends it again later. Nothing is lost.
+        case notStored(String)
+    }
+
+    /// An update Telegram posted to the webhook: saved in the ledger before the answer, then handed
+    /// over like a polled one (a pushed update is answered 200 only once it is durably stored).
+    public func receivePushed(_ body: [UInt8]) async -> Pushed {
+        guard resumed.withLock({ $0 }) else { return .notStored("starting") }
+        let polled: Telegram.PolledUpdate
+        do {
+            polled = try Self.decoder.decode(Telegram.PolledUpdate.self, from: Data(body))
+        } catch {
+            logger.warning("update_undecodable", metadata: ["error_type": "telegram_undecodable_webhook"])
+            return .undecodable
+        }
+        guard let update = polled.update else {
+            if case .undecodable(let id, let field, let problem) = polled {
+                logger.warning(
+                    "update_undecodable",
+                    metadata: ["update_id": .stringConvertible(id ?? -1), "field": .string(field), "error_type": .string("telegram_undecodable_\(problem)")])
+            }
+            return .undecodable
+        }
+        do {
+            try await receive([update], nextOffset: nil)
+            status.polled()
+            return .stored
+        } catch {
+            logger.error("store_failed", metadata: ["update_id": .stringConvertible(update.update_id), "error_type": "storage", "error": "\(error)"])
+            return .notStored("storage")
+        }
+    }
+
+    private static let decoder = JSONDecoder()
 
     // MARK: Polling
 
@@ -133,7 +220,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
 
     /// Saves `updates` as received, with the offset that confirms them, and hands over those not
     /// seen before.
-    func receive(_ updates: [Telegram.Update], nextOffset: Int64) async throws {
+    func receive(_ updates: [Telegram.Update], nextOffset: Int64?) async throws {
         var byID: [Int64: Telegram.Update] = [:]
         let rows = try updates.map { update in
             byID[update.update_id] = update

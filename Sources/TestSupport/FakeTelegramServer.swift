@@ -93,6 +93,14 @@ public final class FakeTelegramServer: Sendable {
         var outage = false
         /// Once ids have restarted, an offset beyond every queued id is ignored, as Telegram does.
         var idsRestarted = false
+        /// Set by `setWebhook`: pending updates are posted there instead of served to getUpdates.
+        var webhook: WebhookPusher.Target?
+        var webhookSetAt: ContinuousClock.Instant?
+        /// When an update that was not answered 2xx may be posted again.
+        var webhookRetryAt: [Int64: ContinuousClock.Instant] = [:]
+        /// Every post and its status (nil: no answer).
+        var webhookPosts: [(updateID: Int64, status: Int?)] = []
+        var stopped = false
     }
 
     public let token: String
@@ -102,6 +110,7 @@ public final class FakeTelegramServer: Sendable {
     private let state = Mutex(State())
     private let condition = NSCondition()
     private let server = Mutex<FakeHTTPServer?>(nil)
+    private let pusher = WebhookPusher()
 
     public init(token: String = "123456:TEST-token-abcdefghijklmnopqrstuv", botUsername: String = "test_assistant_bot", limits: Limits = Limits(), supportsDrafts: Bool = true) throws {
         self.token = token
@@ -114,7 +123,10 @@ public final class FakeTelegramServer: Sendable {
         server.withLock { $0 = http }
     }
 
-    deinit { server.withLock { $0?.shutdown() } }
+    deinit {
+        state.withLock { $0.stopped = true }
+        server.withLock { $0?.shutdown() }
+    }
 
     public var baseURL: URL { URL(string: "http://127.0.0.1:\(server.withLock { $0!.port })")! }
 
@@ -403,8 +415,17 @@ public final class FakeTelegramServer: Sendable {
         case "getMe":
             response = Self.ok("{\"id\":\(bot.id),\"is_bot\":true,\"first_name\":\"Assistant\",\"username\":\"\(bot.username)\"}")
         case "deleteWebhook":
-            state.withLock { $0.webhookSet = false }
+            // Pending updates stay (drop_pending_updates is false): getUpdates serves them now.
+            state.withLock {
+                $0.webhookSet = false
+                $0.webhook = nil
+            }
             response = Self.ok("true")
+        case "setWebhook":
+            response = setWebhook(parameters)
+        case "getWebhookInfo":
+            let (url, pending) = state.withLock { ($0.webhook?.url.absoluteString ?? "", $0.pendingUpdates.count) }
+            response = Self.ok("{\"url\":\"\(url)\",\"has_custom_certificate\":false,\"pending_update_count\":\(pending)}")
         case "setMyCommands":
             response = setMyCommands(parameters)
         case "getUpdates":
@@ -542,6 +563,100 @@ public final class FakeTelegramServer: Sendable {
             if Date() >= deadline { return Self.ok("[]") }
             _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
         }
+    }
+
+    // MARK: Webhook mode
+
+    /// Like a local Bot API server (`--local`), which takes http:// webhooks on any port: Telegram's
+    /// own checks of the secret, `max_connections` and `allowed_updates`, and its 429 for a second
+    /// setWebhook within a second.
+    private func setWebhook(_ parameters: [String: JSONValue]) -> ScriptedResponse {
+        guard let text = parameters["url"]?.string, let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
+            url.host != nil, url.port != nil
+        else {
+            return Self.failure(400, "Bad Request: bad webhook: invalid webhook URL specified")
+        }
+        let secret = parameters["secret_token"]?.string ?? ""
+        guard !secret.isEmpty, secret.count <= 256,
+            secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+        else {
+            return Self.failure(400, "Bad Request: secret token contains unallowed characters")
+        }
+        let connections = parameters["max_connections"]?.int ?? 40
+        guard (1...100).contains(connections) else { return Self.failure(400, "Bad Request: bad webhook: max_connections must be 1-100") }
+        guard parameters["allowed_updates"] != nil else {
+            return Self.failure(400, "Bad Request: this fake insists on an explicit allowed_updates")
+        }
+        let tooSoon = state.withLock { state -> Bool in
+            if let last = state.webhookSetAt, ContinuousClock.now - last < .seconds(1) { return true }
+            state.webhookSetAt = .now
+            state.webhookSet = true
+            state.webhook = WebhookPusher.Target(url: url, secret: secret, maxConnections: connections)
+            return false
+        }
+        if tooSoon { return Self.failure(429, "Too Many Requests: retry after 1", parameters: "{\"retry_after\":1}") }
+        Thread.detachNewThread { [weak self] in
+            while let self, self.pumpWebhook() { Thread.sleep(forTimeInterval: 0.02) }
+        }
+        return Self.ok("true")
+    }
+
+    /// Posts what can be posted now; false once the webhook is gone (the pump thread ends).
+    private func pumpWebhook() -> Bool {
+        guard let (target, pending) = state.withLock({ state -> (WebhookPusher.Target, [String])? in
+            guard !state.stopped, let target = state.webhook else { return nil }
+            return (target, state.pendingUpdates)
+        }) else { return false }
+        var waiting = Set<Int64>()
+        let now = ContinuousClock.now
+        for update in pending {
+            let id = Self.updateID(of: update)
+            let chat = Self.chatID(of: update)
+            // A chat's later update waits for the one before it, whatever became of that one.
+            guard waiting.insert(chat).inserted else { continue }
+            if let retry = state.withLock({ $0.webhookRetryAt[id] }), retry > now { continue }
+            _ = pusher.post(update, id: id, chatID: chat, to: target) { [weak self] id, status in self?.posted(id, status) }
+        }
+        return true
+    }
+
+    private func posted(_ id: Int64, _ status: Int?) {
+        state.withLock { state in
+            state.webhookPosts.append((id, status))
+            if let status, (200..<300).contains(status) {
+                state.pendingUpdates.removeAll { Self.updateID(of: $0) == id }
+                state.webhookRetryAt[id] = nil
+            } else {
+                state.webhookRetryAt[id] = .now + .milliseconds(200)
+            }
+        }
+    }
+
+    /// Posts `body` to a webhook as anyone could, with `secret` (nil: no header); the status. The
+    /// blocking socket runs on a thread of its own, never on one of the few that every task shares.
+    public static func postToWebhook(_ body: String, url: URL, secret: String?) async -> Int? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(
+                    returning: WebhookPusher.send(body, to: WebhookPusher.Target(url: url, secret: secret ?? "", maxConnections: 1), withSecret: secret != nil))
+            }
+        }
+    }
+
+    /// Every webhook post so far, with its status (nil: no answer).
+    public var webhookPosts: [(updateID: Int64, status: Int?)] { state.withLock { $0.webhookPosts } }
+
+    /// The webhook URL set, if any.
+    public var webhookURL: URL? { state.withLock { $0.webhook?.url } }
+
+    private static func chatID(of update: String) -> Int64 {
+        guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(update.utf8)) else { return 0 }
+        for key in ["message", "edited_message", "channel_post", "callback_query"] {
+            guard case .object(var inner)? = object[key] else { continue }
+            if key == "callback_query", case .object(let message)? = inner["message"] { inner = message }
+            if case .object(let chat)? = inner["chat"], let id = chat["id"]?.int64 { return id }
+        }
+        return 0
     }
 
     /// Wakes waiting long polls. Taking the lock means a poll between its check and its wait cannot

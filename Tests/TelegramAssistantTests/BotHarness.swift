@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 import TestSupport
 
@@ -77,10 +78,11 @@ struct BotHarness {
         return try Assistant(config: config, logger: logger ?? log.logger, overrides: overrides)
     }
 
-    /// Runs the bot while `body` runs, then stops it the way a shutdown does.
-    func withBot(_ body: (TelegramBot) async throws -> Void) async throws {
+    /// Runs the bot (and the services `alongWith` makes for it) while `body` runs, then stops it the
+    /// way a shutdown does.
+    func withBot(alongWith extra: (TelegramBot) throws -> [any Service] = { _ in [] }, _ body: (TelegramBot) async throws -> Void) async throws {
         let bot = try await connect()
-        let group = bot.serviceGroup(logger: log.logger)
+        let group = bot.serviceGroup(logger: log.logger, alongWith: try extra(bot))
         let running = Task { try await group.run() }
         do {
             try await body(bot)

@@ -158,6 +158,32 @@ import Testing
         #endif
     }
 
+    @Test func webhookModeNeedsItsListenerAndSecret() throws {
+        let base = ["OPENAI_API_KEY": "k", "TELEGRAM_BOT_TOKEN": "123456:AAbcdefghijklmnopqrstuvwxyz"]
+        func problems(_ extra: [String: String]) -> [String] {
+            (try? AssistantConfig.parse(requireTelegram: true, environment: base.merging(extra) { $1 })).map { _ in [] }
+                ?? ((#expect(throws: ConfigurationError.self) { try AssistantConfig.parse(requireTelegram: true, environment: base.merging(extra) { $1 }) })?
+                    .problems ?? [])
+        }
+        let missing = problems(["TELEGRAM_WEBHOOK_URL": "https://bot.example.com/hook"])
+        #expect(missing.contains { $0.hasPrefix("TELEGRAM_WEBHOOK_URL needs WEBHOOK_LISTEN") })
+        #expect(missing.contains { $0.hasPrefix("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET") })
+        let badSecret = problems(["TELEGRAM_WEBHOOK_URL": "https://bot.example.com/hook", "WEBHOOK_LISTEN": ":8443", "TELEGRAM_WEBHOOK_SECRET": "no spaces!"])
+        #expect(badSecret.contains("TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)"))
+        #expect(!badSecret.joined().contains("no spaces!"), "the secret is not repeated")
+        #expect(problems(["WEBHOOK_LISTEN": ":8443"]).contains { $0.hasPrefix("WEBHOOK_LISTEN is set but TELEGRAM_WEBHOOK_URL is not") })
+        #expect(problems(["TELEGRAM_WEBHOOK_URL": "http://bot.example.com/hook", "WEBHOOK_LISTEN": ":8443", "TELEGRAM_WEBHOOK_SECRET": "s"])
+            .contains { $0.contains("TELEGRAM_WEBHOOK_URL uses plain http://") })
+        let good = ["TELEGRAM_WEBHOOK_URL": "https://bot.example.com/hook", "WEBHOOK_LISTEN": "127.0.0.1:8443", "TELEGRAM_WEBHOOK_SECRET": "s3cret"]
+        #if Cluster
+            let config = try AssistantConfig.parse(requireTelegram: true, environment: base.merging(good) { $1 })
+            #expect(config.telegram?.webhook?.url.path == "/hook" && config.telegram?.webhook?.maxConnections == 40)
+            #expect(config.webhookListen == ListenAddress("127.0.0.1:8443"))
+        #else
+            #expect(problems(good).contains { $0.hasPrefix("TELEGRAM_WEBHOOK_URL needs the Cluster build") })
+        #endif
+    }
+
     @Test func environmentOverridesTheEnvFile() async throws {
         let directory = TemporaryDirectory()
         let file = directory.path + "/test.env"

@@ -17,7 +17,7 @@ import Testing
         "TelegramBotAPI": ["CurlHTTP", "Support", "Foundation", "Logging", "Synchronization"],
         "AssistantStore": ["Support", "GRDB", "Foundation"],
         "PostgresStore": ["AssistantStore", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
-        "ClusterServer": ["TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Hummingbird", "Logging", "Metrics", "Prometheus", "ServiceLifecycle"],
+        "ClusterServer": ["TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Support", "HTTPTypes", "Hummingbird", "Logging", "Metrics", "Prometheus", "ServiceLifecycle"],
         "Conversation": ["OpenAIClient", "AssistantStore", "Support", "Foundation", "Logging", "Synchronization"],
         "TelegramFrontEnd": [
             "Conversation", "TelegramBotAPI", "AssistantStore", "Support", "Foundation", "Logging", "ServiceLifecycle", "UnixSignals",

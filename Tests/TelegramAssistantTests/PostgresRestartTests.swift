@@ -22,9 +22,9 @@ struct PostgresRestartTests {
         try await harness.withBot { _ in
             harness.telegram.deliverText("before", chatID: 901)
             try await harness.eventually("the first answer") { harness.texts(901).count == 1 }
-            try Self.server("stop -m fast")
+            try await Self.server("stop -m fast")
             var stopped = true
-            defer { if stopped { try? Self.server("start") } }
+            defer { if stopped { _ = system("\(serverControl ?? "false") start >/dev/null 2>&1") } }
             await #expect {
                 try await store.conversation(kind: "telegram", externalID: 901)
             } throws: { error in
@@ -36,7 +36,7 @@ struct PostgresRestartTests {
                 harness.log.records.contains { $0["msg"] as? String == "poll_failed" && $0["error_type"] as? String == "storage" }
             }
             #expect(harness.telegram.pendingUpdateCount == 2, "nothing confirmed while it cannot be stored")
-            try Self.server("start")
+            try await Self.server("start")
             stopped = false
             try await harness.eventually("both answered", timeout: .seconds(40)) { harness.texts(901).count == 2 && harness.texts(902).count == 1 }
             try await harness.eventually("the ledger closed") { await harness.store.openUpdatesCount == 0 }
@@ -44,10 +44,14 @@ struct PostgresRestartTests {
         #expect(harness.llm.chatRequests.count == 3, "each message was answered once")
     }
 
-    /// Runs `pg_ctl COMMAND`. Through system(3): Foundation's Process waits for every descriptor it
-    /// gave the child to close, and the server that `pg_ctl start` leaves running keeps one.
-    static func server(_ command: String) throws {
-        let status = system("\(try #require(serverControl)) \(command) >/dev/null 2>&1")
+    /// Runs `pg_ctl COMMAND`, on a thread of its own. Through system(3): Foundation's Process waits
+    /// for every descriptor it gave the child to close, and the server that `pg_ctl start` leaves
+    /// running keeps one.
+    static func server(_ command: String) async throws {
+        let line = "\(try #require(serverControl)) \(command) >/dev/null 2>&1"
+        let status = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: system(line)) }
+        }
         #expect(status == 0, "pg_ctl \(command)")
     }
 }

@@ -129,7 +129,9 @@ public struct Assistant: Sendable {
         let me: Telegram.User
         do {
             me = try await client.getMe()
-            try await client.deleteWebhook()
+            // Polling needs the webhook gone (updates waiting for it stay); webhook mode sets it
+            // once the bot is ready to take updates (`UpdateIntake`).
+            if telegram.webhook == nil { try await client.deleteWebhook() }
             try await client.setMyCommands(MessageHandler.menu)
         } catch TelegramError.unauthorized {
             throw BotStartError(
@@ -151,7 +153,7 @@ public struct Assistant: Sendable {
         let (updates, output) = AsyncStream.makeStream(of: Incoming.self)
         let intake = UpdateIntake(
             client: client, store: store, engine: engine, pollTimeout: telegram.pollTimeout, status: status, output: output,
-            stopwatch: stopwatch, clock: clock, logger: logger, random: overrides.random)
+            stopwatch: stopwatch, clock: clock, logger: logger, random: overrides.random, webhook: telegram.webhook)
         let stops = StopRegistry()
         let pipeline = ReplyPipeline(
             engine: engine, permits: AsyncSemaphore(permits: telegram.maxConcurrentReplies), stops: stops, sender: sender,

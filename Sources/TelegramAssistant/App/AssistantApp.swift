@@ -32,7 +32,9 @@ public enum AssistantApp {
             var overrides = Assistant.Overrides()
             overrides.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
             #if Cluster
-                let metrics = config.metricsListen.map { _ in BotMetrics() }
+                // The webhook's listener serves the metrics too unless METRICS_LISTEN is elsewhere.
+                let webhookListen = config.telegram?.webhook == nil ? nil : config.webhookListen
+                let metrics = config.metricsListen != nil || webhookListen != nil ? BotMetrics() : nil
                 if let metrics {
                     logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink, metrics: metrics)
                     overrides.telegramObserver = metrics.telegramCall
@@ -52,7 +54,15 @@ public enum AssistantApp {
             let impatience = SecondSignalExit()
             var listeners: [any Service] = []
             #if Cluster
-                if let metrics, let listen = config.metricsListen {
+                if let listen = webhookListen, let webhook = config.telegram?.webhook {
+                    let route = ClusterServer.Webhook(path: webhook.url.path.isEmpty ? "/" : webhook.url.path, secret: webhook.secret, intake: bot.intake)
+                    let withMetrics = config.metricsListen == nil || config.metricsListen == listen
+                    listeners.append(
+                        ClusterServer(
+                            host: listen.host, port: listen.port, metrics: withMetrics ? metrics : nil, webhook: route, status: bot.status,
+                            store: assistant.store, logger: logger))
+                }
+                if let listen = config.metricsListen, listen != webhookListen {
                     listeners.append(
                         ClusterServer(host: listen.host, port: listen.port, metrics: metrics, status: bot.status, store: assistant.store, logger: logger))
                 }

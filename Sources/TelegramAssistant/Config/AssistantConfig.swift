@@ -28,6 +28,8 @@ public struct AssistantConfig: Sendable {
     public var postgres: PostgresLocation?
     /// Where /metrics, /healthz and /readyz are served (`METRICS_LISTEN`, the Cluster build only).
     public var metricsListen: ListenAddress?
+    /// Where Telegram's webhook posts arrive (`WEBHOOK_LISTEN`, with `TELEGRAM_WEBHOOK_URL`).
+    public var webhookListen: ListenAddress?
     var logLevel: Logger.Level
     public var logFile: String?
     public var summarizeHistory: Bool
@@ -142,16 +144,8 @@ public struct AssistantConfig: Sendable {
         }
 
         let postgres = Self.postgres(&values)
-        let metricsListen = values.text("METRICS_LISTEN").flatMap { text -> ListenAddress? in
-            guard let address = ListenAddress(text) else {
-                values.problem("METRICS_LISTEN must be HOST:PORT (127.0.0.1:9464, [::]:9464, :9464), not \"\(text)\"")
-                return nil
-            }
-            #if !Cluster
-                values.problem("METRICS_LISTEN needs the Cluster build: build with `swift build -c release --traits Cluster`, or unset it")
-            #endif
-            return address
-        }
+        let metricsListen = Self.listenAddress("METRICS_LISTEN", example: "9464", &values)
+        let webhookListen = Self.listenAddress("WEBHOOK_LISTEN", example: "8443", &values)
 
         let caBundle = values.text("CA_BUNDLE")
         if let caBundle, !FileManager.default.isReadableFile(atPath: caBundle) {
@@ -181,7 +175,7 @@ public struct AssistantConfig: Sendable {
             fallbackModel: values.text("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
-            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, metricsListen: metricsListen,
+            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, metricsListen: metricsListen, webhookListen: webhookListen,
             logLevel: logLevel,
             logFile: values.text("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
@@ -189,6 +183,19 @@ public struct AssistantConfig: Sendable {
                 total: .milliseconds(Int64(total * 1000))),
             caBundlePath: caBundle, vision: vision, maxImageBytes: maxImageBytes, maxImageSide: maxImageSide, transcription: transcription,
             telegram: telegram)
+    }
+
+    /// A listener's `HOST:PORT`, which only the Cluster build can serve.
+    static func listenAddress(_ name: String, example port: String, _ values: inout ConfigValues) -> ListenAddress? {
+        guard let text = values.text(name) else { return nil }
+        guard let address = ListenAddress(text) else {
+            values.problem("\(name) must be HOST:PORT (127.0.0.1:\(port), [::]:\(port), :\(port)), not \"\(text)\"")
+            return nil
+        }
+        #if !Cluster
+            values.problem("\(name) needs the Cluster build: build with `swift build -c release --traits Cluster`, or unset it")
+        #endif
+        return address
     }
 
     /// `DATABASE_URL`: a PostgreSQL database, which only the Cluster build can use.
@@ -257,6 +264,7 @@ public struct AssistantConfig: Sendable {
             database,
             ("LOG_LEVEL", logLevel.rawValue),
             ("METRICS_LISTEN", metrics),
+            ("WEBHOOK_LISTEN", webhookListen?.description ?? "(off: long polling)"),
             ("VISION", vision ? "on" : "off"),
             ("IMAGE_MAX_KB", String(maxImageBytes / 1024)),
             ("IMAGE_MAX_SIDE", String(maxImageSide)),
