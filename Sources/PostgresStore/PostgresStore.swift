@@ -80,28 +80,34 @@ public final class PostgresStore: Store {
     /// One connection outside the pool, closed at once: the pool would retry a refused password or
     /// a missing database until its caller gives up, where this one says which it is.
     private static func checkConnection(_ location: PostgresLocation, logger: Logger) async throws {
-        var configuration: PostgresConnection.Configuration
         do {
-            if let socket = location.unixSocketPath {
-                configuration = .init(unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
-            } else {
-                let tls: PostgresConnection.Configuration.TLS =
-                    switch location.tls {
-                    case .disable: .disable
-                    case .prefer: .prefer(try NIOSSLContext(configuration: unverifiedTLS))
-                    case .require: .require(try NIOSSLContext(configuration: unverifiedTLS))
-                    case .verifyFull: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                    }
-                configuration = .init(
-                    host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
-                    tls: tls)
-            }
-            configuration.options.connectTimeout = .seconds(5)
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(configuration: try connectionConfiguration(location), id: 0, logger: logger)
             try await connection.close()
         } catch {
             throw StoreError(postgres: error, location: location)
         }
+    }
+
+    /// One connection's configuration, for connections outside the pool.
+    static func connectionConfiguration(_ location: PostgresLocation) throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let socket = location.unixSocketPath {
+            configuration = .init(unixSocketPath: socket, username: location.user, password: location.password, database: location.database)
+        } else {
+            let tls: PostgresConnection.Configuration.TLS =
+                switch location.tls {
+                case .disable: .disable
+                case .prefer: .prefer(try NIOSSLContext(configuration: unverifiedTLS))
+                case .require: .require(try NIOSSLContext(configuration: unverifiedTLS))
+                case .verifyFull: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                }
+            configuration = .init(
+                host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
+                tls: tls)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        if let schema = location.schema { configuration.options.additionalStartupParameters = [("search_path", schema)] }
+        return configuration
     }
 
     /// TLS that encrypts without checking the certificate (libpq's `prefer` and `require`).
