@@ -13,6 +13,10 @@ enum ProcessBenchmark {
         var sequential = 50
         var burst = 200
         var idleSeconds = 60
+        /// PostgreSQL instead of SQLite (a Cluster build of the bot): each run gets a schema of its own.
+        var databaseURL: String?
+        /// Bots on that one database: one leads, the rest stand by (their CPU counts too).
+        var replicas = 1
     }
 
     static let answer: String = {
@@ -30,6 +34,8 @@ enum ProcessBenchmark {
             case "--sequential": options.sequential = Int(value) ?? options.sequential
             case "--burst": options.burst = Int(value) ?? options.burst
             case "--idle-seconds": options.idleSeconds = Int(value) ?? options.idleSeconds
+            case "--database-url": options.databaseURL = value
+            case "--replicas": options.replicas = max(1, Int(value) ?? 1)
             default: break
             }
             index += 2
@@ -44,25 +50,39 @@ enum ProcessBenchmark {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
 
-        let bot = Process()
-        bot.executableURL = URL(fileURLWithPath: options.bot)
-        bot.arguments = ["run"]
-        bot.environment = [
+        var environment = [
             "PATH": "/usr/bin:/bin", "HOME": directory.path,
             "OPENAI_API_KEY": llm.settings.apiKey, "OPENAI_BASE_URL": llm.baseURL.absoluteString, "OPENAI_MODEL": "bench",
             "TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.baseURL.absoluteString,
             "DATABASE_PATH": directory.appendingPathComponent("bench.sqlite").path, "LOG_LEVEL": "warning",
             "MAX_CONCURRENT_REPLIES": "256", "USER_RATE_LIMIT_PER_MINUTE": "1000",
         ]
-        bot.standardOutput = FileHandle.nullDevice
-        bot.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        let started = ContinuousClock.now
-        try bot.run()
-        defer {
-            bot.terminate()
-            bot.waitUntilExit()
+        let database = options.databaseURL.map { url in
+            let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+            return PostgresCounter(url: url + (url.contains("?") ? "&" : "?") + "schema=\(schema)")
         }
-        let pid = bot.processIdentifier
+        if let database {
+            environment["DATABASE_PATH"] = nil
+            environment["DATABASE_URL"] = database.url
+        }
+        let bots = try (0..<options.replicas).map { index in
+            let bot = Process()
+            bot.executableURL = URL(fileURLWithPath: options.bot)
+            bot.arguments = ["run"]
+            bot.environment = environment
+            bot.standardOutput = FileHandle.nullDevice
+            bot.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try bot.run()
+            return bot
+        }
+        let started = ContinuousClock.now
+        defer {
+            for bot in bots {
+                bot.terminate()
+                bot.waitUntilExit()
+            }
+        }
+        let pids = bots.map(\.processIdentifier)
         var rows: [Benchmarks.Row] = []
         func row(_ name: String, _ value: Double, _ unit: String, _ note: String = "") {
             rows.append(.init(name: name, value: value, unit: unit, note: note))
@@ -73,10 +93,10 @@ enum ProcessBenchmark {
         row("start-up to first getUpdates", Benchmarks.milliseconds(firstPoll - started), "ms", "spawn → the fake sees the first poll")
 
         try await Task.sleep(for: .seconds(1))
-        row("idle RSS", Double(Proc.status(pid, "VmRSS")) / 1024, "MiB", "1 s after the first poll")
-        let idleStart = Proc.usage(pid)
+        row("idle RSS", Double(Proc.status(pids[0], "VmRSS")) / 1024, "MiB", "1 s after the first poll")
+        let idleStart = Proc.usage(pids)
         try await Task.sleep(for: .seconds(options.idleSeconds))
-        let idle = Proc.usage(pid) - idleStart
+        let idle = Proc.usage(pids) - idleStart
         row("idle CPU over \(options.idleSeconds) s", idle.cpu * 1000, "ms", "\(idle.syscalls) read/write syscalls")
 
         var chat: Int64 = 1
@@ -96,41 +116,50 @@ enum ProcessBenchmark {
             return (request - delivered, shown.map { $0.at - request })
         }
 
-        let firstStart = Proc.usage(pid)
+        let firstStart = Proc.usage(pids)
         _ = try await reply()
-        let first = Proc.usage(pid) - firstStart
+        let first = Proc.usage(pids) - firstStart
         row("first reply after start: CPU", first.cpu * 1000, "ms", "\(first.syscalls) read/write syscalls")
-        row("peak RSS after the first reply", Double(Proc.status(pid, "VmHWM")) / 1024, "MiB")
+        row("peak RSS after the first reply", Double(Proc.status(pids[0], "VmHWM")) / 1024, "MiB")
 
         var toModel: [Double] = []
         var toDraft: [Double] = []
-        let sequentialStart = Proc.usage(pid)
+        let transactionsBefore = database.map { $0.transactions() }
+        let sequentialStart = Proc.usage(pids)
         for _ in 0..<options.sequential {
             let (model, draft) = try await reply()
             toModel.append(Benchmarks.milliseconds(model))
             if let draft { toDraft.append(Benchmarks.milliseconds(draft)) }
         }
-        let sequential = Proc.usage(pid) - sequentialStart
+        let sequential = Proc.usage(pids) - sequentialStart
+        let sequentialTransactions = database.map { $0.transactions() }
         let count = Double(options.sequential)
         row("sequential: CPU per reply", sequential.cpu * 1000 / count, "ms", "\(options.sequential) chats one after another")
         row("sequential: syscalls per reply", Double(sequential.syscalls) / count, "calls", "read/write syscalls (/proc/PID/io)")
+        if let before = transactionsBefore, let after = sequentialTransactions {
+            row("sequential: database transactions per reply", Double(after - before) / count, "", "pg_stat_database, every replica's")
+        }
         row("sequential: update → request at the model p50", percentile(toModel, 0.5), "ms")
         row("sequential: model's first event → first visible draft p50", percentile(toDraft, 0.5), "ms", "the fake sends the first event as the request arrives")
         row("sequential: model's first event → first visible draft p95", percentile(toDraft, 0.95), "ms")
-        row("peak RSS after the sequential replies", Double(Proc.status(pid, "VmHWM")) / 1024, "MiB")
+        row("peak RSS after the sequential replies", Double(Proc.status(pids[0], "VmHWM")) / 1024, "MiB")
 
-        let burstStart = Proc.usage(pid)
+        let burstStart = Proc.usage(pids)
         let wallStart = ContinuousClock.now
         let chats = (0..<options.burst).map { Int64(100_000 + $0) }
         for _ in chats { llm.enqueue(.paced(answer, charactersPerEvent: 4, every: .milliseconds(10))) }
+        let burstTransactions = database.map { $0.transactions() }
         for id in chats { telegram.deliverText("question", chatID: id) }
         try await waitFor("every answer of the burst", timeout: .seconds(600)) { chats.allSatisfy { telegram.visibleMessages(chatID: $0).last?.text == answer } }
-        let burst = Proc.usage(pid) - burstStart
+        let burst = Proc.usage(pids) - burstStart
         row("\(options.burst) at once: all answered", Benchmarks.milliseconds(ContinuousClock.now - wallStart) / 1000, "s")
         row("\(options.burst) at once: CPU per reply", burst.cpu * 1000 / Double(options.burst), "ms")
         row("\(options.burst) at once: syscalls per reply", Double(burst.syscalls) / Double(options.burst), "calls")
-        row("\(options.burst) at once: peak RSS", Double(Proc.status(pid, "VmHWM")) / 1024, "MiB")
+        row("\(options.burst) at once: peak RSS", Double(Proc.status(pids[0], "VmHWM")) / 1024, "MiB")
         row("\(options.burst) at once: 429s", Double(telegram.tooManyRequests), "", "must be 0")
+        if let database, let before = burstTransactions {
+            row("\(options.burst) at once: database transactions per reply", Double(database.transactions() - before) / Double(options.burst), "")
+        }
         return rows
     }
 
@@ -147,6 +176,11 @@ enum Proc {
         var cpu: Double
         var syscalls: Int
         static func - (a: Usage, b: Usage) -> Usage { Usage(cpu: a.cpu - b.cpu, syscalls: a.syscalls - b.syscalls) }
+    }
+
+    /// Several processes' together.
+    static func usage(_ pids: [Int32]) -> Usage {
+        pids.map(usage).reduce(Usage(cpu: 0, syscalls: 0)) { Usage(cpu: $0.cpu + $1.cpu, syscalls: $0.syscalls + $1.syscalls) }
     }
 
     /// User + system CPU (clock ticks of `/proc/PID/stat`) and read/write syscalls (`/proc/PID/io`).
@@ -170,5 +204,27 @@ enum Proc {
             return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
         }
         return 0
+    }
+}
+
+/// The database's committed transactions, read with `psql` (PostgreSQL's statistics lag by up to a
+/// second, so each reading waits that long first).
+struct PostgresCounter {
+    let url: String
+
+    func transactions() -> Int {
+        Thread.sleep(forTimeInterval: 1.5)
+        let psql = Process()
+        psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        let base = url.components(separatedBy: "schema=").first ?? url
+        psql.arguments = [base.hasSuffix("&") || base.hasSuffix("?") ? String(base.dropLast()) : base, "-Atc",
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"]
+        let output = Pipe()
+        psql.standardOutput = output
+        psql.standardError = FileHandle.nullDevice
+        guard (try? psql.run()) != nil else { return 0 }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        psql.waitUntilExit()
+        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 }
