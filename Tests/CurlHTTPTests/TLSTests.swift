@@ -47,7 +47,7 @@ import TestSupport
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         process.waitUntilExit()
         return process.terminationStatus
     }

@@ -31,7 +31,7 @@ import TestSupport
             process.environment = environment
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            try launch(process)
         }
         func kill() {
             Glibc.kill(process.processIdentifier, SIGKILL)

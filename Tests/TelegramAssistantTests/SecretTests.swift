@@ -94,7 +94,7 @@ import TestSupport
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle
-        try process.run()
+        try launch(process)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         telegram.deliverText("hello", chatID: 32)
         try await waitUntil("the answer") { telegram.visibleMessages(chatID: 32).count == 1 }

@@ -136,7 +136,7 @@ func runToEnd(_ executable: URL, _ arguments: [String], environment: [String: St
     if let directory { process.currentDirectoryURL = directory }
     process.standardOutput = handle
     process.standardError = handle
-    try process.run()
+    try launch(process)
     try await waitUntilExit(process, timeout: timeout)
     return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
 }
