@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. First the default build's (`swift test`: SQLite, long polling). Then, when
 # PostgreSQL's server programs are installed (Debian's `postgresql` package), the Cluster build's
-# (`swift test --traits Cluster`), with the storage tests also on a throw-away PostgreSQL cluster
+# (`swift test --traits Cluster`, the suites it changes or adds), with the storage tests also on a throw-away PostgreSQL cluster
 # that this script starts on 127.0.0.1 and removes afterwards, and last a restart of that server
 # under a running bot. The server never runs as root: as root, it runs as the `postgres` user.
 #
@@ -42,7 +42,10 @@ printf "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s
 "${as_server[@]}" "$bin/pg_ctl" -D "$workdir/data" -l "$workdir/server.log" -w start >/dev/null
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U assistant assistant_test
 export TEST_DATABASE_URL="postgres://assistant@127.0.0.1:$port/assistant_test?sslmode=disable"
-swift test --traits Cluster --scratch-path .build-cluster
+# The suites the Cluster build changes or adds; the rest ran above on the same sources, and running
+# them again would only double the real-time tests fighting for two cores.
+swift test --traits Cluster --scratch-path .build-cluster \
+  --filter 'StoreContractTests|StoreTests|PostgresBotTests|ClusterServerTests|WebhookTests|ReplicaTests|ConfigurationTests|LayeringTests'
 # Last and alone: this one stops and starts the server under a running bot.
 TEST_POSTGRES_CTL="${as_server[*]} $bin/pg_ctl -D $workdir/data -l $workdir/server.log -w" \
   swift test --traits Cluster --scratch-path .build-cluster --skip-build --filter PostgresRestartTests

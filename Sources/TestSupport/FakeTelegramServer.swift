@@ -101,6 +101,8 @@ public final class FakeTelegramServer: Sendable {
         /// Every post and its status (nil: no answer).
         var webhookPosts: [(updateID: Int64, status: Int?)] = []
         var stopped = false
+        /// Updates wait instead of being posted (as while Telegram's retry timer runs).
+        var pushesHeld = false
     }
 
     public let token: String
@@ -595,18 +597,20 @@ public final class FakeTelegramServer: Sendable {
             return false
         }
         if tooSoon { return Self.failure(429, "Too Many Requests: retry after 1", parameters: "{\"retry_after\":1}") }
+        // Holds the server only while it pumps: a test that lets go of it ends this thread too.
         Thread.detachNewThread { [weak self] in
-            while let self, self.pumpWebhook() { Thread.sleep(forTimeInterval: 0.02) }
+            while self?.pumpWebhook() == true { Thread.sleep(forTimeInterval: 0.02) }
         }
         return Self.ok("true")
     }
 
     /// Posts what can be posted now; false once the webhook is gone (the pump thread ends).
     private func pumpWebhook() -> Bool {
-        guard let (target, pending) = state.withLock({ state -> (WebhookPusher.Target, [String])? in
+        guard let (target, pending, held) = state.withLock({ state -> (WebhookPusher.Target, [String], Bool)? in
             guard !state.stopped, let target = state.webhook else { return nil }
-            return (target, state.pendingUpdates)
+            return (target, state.pendingUpdates, state.pushesHeld)
         }) else { return false }
+        if held { return true }
         var waiting = Set<Int64>()
         let now = ContinuousClock.now
         for update in pending {
@@ -641,6 +645,11 @@ public final class FakeTelegramServer: Sendable {
                     returning: WebhookPusher.send(body, to: WebhookPusher.Target(url: url, secret: secret ?? "", maxConnections: 1), withSecret: secret != nil))
             }
         }
+    }
+
+    /// Updates wait at Telegram instead of being posted, until `holdPushes(false)`.
+    public func holdPushes(_ hold: Bool) {
+        state.withLock { $0.pushesHeld = hold }
     }
 
     /// Every webhook post so far, with its status (nil: no answer).
