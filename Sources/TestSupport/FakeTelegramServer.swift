@@ -103,6 +103,9 @@ public final class FakeTelegramServer: Sendable {
         var stopped = false
         /// Updates wait instead of being posted (as while Telegram's retry timer runs).
         var pushesHeld = false
+        /// A load balancer in front of replicas: posts go to these hosts and ports in turn.
+        var balancedTo: [URL] = []
+        var balancedPosts = 0
     }
 
     public let token: String
@@ -606,7 +609,7 @@ public final class FakeTelegramServer: Sendable {
 
     /// Posts what can be posted now; false once the webhook is gone (the pump thread ends).
     private func pumpWebhook() -> Bool {
-        guard let (target, pending, held) = state.withLock({ state -> (WebhookPusher.Target, [String], Bool)? in
+        guard case let (target, pending, held)? = state.withLock({ state -> (WebhookPusher.Target, [String], Bool)? in
             guard !state.stopped, let target = state.webhook else { return nil }
             return (target, state.pendingUpdates, state.pushesHeld)
         }) else { return false }
@@ -619,7 +622,17 @@ public final class FakeTelegramServer: Sendable {
             // A chat's later update waits for the one before it, whatever became of that one.
             guard waiting.insert(chat).inserted else { continue }
             if let retry = state.withLock({ $0.webhookRetryAt[id] }), retry > now { continue }
-            _ = pusher.post(update, id: id, chatID: chat, to: target) { [weak self] id, status in self?.posted(id, status) }
+            var to = target
+            if let balanced = state.withLock({ $0.balancedTo.isEmpty ? nil : $0.balancedTo[$0.balancedPosts % $0.balancedTo.count] }),
+                var components = URLComponents(url: target.url, resolvingAgainstBaseURL: false)
+            {
+                components.host = balanced.host
+                components.port = balanced.port
+                to.url = components.url ?? target.url
+            }
+            if pusher.post(update, id: id, chatID: chat, to: to, posted: { [weak self] id, status in self?.posted(id, status) }) {
+                state.withLock { $0.balancedPosts += 1 }
+            }
         }
         return true
     }
@@ -634,6 +647,12 @@ public final class FakeTelegramServer: Sendable {
                 state.webhookRetryAt[id] = .now + .milliseconds(200)
             }
         }
+    }
+
+    /// Puts a load balancer in front of the webhook: posts go to `urls`' hosts and ports in turn
+    /// (the webhook's path stays), as to replicas behind one public address.
+    public func balanceWebhook(across urls: [URL]) {
+        state.withLock { $0.balancedTo = urls }
     }
 
     /// Posts `body` to a webhook as anyone could, with `secret` (nil: no header); the status. The

@@ -29,11 +29,12 @@ final class WebhookPusher: Sendable {
         guard started else { return false }
         Thread.detachNewThread { [self] in
             let status = Self.send(update, to: target)
+            // Recorded before the chat is free: the next pump must not post an update answered 200 again.
+            posted(id, status)
             inFlight.withLock { state in
                 state.chats.remove(chatID)
                 state.connections -= 1
             }
-            posted(id, status)
         }
         return true
     }
