@@ -98,6 +98,19 @@ enum Migrations {
                 t.add(column: "audio_seconds", .integer).notNull().defaults(to: 0)
             }
         }
+        migrator.registerMigration("v5: replicas and chat leases") { db in
+            // Used where several replicas share one database (PostgreSQL, `SharedStore`): which
+            // replicas are alive, and which one answers each chat. Here only so that both backends
+            // keep the same named migrations.
+            try db.create(table: "replica") { t in
+                t.primaryKey("id", .text)
+                t.column("expires_at", .datetime).notNull()
+            }
+            try db.create(table: "chat_lease") { t in
+                t.primaryKey("chat_id", .integer)
+                t.column("replica", .text).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -59,6 +59,15 @@ extension SQLiteStore {
 
     /// Applies a status change inside the caller's transaction.
     func apply(_ change: UpdateStatusChange, _ db: Database) throws {
+        if change.status == .answering {
+            // Only from `received`: an update that another replica (or an earlier answer) has
+            // taken is never answered twice.
+            try db.run("UPDATE telegram_update SET status = 'answering' WHERE update_id = ? AND status = 'received'", [change.updateID])
+            if db.changesCount == 0, try Row.fetchOne(db, sql: "SELECT 1 FROM telegram_update WHERE update_id = ?", arguments: [change.updateID]) != nil {
+                throw StoreError.updateTaken(change.updateID)
+            }
+            return
+        }
         // A handled update needs its pending reply no more.
         try db.run(
             """

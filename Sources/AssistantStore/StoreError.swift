@@ -3,9 +3,18 @@ import GRDB
 /// Why the database could not be used; says which file and what to do, never SQL or saved text.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
+    /// An update was to become `answering` but is no longer `received`: something else (another
+    /// replica) answers it or has answered it. Nothing was written; the caller stays silent.
+    public private(set) var isUpdateTaken = false
 
     public init(description: String) {
         self.description = description
+    }
+
+    public static func updateTaken(_ updateID: Int64) -> StoreError {
+        var error = StoreError(description: "update \(updateID) is answered elsewhere (it is no longer waiting)")
+        error.isUpdateTaken = true
+        return error
     }
 
     /// Explains an SQLite failure on the database at `path` in an operator's terms.

@@ -72,10 +72,16 @@ public final class BotMetrics: Sendable {
         /// Chats with a reply in progress, and messages waiting behind them.
         public var replying: Int
         public var waiting: Int
+        /// This process polls Telegram (one replica at a time does; 0 in webhook mode).
+        public var polling: Bool
+        /// Replicas on PostgreSQL: the chats this one holds, and the replicas alive.
+        public var leases: (chats: Int, replicas: Int)?
 
-        public init(replying: Int, waiting: Int) {
+        public init(replying: Int, waiting: Int, polling: Bool, leases: (chats: Int, replicas: Int)? = nil) {
             self.replying = replying
             self.waiting = waiting
+            self.polling = polling
+            self.leases = leases
         }
     }
 
@@ -83,6 +89,11 @@ public final class BotMetrics: Sendable {
     func render(_ gauges: Gauges) -> String {
         Gauge(label: "telegram_assistant_active_replies", dimensions: [], factory: factory).record(gauges.replying)
         Gauge(label: "telegram_assistant_queue_depth", dimensions: [], factory: factory).record(gauges.waiting)
+        Gauge(label: "telegram_assistant_leader", dimensions: [], factory: factory).record(gauges.polling ? 1 : 0)
+        if let leases = gauges.leases {
+            Gauge(label: "telegram_assistant_chat_leases", dimensions: [], factory: factory).record(leases.chats)
+            Gauge(label: "telegram_assistant_replicas_alive", dimensions: [], factory: factory).record(leases.replicas)
+        }
         return registry.emitToString()
     }
 

@@ -46,12 +46,12 @@ public struct ClusterServer: Service, CustomStringConvertible {
     /// Serves the webhook when `webhook` is set, and /metrics and the health routes when `metrics`
     /// is. `onListening` gets the port, for a listener on port 0 (tests).
     public init(
-        host: String, port: Int, metrics: BotMetrics?, webhook: Webhook? = nil, status: StatusReporter, store: any Store, logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        host: String, port: Int, metrics: BotMetrics?, webhook: Webhook? = nil, status: StatusReporter, leases: ChatLeases? = nil,
+        store: any Store, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         let router = Router()
         if let webhook { Self.route(webhook, on: router) }
-        if let metrics { Self.routeMetrics(metrics, status: status, store: store, on: router) }
+        if let metrics { Self.routeMetrics(metrics, status: status, leases: leases, store: store, on: router) }
         var quiet = logger
         quiet.logLevel = .warning
         application = Application(
@@ -79,10 +79,13 @@ public struct ClusterServer: Service, CustomStringConvertible {
         }
     }
 
-    private static func routeMetrics(_ metrics: BotMetrics, status: StatusReporter, store: any Store, on router: Router<BasicRequestContext>) {
+    private static func routeMetrics(
+        _ metrics: BotMetrics, status: StatusReporter, leases: ChatLeases?, store: any Store, on router: Router<BasicRequestContext>
+    ) {
         router.get("metrics") { _, _ -> Response in
             let load = status.load
-            let text = metrics.render(BotMetrics.Gauges(replying: load.chats, waiting: load.waiting))
+            let text = metrics.render(
+                BotMetrics.Gauges(replying: load.chats, waiting: load.waiting, polling: status.isPolling, leases: leases?.counts))
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))

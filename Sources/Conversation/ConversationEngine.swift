@@ -70,6 +70,8 @@ public final class ConversationEngine: Sendable {
             userTurn = try await store.appendMessage(
                 conversationID: conversationID, role: .user, content: text, attachments: turn.attachments, inputCostUSD: turn.inputCostUSD,
                 moveWindow: early?.move, alongWith: changes)
+        } catch let error as StoreError where error.isUpdateTaken {
+            return .answeredElsewhere
         } catch {
             logStoreFailure(error, logger)
             return .storageFailed

@@ -14,6 +14,9 @@ public enum ReplyOutcome: Sendable {
     case messageTooLong(estimatedTokens: Int, budget: Int)
     /// The database could not be read or written; nothing was sent (the error is in the log).
     case storageFailed
+    /// The front end's update was taken by someone else (another replica) before this answer
+    /// began: nothing was saved or sent, and nothing is shown.
+    case answeredElsewhere
 
     /// The marker shown after a partial answer.
     public static let interruptedMarker = "(interrupted)"
@@ -24,7 +27,7 @@ public enum ReplyOutcome: Sendable {
         switch self {
         case .answered(let completion): completion.text
         case .interrupted(let partial, _, _): partial
-        case .failed, .messageTooLong, .storageFailed: nil
+        case .failed, .messageTooLong, .storageFailed, .answeredElsewhere: nil
         }
     }
 
@@ -48,6 +51,8 @@ public enum ReplyOutcome: Sendable {
             "Your message is too long for this model (about \(tokens) tokens; at most \(budget) fit). Please shorten it."
         case .storageFailed:
             "Could not save the conversation, so nothing was sent. Please try again; if it persists, tell the bot's operator."
+        case .answeredElsewhere:
+            nil
         }
     }
 }

@@ -3,6 +3,7 @@ import AssistantStore
 import Foundation
 import Logging
 import PostgresNIO
+import Support
 
 /// Which replica leads: the one holding a PostgreSQL advisory lock on a connection of its own. The
 /// lock lives as long as that session, so a replica that dies, or loses the database, lets go by
@@ -42,8 +43,11 @@ public final class PostgresLeadership: Sendable {
 
     /// Tries once; true when this replica leads now.
     public func tryToLead() async throws -> Bool {
+        let (connection, key, logger) = (self.connection, self.key, self.logger)
         do {
-            let rows = try await connection.rows("SELECT pg_try_advisory_lock(hashtext(\(key))) AS leads", logger)
+            let rows = try await abandoning(after: .seconds(10)) {
+                try await connection.rows("SELECT pg_try_advisory_lock(hashtext(\(key))) AS leads", logger)
+            }
             return try rows.first?["leads"].decode(Bool.self) ?? false
         } catch {
             throw StoreError(postgres: error, location: location)
@@ -57,13 +61,17 @@ public final class PostgresLeadership: Sendable {
         }
     }
 
-    /// Returns when the lock may be gone: its session failed a check (made every `interval`).
+    /// Returns when the lock may be gone: its session failed a check (made every `interval`), or
+    /// did not answer one within a second or `interval` (a connection whose server went away can
+    /// leave a query waiting for ever); then the connection is closed.
     public func lost(checkingEvery interval: Duration, clock: any Clock<Duration> = ContinuousClock()) async throws {
+        let (connection, logger) = (self.connection, self.logger)
         while true {
             try await clock.sleep(for: interval)
             do {
-                _ = try await connection.rows("SELECT 1 AS alive", logger)
+                _ = try await abandoning(after: max(interval, .seconds(1)), clock: clock) { try await connection.rows("SELECT 1 AS alive", logger) }
             } catch {
+                try? await connection.close()
                 return
             }
         }

@@ -99,6 +99,18 @@ enum PostgresMigrations {
                 "ALTER TABLE conversation ADD COLUMN images BIGINT NOT NULL DEFAULT 0, ADD COLUMN audio_seconds BIGINT NOT NULL DEFAULT 0",
             ]
         ),
+        (
+            "v5: replicas and chat leases",
+            [
+                // A replica is alive while its heartbeat has not expired (the database's clock).
+                "CREATE TABLE replica (id TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)",
+                // The replica that answers a chat; the lease is void once that replica is not alive.
+                "CREATE TABLE chat_lease (chat_id BIGINT PRIMARY KEY, replica TEXT NOT NULL)",
+                "CREATE INDEX chat_lease_by_replica ON chat_lease (replica)",
+                // Open updates by chat, for claiming and releasing chats.
+                "CREATE INDEX telegram_update_open_by_chat ON telegram_update ((COALESCE(chat_id, 0)), update_id) WHERE status <> 'handled'",
+            ]
+        ),
     ]
 }
 

@@ -11,7 +11,7 @@ extension PostgresStore {
 
     public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64?) async throws -> [UpdateRow] {
         guard let offset = nextOffset ?? updates.map(\.id).max().map({ $0 + 1 }) else { return [] }
-        let (now, logger) = (self.now(), self.logger)
+        let (now, logger, channel) = (self.now(), self.logger, updatesChannel)
         return try await write { connection in
             var fresh: [UpdateRow] = []
             for update in updates {
@@ -34,6 +34,8 @@ extension PostgresStore {
                 INSERT INTO telegram_state (key, value) VALUES ('offset', \(offset))
                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
                 """, logger: logger)
+            // Every replica's claimer wakes (on commit) to take the new updates' chats.
+            if !fresh.isEmpty { try await connection.query("SELECT pg_notify(\(channel), '')", logger: logger) }
             return fresh
         }
     }
@@ -49,6 +51,16 @@ extension PostgresStore {
     /// Applies a status change inside the caller's transaction; a handled update needs its pending
     /// reply no more.
     static func apply(_ change: UpdateStatusChange, now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        if change.status == .answering {
+            // Only from `received`: an update that another replica (or an earlier answer) has
+            // taken is never answered twice.
+            let moved = try await connection.rows(
+                "UPDATE telegram_update SET status = 'answering' WHERE update_id = \(change.updateID) AND status = 'received' RETURNING 1", logger)
+            if moved.isEmpty, try await !connection.rows("SELECT 1 AS found FROM telegram_update WHERE update_id = \(change.updateID)", logger).isEmpty {
+                throw StoreError.updateTaken(change.updateID)
+            }
+            return
+        }
         let handled = change.status == .handled
         try await connection.query(
             """
@@ -73,25 +85,27 @@ extension PostgresStore {
     }
 
     public func openUpdates() async throws -> [StoredUpdate] {
-        try await run(
-            """
-            SELECT update_id, chat_id, payload, status, reply, reply_parts_sent, stream_message_id, stream_part
-            FROM telegram_update WHERE status <> 'handled' ORDER BY update_id
-            """
-        ).map { row in
-            let reply = try row["reply"].decode(String?.self)
-            let streamMessageID = try row["stream_message_id"].decode(Int?.self)
-            let streamPart = try row["stream_part"].decode(Int?.self)
-            let partsSent = try row["reply_parts_sent"].decode(Int.self)
-            let name = try row["status"].decode(String.self)
-            guard let status = UpdateStatus(rawValue: name) else { throw StoreError(description: "an update in the ledger has an unknown status (\(name))") }
-            return StoredUpdate(
-                update: UpdateRow(id: try row["update_id"].decode(Int64.self), chatID: try row["chat_id"].decode(Int64?.self), payload: try row["payload"].decode(String.self)),
-                status: status,
-                pendingReply: reply.map { reply in
-                    PendingReply(payload: reply, partsSent: partsSent, streamMessage: streamMessageID.flatMap { id in streamPart.map { (id, $0) } })
-                })
-        }
+        try await run("SELECT \(unescaped: Self.storedUpdateColumns) FROM telegram_update WHERE status <> 'handled' ORDER BY update_id")
+            .map(Self.storedUpdate)
+    }
+
+    /// The columns `storedUpdate` reads.
+    static let storedUpdateColumns = "update_id, chat_id, payload, status, reply, reply_parts_sent, stream_message_id, stream_part"
+
+    /// An open update as a row of `storedUpdateColumns` has it.
+    static func storedUpdate(_ row: PostgresRandomAccessRow) throws -> StoredUpdate {
+        let reply = try row["reply"].decode(String?.self)
+        let streamMessageID = try row["stream_message_id"].decode(Int?.self)
+        let streamPart = try row["stream_part"].decode(Int?.self)
+        let partsSent = try row["reply_parts_sent"].decode(Int.self)
+        let name = try row["status"].decode(String.self)
+        guard let status = UpdateStatus(rawValue: name) else { throw StoreError(description: "an update in the ledger has an unknown status (\(name))") }
+        return StoredUpdate(
+            update: UpdateRow(id: try row["update_id"].decode(Int64.self), chatID: try row["chat_id"].decode(Int64?.self), payload: try row["payload"].decode(String.self)),
+            status: status,
+            pendingReply: reply.map { reply in
+                PendingReply(payload: reply, partsSent: partsSent, streamMessage: streamMessageID.flatMap { id in streamPart.map { (id, $0) } })
+            })
     }
 
     public func pruneHandledUpdates(olderThan age: TimeInterval) async throws -> Int {

@@ -21,6 +21,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// How long a call waits for a connection before it fails (the server is down or unreachable).
     let leaseTimeout: Duration
+    /// Replicas: the heartbeat's own connection (`SharedStore`).
+    let heartbeatConnection: DedicatedConnection
 
     /// Connects, migrates (under a lock, so replicas starting together migrate once) and returns
     /// the store; fails with a `StoreError` saying what is wrong.
@@ -46,6 +48,7 @@ public final class PostgresStore: Store {
         self.leaseTimeout = leaseTimeout
         self.now = now
         self.logger = logger
+        heartbeatConnection = DedicatedConnection(location, id: 3, logger: logger)
         let tls: PostgresClient.Configuration.TLS =
             switch location.tls {
             case .disable: .disable
@@ -117,9 +120,11 @@ public final class PostgresStore: Store {
         return configuration
     }
 
-    /// Closes the pool.
+    /// Closes the pool (and the heartbeat's connection).
     public func close() {
         running.cancel()
+        let heartbeat = heartbeatConnection
+        Task { await heartbeat.close() }
     }
 
     // MARK: Transactions

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Runs `operation` beside `watcher`, and the first to end decides:
 /// - the operation ends: its value (or error) is the result, and the watcher is cancelled;
 /// - the watcher throws: the operation is cancelled and that error is the result;
@@ -54,5 +56,50 @@ public func withCancellationDelay<T: Sendable>(
         }
     } onCancel: {
         callerCancelled.notify()
+    }
+}
+
+/// Waits for `operation` at most `limit`, and past it throws `DeadlineExceeded` without waiting
+/// any longer: for a call that may never answer and never notice cancellation, such as a query on a
+/// connection whose server went away. The operation runs in a task of its own and is cancelled at
+/// the deadline; the caller makes it end for good (closes its connection).
+public func abandoning<T: Sendable>(
+    after limit: Duration, clock: any Clock<Duration> = ContinuousClock(), _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let once = ResumeOnce(continuation)
+        let work = Task {
+            do {
+                once.resume(with: .success(try await operation()))
+            } catch {
+                once.resume(with: .failure(error))
+            }
+        }
+        Task {
+            try? await clock.sleep(for: limit)
+            if once.resume(with: .failure(DeadlineExceeded(limit: limit))) { work.cancel() }
+        }
+    }
+}
+
+/// `abandoning`'s operation did not end in time.
+public struct DeadlineExceeded: Error, CustomStringConvertible {
+    public let limit: Duration
+    public var description: String { "no answer within \(limit)" }
+}
+
+/// Resumes a continuation the first time only.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+    init(_ continuation: CheckedContinuation<T, any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// True when this call resumed it.
+    @discardableResult func resume(with result: Result<T, any Error>) -> Bool {
+        guard let continuation = continuation.withLock({ $0.take() }) else { return false }
+        continuation.resume(with: result)
+        return true
     }
 }

@@ -27,8 +27,8 @@ public struct TokenBucket: Sendable {
     }
 
     /// Spends a token (the caller has checked `wait()`, or overdraws on purpose).
-    public mutating func spend() {
-        tokens -= 1
+    public mutating func spend(_ count: Double = 1) {
+        tokens -= count
     }
 
     /// Refills and, when a token is there, spends it; otherwise returns how long until one is.

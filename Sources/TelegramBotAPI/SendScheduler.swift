@@ -46,6 +46,20 @@ public actor SendScheduler {
         global = TokenBucket(capacity: limits.globalBurst, perSecond: limits.globalPerSecond * limits.scale, now: .zero)
     }
 
+    /// Replicas that share one bot (and one database) split Telegram's global budget evenly: each
+    /// gets its share of the rate and of the burst. The per-chat and per-group budgets need no
+    /// split, as one replica at a time answers a chat (`ChatLeases`).
+    public func shareGlobalBudget(among replicas: Int) {
+        let replicas = Double(max(1, replicas))
+        let now = stopwatch.elapsed
+        global.refill(now)
+        let capacity = max(1, limits.globalBurst / replicas)
+        var shared = TokenBucket(capacity: capacity, perSecond: limits.globalPerSecond * limits.scale / replicas, now: now)
+        guard shared.capacity != global.capacity || shared.perSecond != global.perSecond else { return }
+        // What was already spent stays spent.
+        shared.spend(max(0, global.capacity - global.tokens))
+        global = shared
+    }
 
     /// Waits until a final (must-deliver) call to `chat` may go, and spends its budget.
     func acquireFinal(chat: Int64, isGroup: Bool) async throws {

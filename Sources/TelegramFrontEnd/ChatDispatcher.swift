@@ -111,6 +111,7 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
                     return nil
                 }
                 return { [self] in
+                    guard await intake.mayAnswer(chatID, updateIDs: [update.update_id]) else { return }
                     await notices.send(chat, notice, replyTo: message.message_id)
                     await intake.handled(update.update_id)
                 }
@@ -136,6 +137,7 @@ public final class ChatDispatcher: Service, Sendable, CustomStringConvertible {
             }
             // Once per busy period, quoting the message that was skipped.
             return { [self] in
+                guard await intake.mayAnswer(chatID, updateIDs: [update.update_id]) else { return }
                 await notices.send(chat, Self.overflowNotice, replyTo: message.message_id, quoteInPrivate: true)
                 await intake.handled(update.update_id)
             }

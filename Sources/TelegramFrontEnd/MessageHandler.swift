@@ -58,6 +58,7 @@ public struct MessageHandler: Sendable {
         let chat = ChatHandle(id: message.chat.id, isGroup: !message.chat.isPrivate, threadID: message.message_thread_id)
         var logger = self.logger
         logger[metadataKey: "chat_id"] = .stringConvertible(chat.id)
+        guard await intake.mayAnswer(chat.id, updateIDs: incoming.updateIDs) else { return }
         let closes = await respond(to: message, chat: chat, incoming: incoming, logger: logger)
         // A send found the group moved to a new id: its conversation follows.
         if chat.id != message.chat.id { await intake.migrate(from: message.chat.id, to: chat.id) }

@@ -81,6 +81,11 @@ public struct ReplyPipeline: Sendable {
         })
         // No answer: stopped or shut down while waiting for a permit.
         let outcome = answer ?? .interrupted(partial: "", model: model, reason: nil)
+        if case .answeredElsewhere = outcome {
+            // Another replica took the update first (this one's lease had lapsed): it answers.
+            logger.warning("reply_skipped", metadata: ["update_id": .stringConvertible(updateID), "error_type": "update_taken"])
+            return false
+        }
         var deliveryError: TelegramError?
         do {
             try await presenter.finish(ReplyPresenter.render(outcome))
@@ -170,6 +175,8 @@ public struct ReplyPipeline: Sendable {
             errorType = errorType ?? "message_too_long"
         case .storageFailed:
             errorType = errorType ?? "storage"
+        case .answeredElsewhere:
+            errorType = errorType ?? "update_taken"
         }
         if let errorType {
             metadata["error_type"] = .string(errorType)

@@ -17,8 +17,17 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     private let stallLimit: Duration
     private let stopwatch: Stopwatch
     private let last = Mutex<(turn: Duration?, poll: Duration?, status: String)>((nil, nil, ""))
-    /// Webhook mode: Telegram pushes, nothing polls; Telegram accepted the webhook at start.
-    private let pushing = Mutex(false)
+    /// How updates come in.
+    private let mode = Mutex(Mode.polling)
+
+    enum Mode {
+        /// This process polls Telegram.
+        case polling
+        /// Webhook mode: Telegram pushes, nothing polls; Telegram accepted the webhook at start.
+        case pushed
+        /// Another replica polls; this one answers what the ledger holds for its chats.
+        case standby
+    }
 
     /// `stallLimit`: the longest a healthy polling loop goes without a new round.
     public init(notifier: SystemdNotifier, mailboxes: Mailboxes, stallLimit: Duration, clock: any Clock<Duration>) {
@@ -75,7 +84,7 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
 
     /// Telegram answered a poll within `stallLimit` (for /readyz).
     public var telegramAnswers: Bool {
-        if pushing.withLock({ $0 }) { return true }
+        if mode.withLock({ $0 }) != .polling { return true }
         guard let poll = last.withLock({ $0.poll }) else { return false }
         return stopwatch.elapsed - poll <= stallLimit
     }
@@ -85,8 +94,18 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
 
     /// Webhook mode from now on.
     func pushed() {
-        pushing.withLock { $0 = true }
+        mode.withLock { $0 = .pushed }
     }
+
+    /// A replica starts or stops polling (it leads, or another one does): a standby has no loop
+    /// that must turn.
+    func polling(_ on: Bool) {
+        mode.withLock { $0 = on ? .polling : .standby }
+        if !on { last.withLock { $0.turn = nil } }
+    }
+
+    /// This process polls Telegram (for /metrics: the leader of replicas).
+    public var isPolling: Bool { mode.withLock { $0 } == .polling }
 
     /// READY=1 with the first status.
     func ready() {
@@ -111,6 +130,12 @@ public final class StatusReporter: Service, Sendable, CustomStringConvertible {
     var summary: String {
         let served = mailboxes.served
         let count = served >= Mailboxes.servedCapacity ? "\(served)+" : "\(served)"
-        return "\(pushing.withLock { $0 } ? "Webhook" : "Polling"); \(count) chat\(served == 1 ? "" : "s") served since start, \(mailboxes.active) replying now"
+        let how =
+            switch mode.withLock({ $0 }) {
+            case .polling: "Polling"
+            case .pushed: "Webhook"
+            case .standby: "Standby (another replica polls)"
+            }
+        return "\(how); \(count) chat\(served == 1 ? "" : "s") served since start, \(mailboxes.active) replying now"
     }
 }

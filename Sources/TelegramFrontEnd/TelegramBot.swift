@@ -16,7 +16,7 @@ public struct BotStartError: Error, CustomStringConvertible, Sendable {
 }
 
 /// The Telegram bot as the services that run it, in start order: maintenance, the status and
-/// watchdog, the dispatcher, the intake. A graceful shutdown stops them in reverse: polling stops at
+/// watchdog, the chat leases (replicas on PostgreSQL), the dispatcher, the intake. A graceful shutdown stops them in reverse: polling stops at
 /// once, replies in flight get the grace period, then the rest.
 public struct TelegramBot: Sendable, CustomStringConvertible {
     public let username: String
@@ -24,12 +24,16 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     public let dispatcher: ChatDispatcher
     public let status: StatusReporter
     public let maintenance: Maintenance
+    /// Replicas on one database: this one's heartbeat and chats.
+    public let leases: ChatLeases?
     /// How long replies in flight may finish after a shutdown begins before they are cut off.
     public let grace: Duration
 
     public init(
-        username: String, intake: UpdateIntake, dispatcher: ChatDispatcher, status: StatusReporter, maintenance: Maintenance, grace: Duration
+        username: String, intake: UpdateIntake, dispatcher: ChatDispatcher, status: StatusReporter, maintenance: Maintenance,
+        leases: ChatLeases? = nil, grace: Duration
     ) {
+        self.leases = leases
         self.username = username
         self.intake = intake
         self.dispatcher = dispatcher
@@ -41,7 +45,8 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     /// What a log shows for the bot: its name, nothing it holds.
     public var description: String { "TelegramBot(@\(username))" }
 
-    public var services: [any Service] { [maintenance, status, dispatcher, intake] }
+    /// The leases stop after the dispatcher: the heartbeat goes on while replies in flight finish.
+    public var services: [any Service] { [maintenance, status] + (leases.map { [$0] } ?? []) + [dispatcher, intake] }
 
     /// The service group that runs the bot, shutting down gracefully on `signals`. `alongWith` start
     /// first and stop last (the HTTP listener: /healthz answers until the end).

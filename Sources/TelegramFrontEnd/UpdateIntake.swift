@@ -31,6 +31,12 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     let webhook: TelegramConfig.Webhook?
     /// Set once what a restart left open has been handed over: a pushed update waits for it.
     private let resumed = Mutex(false)
+    /// Replicas on one database: the chats this one answers. Updates reach the dispatcher only
+    /// through it, whoever received them.
+    let leases: ChatLeases?
+    /// Replicas on one database: runs its argument (the polling loop) whenever this replica leads,
+    /// until cancelled; one replica polls at a time.
+    let leadPolling: (@Sendable (@escaping @Sendable () async throws -> Void) async throws -> Void)?
 
     /// The conversations of Telegram chats are of this kind.
     public static let conversationKind = "telegram"
@@ -38,9 +44,12 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     public init(
         client: BotAPIClient, store: any Store, engine: ConversationEngine, pollTimeout: Int, status: StatusReporter,
         output: AsyncStream<Incoming>.Continuation, stopwatch: Stopwatch, clock: any Clock<Duration>, logger: Logger,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, webhook: TelegramConfig.Webhook? = nil
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, webhook: TelegramConfig.Webhook? = nil,
+        leases: ChatLeases? = nil, leadPolling: (@Sendable (@escaping @Sendable () async throws -> Void) async throws -> Void)? = nil
     ) {
         self.webhook = webhook
+        self.leases = leases
+        self.leadPolling = leadPolling
         self.client = client
         self.store = store
         self.engine = engine
@@ -59,17 +68,11 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     /// updates until graceful shutdown, which stops polling at once. Ends the update stream.
     public func run() async throws {
         defer { output.finish() }
-        for open in try await store.openUpdates() {
-            guard let update = try? JSONDecoder().decode(Telegram.Update.self, from: Data(open.update.payload.utf8)) else {
-                logger.warning("update_undecodable", metadata: ["update_id": .stringConvertible(open.update.id), "error_type": "stored_update_undecodable"])
-                await handled(open.update.id)
-                continue
-            }
-            output.yield(
-                Incoming(
-                    update: update, receivedAt: stopwatch.elapsed, interruptedByRestart: open.status == .answering,
-                    pendingReply: open.pendingReply))
+        if let leases {
+            try await runReplica(leases)
+            return
         }
+        await handOver(try await store.openUpdates())
         resumed.withLock { $0 = true }
         guard let webhook else {
             status.ready()
@@ -81,6 +84,49 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
         status.pushed()
         status.ready()
         try? await gracefulShutdown()
+    }
+
+    /// Hands stored updates over to the dispatcher, oldest first: an update found `answering` was
+    /// cut off (by a restart, or a replica that died) and is resumed as such.
+    private func handOver(_ open: [StoredUpdate]) async {
+        for open in open {
+            guard let update = try? JSONDecoder().decode(Telegram.Update.self, from: Data(open.update.payload.utf8)) else {
+                logger.warning("update_undecodable", metadata: ["update_id": .stringConvertible(open.update.id), "error_type": "stored_update_undecodable"])
+                await handled(open.update.id)
+                continue
+            }
+            output.yield(
+                Incoming(
+                    update: update, receivedAt: stopwatch.elapsed, interruptedByRestart: open.status == .answering,
+                    pendingReply: open.pendingReply))
+        }
+    }
+
+    /// One replica of several on a shared database: updates are received (polled while this
+    /// replica leads, or pushed to every replica) and stored; the chats' leases decide which
+    /// replica answers them, so updates reach the dispatcher only from `leases`.
+    private func runReplica(_ leases: ChatLeases) async throws {
+        // The leases hand updates over in order, whenever they arrive.
+        resumed.withLock { $0 = true }
+        try await cancelWhenGracefulShutdown {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await leases.claim { await self.handOver($0) } }
+                if let webhook = self.webhook {
+                    try await self.setWebhook(webhook)
+                    self.status.pushed()
+                    self.status.ready()
+                    return
+                }
+                self.status.polling(false)
+                self.status.ready()
+                let poll: @Sendable () async throws -> Void = {
+                    self.status.polling(true)
+                    defer { self.status.polling(false) }
+                    try await self.poll()
+                }
+                try await (self.leadPolling ?? { try await $0() })(poll)
+            }
+        }
     }
 
     /// Asks Telegram to push to the webhook. Replicas starting together all ask, and Telegram
@@ -219,7 +265,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     }
 
     /// Saves `updates` as received, with the offset that confirms them, and hands over those not
-    /// seen before.
+    /// seen before (replicas: the chats' leases hand them over, at whichever replica).
     func receive(_ updates: [Telegram.Update], nextOffset: Int64?) async throws {
         var byID: [Int64: Telegram.Update] = [:]
         let rows = try updates.map { update in
@@ -227,7 +273,9 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
             return try Self.row(update)
         }
         let now = stopwatch.elapsed
-        for row in try await store.saveReceived(rows, nextOffset: nextOffset) {
+        let fresh = try await store.saveReceived(rows, nextOffset: nextOffset)
+        guard leases == nil else { return }
+        for row in fresh {
             if let update = byID[row.id] { output.yield(Incoming(update: update, receivedAt: now)) }
         }
     }
@@ -249,6 +297,13 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
         updateIDs.map { UpdateStatusChange(updateID: $0, status: .answering) }
     }
 
+    /// Replicas: whether this one may still show something for these updates of the chat (see
+    /// `ChatLeases.stillHolds`); always true for a single process.
+    func mayAnswer(_ chatID: Int64, updateIDs: [Int64]) async -> Bool {
+        guard let leases else { return true }
+        return await leases.stillHolds(chatID, updateIDs: updateIDs)
+    }
+
     /// The update needs nothing more. A failure is logged: the update is then answered again after
     /// a restart, which is the safe side.
     func handled(_ updateID: Int64) async {
@@ -259,6 +314,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     func handled(_ updateIDs: [Int64]) async {
         do {
             try await store.setUpdateStatus(updateIDs, .handled)
+            leases?.poke()
         } catch {
             logger.error("store_failed", metadata: ["update_id": .stringConvertible(updateIDs.first ?? 0), "error_type": "storage", "error": "\(error)"])
         }

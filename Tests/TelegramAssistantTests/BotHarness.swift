@@ -75,6 +75,8 @@ struct BotHarness {
         overrides.updateRetention = updateRetention
         overrides.albumSettle = albumSettle
         overrides.telegramObserver = telegramObserver
+        overrides.leadershipCheck = .milliseconds(50)
+        overrides.replicaTimeout = .seconds(5)
         return try Assistant(config: config, logger: logger ?? log.logger, overrides: overrides)
     }
 

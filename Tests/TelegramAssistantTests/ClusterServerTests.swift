@@ -14,11 +14,11 @@ import TestSupport
 @Suite(.timeLimit(.minutes(2))) struct ClusterServerTests {
     /// Starts `server`'s listener on a free port while `body` runs.
     static func serving(
-        metrics: BotMetrics, status: StatusReporter, store: any Store, _ body: @Sendable (URL) async throws -> Void
+        metrics: BotMetrics, status: StatusReporter, leases: ChatLeases? = nil, store: any Store, _ body: @Sendable (URL) async throws -> Void
     ) async throws {
         let (ports, port) = AsyncStream.makeStream(of: Int.self)
         let server = ClusterServer(
-            host: "127.0.0.1", port: 0, metrics: metrics, status: status, store: store, logger: try LogCapture().logger,
+            host: "127.0.0.1", port: 0, metrics: metrics, status: status, leases: leases, store: store, logger: try LogCapture().logger,
             onListening: { port.yield($0) })
         let running = Task { try await server.run() }
         defer { running.cancel() }

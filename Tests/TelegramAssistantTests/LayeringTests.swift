@@ -16,7 +16,7 @@ import Testing
         "OpenAIClient": ["CurlHTTP", "Support", "Foundation", "Synchronization"],
         "TelegramBotAPI": ["CurlHTTP", "Support", "Foundation", "Logging", "Synchronization"],
         "AssistantStore": ["Support", "GRDB", "Foundation"],
-        "PostgresStore": ["AssistantStore", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
+        "PostgresStore": ["AssistantStore", "Support", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
         "ClusterServer": ["TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Support", "HTTPTypes", "Hummingbird", "Logging", "Metrics", "Prometheus", "ServiceLifecycle"],
         "Conversation": ["OpenAIClient", "AssistantStore", "Support", "Foundation", "Logging", "Synchronization"],
         "TelegramFrontEnd": [

@@ -84,7 +84,7 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
         let conversationID: Int64
         do {
             let store = try await fixture.open()
-            #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies", "v4: attachments"])
+            #expect(try await store.appliedMigrations() == ["v1: conversations and messages", "v2: telegram updates", "v3: pending replies", "v4: attachments", "v5: replicas and chat leases"])
             let conversation = try await store.createConversation(kind: "terminal")
             conversationID = conversation.id
             let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "remember 42 🦊")
@@ -95,7 +95,7 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
                 conversationID: conversation.id)
         }
         let reopened = try await fixture.open()
-        #expect(try await reopened.appliedMigrations().count == 4)
+        #expect(try await reopened.appliedMigrations().count == 5)
         let messages = try await reopened.contextMessages(conversationID: conversationID)
         #expect(messages.map(\.content) == ["remember 42 🦊", "42 noted"])
         #expect(messages.map(\.role) == [.user, .assistant])
@@ -290,6 +290,45 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
                 conversationID: conversation.id + 1000, role: .user, content: "x", alongWith: [UpdateStatusChange(updateID: 7, status: .handled)])
         }
         #expect(try await store.openUpdates().count == 2)
+    }
+
+    /// An update starts being answered once: whoever comes second (another replica whose lease
+    /// lapsed) is told so, and nothing of its turn is written.
+    @Test(arguments: StoreFixture.all) func anUpdateStartsBeingAnsweredOnce(_ fixture: StoreFixture) async throws {
+        let first = try await fixture.open()
+        let second = try await fixture.open()
+        _ = try await first.saveReceived([UpdateRow(id: 7, chatID: 5, payload: "{}"), UpdateRow(id: 8, chatID: 5, payload: "{}")])
+        let conversation = try await first.conversation(kind: "telegram", externalID: 5)
+        let answering = [UpdateStatusChange(updateID: 7, status: .answering)]
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for store in [first, second] {
+                group.addTask {
+                    do {
+                        try await store.appendMessage(conversationID: conversation.id, role: .user, content: "question", alongWith: answering)
+                        return true
+                    } catch let error as StoreError {
+                        return !error.isUpdateTaken
+                    } catch {
+                        return true
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.sorted { !$0 && $1 } == [false, true], "one answers, the other is told the update is taken")
+        #expect(try await first.messageCount(conversationID: conversation.id) == 1, "the second turn was not written")
+        try await first.setUpdateStatus([7], .handled)
+        await #expect(throws: StoreError.self) {
+            try await second.appendMessage(conversationID: conversation.id, role: .user, content: "again", alongWith: answering)
+        }
+        // Album parts move together or not at all.
+        await #expect(throws: StoreError.self) {
+            try await second.appendMessage(
+                conversationID: conversation.id, role: .user, content: "album",
+                alongWith: [UpdateStatusChange(updateID: 8, status: .answering), UpdateStatusChange(updateID: 7, status: .answering)])
+        }
+        #expect(try await first.openUpdates().map(\.status) == [.received], "update 8 is still waiting")
+        #expect(try await first.messageCount(conversationID: conversation.id) == 1)
     }
 
     @Test(arguments: StoreFixture.all) func retentionForgetsOldTurnsAndKeepsTotals(_ fixture: StoreFixture) async throws {

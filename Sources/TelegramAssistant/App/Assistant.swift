@@ -39,6 +39,11 @@ public struct Assistant: Sendable {
         public var albumSettle: Duration = .milliseconds(600)
         /// Told of every Bot API call (the Cluster build's /metrics).
         public var telegramObserver: BotAPIClient.Observer?
+        /// Replicas on PostgreSQL: how often the leader checks that it still holds the lock, and a
+        /// standby tries to take it.
+        public var leadershipCheck: Duration = .seconds(2)
+        /// Replicas on PostgreSQL: `REPLICA_TIMEOUT_SECONDS` when nil.
+        public var replicaTimeout: Duration?
 
         public init() {}
     }
@@ -142,8 +147,9 @@ public struct Assistant: Sendable {
         logStart(me, telegram)
 
         let (clock, stopwatch) = (overrides.clock, Stopwatch(overrides.clock))
+        let scheduler = SendScheduler(limits: overrides.limits, clock: clock)
         let sender = TelegramSender(
-            client: client, scheduler: SendScheduler(limits: overrides.limits, clock: clock), clock: clock, logger: logger,
+            client: client, scheduler: scheduler, clock: clock, logger: logger,
             backoff: Backoff(base: .milliseconds(500), maximum: .seconds(30), random: overrides.random))
         let notices = NoticeSender(sender: sender, logger: logger)
         let mailboxes = Mailboxes()
@@ -151,9 +157,22 @@ public struct Assistant: Sendable {
             notifier: overrides.notifier, mailboxes: mailboxes, stallLimit: StatusReporter.stallLimit(pollTimeout: telegram.pollTimeout),
             clock: clock)
         let (updates, output) = AsyncStream.makeStream(of: Incoming.self)
+        var leases: ChatLeases?
+        var leadPolling: (@Sendable (@escaping @Sendable () async throws -> Void) async throws -> Void)?
+        #if Cluster
+            // Replicas on one PostgreSQL: every one answers the chats it leases; one at a time polls.
+            if let shared = store as? PostgresStore {
+                leases = ChatLeases(
+                    store: shared, replica: Self.replicaName(), timeout: overrides.replicaTimeout ?? config.replicaTimeout, scheduler: scheduler, clock: clock, logger: logger)
+                if telegram.webhook == nil {
+                    leadPolling = Replica.polling(shared.location, logger: logger, checkEvery: overrides.leadershipCheck, clock: clock)
+                }
+            }
+        #endif
         let intake = UpdateIntake(
             client: client, store: store, engine: engine, pollTimeout: telegram.pollTimeout, status: status, output: output,
-            stopwatch: stopwatch, clock: clock, logger: logger, random: overrides.random, webhook: telegram.webhook)
+            stopwatch: stopwatch, clock: clock, logger: logger, random: overrides.random, webhook: telegram.webhook, leases: leases,
+            leadPolling: leadPolling)
         let stops = StopRegistry()
         let pipeline = ReplyPipeline(
             engine: engine, permits: AsyncSemaphore(permits: telegram.maxConcurrentReplies), stops: stops, sender: sender,
@@ -169,8 +188,16 @@ public struct Assistant: Sendable {
             store: store, interval: overrides.maintenanceInterval, updateRetention: overrides.updateRetention,
             historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }, clock: clock, logger: logger)
         return TelegramBot(
-            username: me.username ?? "?", intake: intake, dispatcher: dispatcher, status: status, maintenance: maintenance,
+            username: me.username ?? "?", intake: intake, dispatcher: dispatcher, status: status, maintenance: maintenance, leases: leases,
             grace: telegram.shutdownGrace)
+    }
+
+    /// This process's name among replicas: the host, the process id, and a random suffix (a
+    /// process id comes back after a reboot; a lease of the old process must not pass for ours).
+    static func replicaName() -> String {
+        var host = [CChar](repeating: 0, count: 256)
+        let name = gethostname(&host, host.count) == 0 ? String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "host"
+        return "\(name)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }
 
     private func logStart(_ me: Telegram.User, _ telegram: TelegramConfig) {

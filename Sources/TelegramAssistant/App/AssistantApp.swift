@@ -44,42 +44,35 @@ public enum AssistantApp {
             let assistant = try await Assistant.open(config: config, logger: logger, overrides: overrides)  // creates the database's directory
             // One bot per SQLite file; replicas on one PostgreSQL share it.
             let instance = config.postgres == nil ? try InstanceLock(databasePath: config.databasePath) : nil
-            let serve = { @Sendable [logger] () async throws -> Int32 in
-                let bot: TelegramBot
-                do {
-                    bot = try await assistant.connectBot()
-                } catch let error as BotStartError {
-                    logger.critical("start_failed", metadata: ["error": "\(error.description)"])
-                    printError(error.description)
-                    return error.isConfiguration ? configurationStatus : 1
-                }
-                let impatience = SecondSignalExit()
-                var listeners: [any Service] = []
-                #if Cluster
-                    if let listen = webhookListen, let webhook = config.telegram?.webhook {
-                        let route = ClusterServer.Webhook(path: webhook.url.path.isEmpty ? "/" : webhook.url.path, secret: webhook.secret, intake: bot.intake)
-                        let withMetrics = config.metricsListen == nil || config.metricsListen == listen
-                        listeners.append(
-                            ClusterServer(
-                                host: listen.host, port: listen.port, metrics: withMetrics ? metrics : nil, webhook: route, status: bot.status,
-                                store: assistant.store, logger: logger))
-                    }
-                    if let listen = config.metricsListen, listen != webhookListen {
-                        listeners.append(
-                            ClusterServer(host: listen.host, port: listen.port, metrics: metrics, status: bot.status, store: assistant.store, logger: logger))
-                    }
-                #endif
-                try await bot.serviceGroup(signals: [.sigterm, .sigint], logger: logger, alongWith: listeners).run()
-                withExtendedLifetime((impatience, instance)) {}
-                return 0
+            let bot: TelegramBot
+            do {
+                bot = try await assistant.connectBot()
+            } catch let error as BotStartError {
+                logger.critical("start_failed", metadata: ["error": "\(error.description)"])
+                printError(error.description)
+                return error.isConfiguration ? configurationStatus : 1
             }
+            let impatience = SecondSignalExit()
+            var listeners: [any Service] = []
             #if Cluster
-                // Replicas on one PostgreSQL: one leads (polls and answers), the others wait their turn.
-                if let location = config.postgres {
-                    return try await Replica.lead(try await PostgresLeadership.connect(location, logger: logger), logger: logger, serve)
+                if let listen = webhookListen, let webhook = config.telegram?.webhook {
+                    let route = ClusterServer.Webhook(path: webhook.url.path.isEmpty ? "/" : webhook.url.path, secret: webhook.secret, intake: bot.intake)
+                    let withMetrics = config.metricsListen == nil || config.metricsListen == listen
+                    listeners.append(
+                        ClusterServer(
+                            host: listen.host, port: listen.port, metrics: withMetrics ? metrics : nil, webhook: route, status: bot.status,
+                            leases: bot.leases, store: assistant.store, logger: logger))
+                }
+                if let listen = config.metricsListen, listen != webhookListen {
+                    listeners.append(
+                        ClusterServer(
+                            host: listen.host, port: listen.port, metrics: metrics, status: bot.status, leases: bot.leases, store: assistant.store,
+                            logger: logger))
                 }
             #endif
-            return try await serve()
+            try await bot.serviceGroup(signals: [.sigterm, .sigint], logger: logger, alongWith: listeners).run()
+            withExtendedLifetime((impatience, instance)) {}
+            return 0
         }
     }
 

@@ -3,14 +3,40 @@ import AssistantStore
 import Logging
 import PostgresStore
 
-/// Several `telegram-assistant run` on one PostgreSQL: one replica leads (it polls, or takes the
-/// webhook, and answers); the others wait, and the first to get the lock takes over when the
-/// leader stops or dies, resuming what it left open as a restart does.
+/// Several `telegram-assistant run` on one PostgreSQL: with long polling, one replica leads (it
+/// polls Telegram); the others wait, and the first to get the lock takes over when the leader
+/// stops or dies. Every replica answers, whichever polls (`ChatLeases`).
 enum Replica {
     /// Why a leader stopped: it could no longer show that it holds the lock.
     struct LeadershipLost: Error, CustomStringConvertible {
         var description: String {
-            "lost the connection that holds the leader lock: stopping, so that another replica can lead (systemd restarts this one as a standby)"
+            "lost the connection that holds the leader lock: stopped polling, so that another replica can lead"
+        }
+    }
+
+    /// Runs `poll` whenever this replica leads, until cancelled: it waits its turn, polls while it
+    /// leads, and after losing the lock (its connection failed) waits its turn again on a new one.
+    static func polling(
+        _ location: PostgresLocation, logger: Logger, checkEvery interval: Duration, clock: any Clock<Duration>
+    ) -> @Sendable (@escaping @Sendable () async throws -> Void) async throws -> Void {
+        { poll in
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    let leadership = try await PostgresLeadership.connect(location, logger: logger)
+                    failures = 0
+                    try await lead(leadership, logger: logger, checkEvery: interval, clock: clock, poll)
+                    return
+                } catch is LeadershipLost {
+                    continue
+                } catch is CancellationError {
+                    return
+                } catch {
+                    failures += 1
+                    logger.error("leadership_failed", metadata: ["error_type": "storage", "error": "\(error)", "failures": .stringConvertible(failures)])
+                    try await clock.sleep(for: min(interval * failures, .seconds(10)))
+                }
+            }
         }
     }
 

@@ -26,6 +26,9 @@ public struct AssistantConfig: Sendable {
     public var databasePath: String
     /// A PostgreSQL database instead of SQLite (`DATABASE_URL`, the Cluster build only).
     public var postgres: PostgresLocation?
+    /// Replicas on PostgreSQL: how long one that stops its heartbeat (it died, or lost the
+    /// database) keeps its chats before the others take them (`REPLICA_TIMEOUT_SECONDS`).
+    public var replicaTimeout: Duration
     /// Where /metrics, /healthz and /readyz are served (`METRICS_LISTEN`, the Cluster build only).
     public var metricsListen: ListenAddress?
     /// Where Telegram's webhook posts arrive (`WEBHOOK_LISTEN`, with `TELEGRAM_WEBHOOK_URL`).
@@ -144,6 +147,11 @@ public struct AssistantConfig: Sendable {
         }
 
         let postgres = Self.postgres(&values)
+        if postgres == nil, values.text("REPLICA_TIMEOUT_SECONDS") != nil {
+            values.problem("REPLICA_TIMEOUT_SECONDS applies only to replicas on PostgreSQL (DATABASE_URL): unset it")
+        }
+        let replicaTimeout = values.integer(
+            "REPLICA_TIMEOUT_SECONDS", default: 15, in: 3...600, describe: "a number of seconds from 3 to 600")
         let metricsListen = Self.listenAddress("METRICS_LISTEN", example: "9464", &values)
         let webhookListen = Self.listenAddress("WEBHOOK_LISTEN", example: "8443", &values)
 
@@ -175,7 +183,8 @@ public struct AssistantConfig: Sendable {
             fallbackModel: values.text("OPENAI_FALLBACK_MODEL"), systemPrompt: systemPrompt, temperature: temperature,
             maxOutputTokens: maxOutput, maxHistoryMessages: maxHistory, contextTokens: contextTokens,
             inputPricePerMillion: inputPrice, outputPricePerMillion: outputPrice,
-            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres, metricsListen: metricsListen, webhookListen: webhookListen,
+            appURL: values.text("APP_URL"), appName: values.text("APP_NAME"), databasePath: databasePath, postgres: postgres,
+            replicaTimeout: .seconds(replicaTimeout), metricsListen: metricsListen, webhookListen: webhookListen,
             logLevel: logLevel,
             logFile: values.text("LOG_FILE"), summarizeHistory: summarize, historyRetentionDays: historyRetentionDays,
             timeouts: LLMTimeouts(
@@ -262,6 +271,7 @@ public struct AssistantConfig: Sendable {
             ("SUMMARIZE_HISTORY", String(summarizeHistory)),
             ("HISTORY_RETENTION_DAYS", retention),
             database,
+            ("REPLICA_TIMEOUT_SECONDS", postgres == nil ? "(one process: SQLite)" : String(replicaTimeout.components.seconds)),
             ("LOG_LEVEL", logLevel.rawValue),
             ("METRICS_LISTEN", metrics),
             ("WEBHOOK_LISTEN", webhookListen?.description ?? "(off: long polling)"),
