@@ -142,6 +142,23 @@ import Testing
         #endif
     }
 
+    /// The replicas' timeout: only with PostgreSQL, and within bounds.
+    @Test func aReplicaTimeoutNeedsPostgreSQLAndABoundedValue() throws {
+        let alone = #expect(throws: ConfigurationError.self) { try parse(["OPENAI_API_KEY": "k", "REPLICA_TIMEOUT_SECONDS": "10"]) }
+        #expect(alone?.problems.contains { $0.contains("REPLICA_TIMEOUT_SECONDS applies only to replicas on PostgreSQL") } == true)
+        #expect(try parse(["OPENAI_API_KEY": "k"]).replicaTimeout == .seconds(15))
+        #if Cluster
+            let url = "postgres://bot@db/assistant"
+            #expect(try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": url, "REPLICA_TIMEOUT_SECONDS": "6"]).replicaTimeout == .seconds(6))
+            for wrong in ["2", "601", "soon"] {
+                let error = #expect(throws: ConfigurationError.self) {
+                    try parse(["OPENAI_API_KEY": "k", "DATABASE_URL": url, "REPLICA_TIMEOUT_SECONDS": wrong])
+                }
+                #expect(error?.problems.contains { $0.contains("REPLICA_TIMEOUT_SECONDS") && $0.contains("from 3 to 600") } == true, "\(wrong)")
+            }
+        #endif
+    }
+
     @Test func aMetricsListenerIsHostAndPort() throws {
         #expect(ListenAddress("127.0.0.1:9464") == ListenAddress("127.0.0.1:9464"))
         #expect(ListenAddress(":9464")?.description == "0.0.0.0:9464")

@@ -74,6 +74,38 @@ import TestSupport
         #expect(last < .seconds(8))
     }
 
+    /// Three replicas of one bot each keep a third of the global budget: together they stay
+    /// within Telegram's 30 a second.
+    @Test func replicasShareTheGlobalBudget() async throws {
+        let clock = RecordingClock()
+        let schedulers = [SendScheduler(clock: clock), SendScheduler(clock: clock), SendScheduler(clock: clock)]
+        for scheduler in schedulers { await scheduler.shareGlobalBudget(among: 3) }
+        let timeline = Timeline()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chat in Int64(1)...300 {
+                let scheduler = schedulers[Int(chat) % 3]
+                group.addTask {
+                    try await scheduler.acquireFinal(chat: chat, isGroup: false)
+                    timeline.add(chat, clock.now.offset)
+                    await scheduler.finished()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(timeline.all.count == 300)
+        #expect(timeline.busiest(window: .seconds(1)) <= 30, "a burst of 5 split three ways, then 27 a second in all")
+        // Back to one replica: the whole budget again, what was spent still spent.
+        await schedulers[0].shareGlobalBudget(among: 1)
+        let start = clock.now.offset
+        let alone = Timeline()
+        for chat in Int64(1_001)...1_054 {
+            try await schedulers[0].acquireFinal(chat: chat, isGroup: false)
+            alone.add(chat, clock.now.offset - start)
+            await schedulers[0].finished()
+        }
+        #expect(alone.busiest(window: .seconds(1)) <= 32 && alone.busiest(window: .seconds(1)) >= 27, "the whole budget: \(alone.busiest(window: .seconds(1)))")
+    }
+
     /// Calls let go but not answered are capped: when Telegram or the network stalls, calls let go
     /// on time cannot pile up and arrive all at once.
     @Test func callsInFlightAreCapped() async throws {

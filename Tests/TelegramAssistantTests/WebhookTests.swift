@@ -128,19 +128,18 @@ import TestSupport
         #expect(harness.llm.chatRequests.count == 1)
     }
 
-    /// Polling → webhook → polling, with updates waiting at Telegram each time the bot is down.
-    @Test func switchingModesEitherWayLosesNothing() async throws {
-        let directory = TemporaryDirectory()
-        let path = directory.path + "/db.sqlite"
+    /// Polling → webhook → polling, with updates waiting at Telegram each time the bot is down;
+    /// on SQLite, and on PostgreSQL (where replicas' leases hand the updates over).
+    @Test(arguments: StoreFixture.all) func switchingModesEitherWayLosesNothing(_ fixture: StoreFixture) async throws {
         let telegram = try FakeTelegramServer(limits: .init(scale: BotHarness.scale))
         let llm = try FakeOpenAIServer()
-        let polling = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
+        let polling = try BotHarness(llmServer: llm, telegram: telegram, store: try await fixture.open())
         try await polling.withBot { _ in
             telegram.deliverText("one", chatID: 860)
             try await polling.eventually("the first answer") { telegram.visibleMessages(chatID: 860).count == 1 }
         }
         telegram.deliverText("two", chatID: 860)  // while no bot runs
-        let pushed = try WebhookBot(telegram: telegram, llm: llm, store: try SQLiteStore(path: path))
+        let pushed = try WebhookBot(telegram: telegram, llm: llm, store: try await fixture.open())
         try await pushed.run {
             try await pushed.harness.eventually("the second answer") { telegram.visibleMessages(chatID: 860).count == 2 }
         }
@@ -149,7 +148,7 @@ import TestSupport
         telegram.holdPushes(true)
         telegram.deliverText("three", chatID: 860)
         #expect(telegram.webhookURL != nil && telegram.pendingUpdateCount == 1)
-        let again = try BotHarness(llmServer: llm, telegram: telegram, store: try SQLiteStore(path: path))
+        let again = try BotHarness(llmServer: llm, telegram: telegram, store: try await fixture.open())
         try await again.withBot { _ in
             try await again.eventually("the third answer") { telegram.visibleMessages(chatID: 860).count == 3 }
             try await again.eventually("the ledger closed") { await again.store.openUpdatesCount == 0 }
