@@ -10,12 +10,11 @@ public protocol SharedStore: Store {
     func heartbeat(replica: String, timeout: Duration) async throws -> Int
     /// `replica` leaves: its heartbeat and its leases go, so the others take its chats at once.
     func leave(replica: String) async throws
-    /// Leases to `replica` chats with open updates that no live replica holds, up to its fair
-    /// share (the open chats divided among `replicas`), oldest first; returns the chats it holds
-    /// and their open updates, oldest first.
+    /// In one transaction: gives back the chats `replica` holds that have nothing open any more,
+    /// then leases to it chats with open updates that no live replica holds, up to its fair share
+    /// (the open chats divided among `replicas`), oldest first. Returns the chats it holds and
+    /// their open updates, oldest first.
     func claimChats(replica: String, replicas: Int) async throws -> ChatClaim
-    /// Gives a chat back, unless it has open updates; true when it was given back.
-    func releaseChat(_ chatID: Int64, replica: String) async throws -> Bool
     /// Whether `replica` holds the chat and is alive now: checked right before anything is shown,
     /// in case its lease lapsed (a stalled process) and another replica took the chat meanwhile.
     func holds(_ chatID: Int64, replica: String) async throws -> Bool

@@ -43,6 +43,12 @@ extension PostgresStore: SharedStore {
     public func claimChats(replica: String, replicas: Int) async throws -> ChatClaim {
         let logger = self.logger
         return try await write { connection in
+            // Done with: nothing of the chat is open (handled is an answer's last step).
+            try await connection.query(
+                """
+                DELETE FROM chat_lease l WHERE l.replica = \(replica) AND NOT EXISTS (
+                    SELECT 1 FROM telegram_update u WHERE COALESCE(u.chat_id, 0) = l.chat_id AND u.status <> 'handled')
+                """, logger: logger)
             // Chats with open updates that no live replica holds, oldest first, up to this
             // replica's share; always in the same order, so that two claims never deadlock.
             try await connection.query(
@@ -73,15 +79,6 @@ extension PostgresStore: SharedStore {
             ).map(Self.storedUpdate)
             return ChatClaim(chats: Set(chats), updates: updates)
         }
-    }
-
-    public func releaseChat(_ chatID: Int64, replica: String) async throws -> Bool {
-        try await count(
-            """
-            DELETE FROM chat_lease WHERE chat_id = \(chatID) AND replica = \(replica) AND NOT EXISTS (
-                SELECT 1 FROM telegram_update WHERE COALESCE(chat_id, 0) = \(chatID) AND status <> 'handled')
-            RETURNING 1
-            """) > 0
     }
 
     public func holds(_ chatID: Int64, replica: String) async throws -> Bool {

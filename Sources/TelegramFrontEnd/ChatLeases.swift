@@ -85,7 +85,7 @@ public final class ChatLeases: Service, Sendable, CustomStringConvertible {
                     if changed { logger.info("replicas_alive", metadata: ["replicas": .stringConvertible(alive)]) }
                     if !state.withLock({ $0.joined }) {
                         // The others count this replica at their next heartbeat; till then its budget would be theirs too.
-                        try await clock.sleep(for: interval)
+                        if alive > 1 { try await clock.sleep(for: interval) }
                         state.withLock { $0.joined = true }
                         joined.notify()
                         logger.info("replica_joined", metadata: ["replica": .string(replica), "replicas": .stringConvertible(alive)])
@@ -135,7 +135,7 @@ public final class ChatLeases: Service, Sendable, CustomStringConvertible {
         }
     }
 
-    /// One claim: new updates handed over, chats with nothing open given back.
+    /// One claim: chats with nothing open given back, new updates handed over.
     private func pass(_ handOver: @Sendable ([StoredUpdate]) async -> Void) async {
         // With a heartbeat this old the others may be taking this replica's chats: hand nothing over.
         guard isCurrent else { return }
@@ -155,14 +155,6 @@ public final class ChatLeases: Service, Sendable, CustomStringConvertible {
             return fresh
         }
         if !fresh.isEmpty { await handOver(fresh) }
-        let busy = Set(claim.updates.map { $0.update.chatID ?? 0 })
-        for chat in claim.chats.subtracting(busy) {
-            do {
-                if try await store.releaseChat(chat, replica: replica) { state.withLock { $0.held -= 1 } }
-            } catch {
-                logger.error("store_failed", metadata: ["chat_id": .stringConvertible(chat), "error_type": "storage", "error": "\(error)"])
-            }
-        }
     }
 
     /// Something changed that a claim would see (an update handled: its chat may be free now).

@@ -86,6 +86,9 @@ public struct ReplyPipeline: Sendable {
             logger.warning("reply_skipped", metadata: ["update_id": .stringConvertible(updateID), "error_type": "update_taken"])
             return false
         }
+        // Replicas: a replica that stalled while it streamed may have lost the chat meanwhile; the
+        // one that took it delivers or marks this answer, so it is not delivered here too.
+        guard await intake.mayAnswer(chat.id, updateIDs: incoming.updateIDs) else { return false }
         var deliveryError: TelegramError?
         do {
             try await presenter.finish(ReplyPresenter.render(outcome))

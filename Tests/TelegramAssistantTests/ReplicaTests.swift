@@ -51,10 +51,9 @@ struct ReplicaTests {
         #expect(b.chats == [4, 5, 6])
         #expect(try await store.claimChats(replica: "a", replicas: 2) == a, "nothing more: every chat is held")
 
-        #expect(try await !store.releaseChat(1, replica: "a"), "its update is open")
-        #expect(try await !store.releaseChat(4, replica: "a"), "not its chat")
         try await store.setUpdateStatus([100], .handled)
-        #expect(try await store.releaseChat(1, replica: "a"))
+        #expect(try await store.claimChats(replica: "a", replicas: 2).chats == [2, 3], "nothing open: given back at the next claim")
+        #expect(try await store.claimChats(replica: "b", replicas: 2).chats == [4, 5, 6], "its share is full")
         _ = try await store.saveReceived(Self.rows(1...1, firstID: 200))
         #expect(try await store.claimChats(replica: "b", replicas: 2).chats == [4, 5, 6], "its share is full")
         #expect(try await store.claimChats(replica: "a", replicas: 2).chats == [1, 2, 3], "the chat came back")
@@ -153,10 +152,14 @@ struct ReplicaTests {
             first.harness.log.records.contains { $0["msg"] as? String == "replicas_alive" && "\($0["replicas"] ?? "")" == "2" }
         }
         let chats = (1...20).map { Int64(900 + $0) }
+        // Answers that take a while, so that one replica cannot finish them all before the other looks.
+        for _ in chats { replicas.llm.enqueue(.paced(String(repeating: "word ", count: 40), charactersPerEvent: 10, every: .milliseconds(50))) }
         for chat in chats { telegram.deliverText("to whoever answers \(chat)", chatID: chat) }
         try await first.harness.eventually("every answer") { chats.allSatisfy { telegram.visibleMessages(chatID: $0).count == 1 } }
         try await first.harness.eventually("every reply logged") { first.harness.replyRecords.count + second.harness.replyRecords.count == 20 }
-        #expect(first.harness.replyRecords.count > 0 && second.harness.replyRecords.count > 0, "both answered")
+        #expect(
+            first.harness.replyRecords.count > 0 && second.harness.replyRecords.count > 0,
+            "both answered: \([first, second].map { $0.harness.log.records.compactMap { $0["msg"] as? String }.filter { !["update", "model_call", "reply"].contains($0) } })")
         #expect(!Self.logged(second.harness, "leading"), "one polls")
 
         try await first.stop()
@@ -228,12 +231,15 @@ struct ReplicaTests {
         taking.poke()
         try await other.harness.eventually("the other took the chat") { taking.counts.chats == 1 }
         try await other.harness.eventually("the second answered") { telegram.visibleMessages(chatID: 995).contains { $0.text == "The second answer." } }
-        try await holder.harness.eventually("the first answer finished") { telegram.visibleMessages(chatID: 995).contains { $0.text == answer } }
         try await other.harness.eventually("the ledger closed") { await other.harness.store.openUpdatesCount == 0 }
-        try await holder.harness.eventually("the holder found the chat gone before answering the second") { Self.logged(holder.harness, "lease_lost") }
+        try await holder.harness.eventually("the holder found the chat gone before delivering the first and answering the second") {
+            holder.harness.log.records.filter { $0["msg"] as? String == "lease_lost" }.count == 2
+        }
         #expect(llm.chatRequests.count == 2, "each asked once")
-        #expect(telegram.visibleMessages(chatID: 995).filter { $0.text == "The second answer." }.count == 1)
-        #expect(telegram.visibleMessages(chatID: 995).filter { $0.text == answer }.count == 1)
+        // The first was cut off by the takeover, as by a restart: the replica that took the chat
+        // marked it, and the one that streamed it did not deliver it too.
+        let notice = "I was restarted while answering your message. Please send it again."
+        #expect(telegram.visibleMessages(chatID: 995).map(\.text) == [notice, "The second answer."])
     }
 
     /// A rolling restart under load: each replica in turn is stopped the way systemd stops it (a
@@ -258,7 +264,12 @@ struct ReplicaTests {
             for _ in early + late { llm.enqueue(.paced(answer, charactersPerEvent: 8, every: .milliseconds(20))) }
             let asked = llm.chatRequests.count
             for chat in early { telegram.deliverText("early \(chat)", chatID: chat) }
-            try await everyone[0].eventually("every early answer under way") { llm.chatRequests.count == asked + early.count }
+            do {
+                try await everyone[0].eventually("every early answer under way") { llm.chatRequests.count == asked + early.count }
+            } catch {
+                Issue.record("round \(round): \(llm.chatRequests.count - asked) asked; \(everyone.map { $0.log.records.compactMap { $0["msg"] as? String }.filter { !["update", "model_call", "reply", "Starting service"].contains($0) } })")
+                throw error
+            }
             let stopping = running.removeFirst()
             let stopped = Task { try await stopping.stop() }
             try await everyone[0].eventually("it stopped taking chats") { Self.logged(stopping.harness, "shutting_down") }
@@ -367,7 +378,9 @@ struct ReplicaTests {
         var environment = CrashRecoveryTests.environment(llm, telegram, database: "")
         environment["DATABASE_PATH"] = nil
         environment["DATABASE_URL"] = StoreFixture.testDatabaseURL! + "&schema=\(fixture.schema)"
-        environment["REPLICA_TIMEOUT_SECONDS"] = "3"
+        // Short, for a quick takeover; not so short that a survivor's heartbeat, late on a loaded
+        // machine, lapses (that is the stall case, which has a test of its own).
+        environment["REPLICA_TIMEOUT_SECONDS"] = "5"
         func log(_ name: String) -> String { (try? String(contentsOfFile: directory.path + "/\(name).log", encoding: .utf8)) ?? "" }
         let names = ["a", "b", "c"]
         var bots: [String: CrashRecoveryTests.Bot] = [:]
@@ -412,9 +425,12 @@ struct ReplicaTests {
             chats.allSatisfy { telegram.visibleMessages(chatID: $0).count >= 1 }
         }
         try await harness.eventually("the ledger closed") { await observer.openUpdatesCount == 0 }
+        let lapses = names.filter { $0 != victim }.map { name in
+            log(name).components(separatedBy: "\n").filter { $0.contains(#""msg":"lease_lost""#) || $0.contains(#""msg":"replicas_alive""#) }.count
+        }
         for chat in chats {
             let texts = telegram.visibleMessages(chatID: chat).map(\.text)
-            #expect(texts == [whole] || texts == [notice], "chat \(chat): \(texts.map { String($0.prefix(40)) })")
+            #expect(texts == [whole] || texts == [notice], "chat \(chat): \(texts.map { String($0.prefix(40)) }); survivors' lease and liveness lines: \(lapses)")
         }
         let marked = chats.filter { telegram.visibleMessages(chatID: $0).map(\.text) == [notice] }.count
         #expect(marked > 0, "the killed replica (\(victim)) had answers under way: \(names.map { log($0).components(separatedBy: #""event":"reply""#).count - 1 })")

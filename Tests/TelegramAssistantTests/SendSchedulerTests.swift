@@ -106,6 +106,17 @@ import TestSupport
         #expect(alone.busiest(window: .seconds(1)) <= 32 && alone.busiest(window: .seconds(1)) >= 27, "the whole budget: \(alone.busiest(window: .seconds(1)))")
     }
 
+    /// A replica's share still lets drafts through when it is idle (they wait for headroom).
+    @Test func aShareOfTheBudgetStillShowsDrafts() async throws {
+        let clock = RecordingClock()
+        let scheduler = SendScheduler(clock: clock)
+        await scheduler.shareGlobalBudget(among: 5)
+        #expect(await scheduler.tryAcquireIntermediate(chat: 1, isGroup: false))
+        await scheduler.finished()
+        try await clock.sleep(for: .seconds(1))
+        #expect(await scheduler.tryAcquireIntermediate(chat: 2, isGroup: false), "refilled")
+    }
+
     /// Calls let go but not answered are capped: when Telegram or the network stalls, calls let go
     /// on time cannot pile up and arrive all at once.
     @Test func callsInFlightAreCapped() async throws {
