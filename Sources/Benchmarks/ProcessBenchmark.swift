@@ -70,6 +70,11 @@ enum ProcessBenchmark {
             bot.executableURL = URL(fileURLWithPath: options.bot)
             bot.arguments = ["run"]
             bot.environment = environment
+            // BENCH_LOG_DIR keeps each bot's log (info level) there, to see what it did.
+            if let logs = ProcessInfo.processInfo.environment["BENCH_LOG_DIR"] {
+                bot.environment?["LOG_FILE"] = "\(logs)/bot-\(index).log"
+                bot.environment?["LOG_LEVEL"] = "info"
+            }
             bot.standardOutput = FileHandle.nullDevice
             bot.standardError = FileHandle(forWritingAtPath: "/dev/null")
             try bot.run()

@@ -120,8 +120,8 @@ public actor SendScheduler {
     func tryAcquireIntermediate(chat: Int64, isGroup: Bool) -> Bool {
         guard waitingFinals == 0, inFlight < limits.maxInFlight, wait(chat: chat, isGroup: isGroup) == .zero else { return false }
         // Keep some global headroom for finals that have not asked yet.
-        // (A replica's share of the burst may be less than two: then a full bucket.)
-        guard global.tokens >= min(2, global.capacity) else { return false }
+        // (Two tokens; one where a replica's share of the burst is small.)
+        guard global.tokens >= min(2, max(1, global.capacity - 1)) else { return false }
         spend(chat: chat, isGroup: isGroup)
         return true
     }
