@@ -1,7 +1,6 @@
 import AssistantStore
 import ClusterServer
 import Foundation
-import PostgresStore
 import Logging
 import ServiceLifecycle
 import Synchronization
