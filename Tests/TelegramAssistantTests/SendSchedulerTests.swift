@@ -29,6 +29,24 @@ import TestSupport
         }
     }
 
+    /// One final to each of `chats` at once, each through `scheduler(chat)`; when each was let go.
+    static func acquireFinals(
+        chats: ClosedRange<Int64>, clock: RecordingClock, _ scheduler: @escaping @Sendable (Int64) -> SendScheduler
+    ) async throws -> Timeline {
+        let timeline = Timeline()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chat in chats {
+                group.addTask {
+                    try await scheduler(chat).acquireFinal(chat: chat, isGroup: false)
+                    timeline.add(chat, clock.now.offset)
+                    await scheduler(chat).finished()
+                }
+            }
+            try await group.waitForAll()
+        }
+        return timeline
+    }
+
     @Test func finalsToOneChatAreSpacedOneSecondApart() async throws {
         let clock = RecordingClock()
         let scheduler = SendScheduler(clock: clock)
@@ -57,17 +75,7 @@ import TestSupport
     @Test func twoHundredFinalsStayWithinTheGlobalBudget() async throws {
         let clock = RecordingClock()
         let scheduler = SendScheduler(clock: clock)
-        let timeline = Timeline()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for chat in Int64(1)...200 {
-                group.addTask {
-                    try await scheduler.acquireFinal(chat: chat, isGroup: false)
-                    timeline.add(chat, clock.now.offset)
-                    await scheduler.finished()
-                }
-            }
-            try await group.waitForAll()
-        }
+        let timeline = try await Self.acquireFinals(chats: Int64(1)...200, clock: clock) { _ in scheduler }
         #expect(timeline.all.count == 200)
         #expect(timeline.busiest(window: .seconds(1)) <= 32)  // a burst of 5, then 27 per second
         let last = try #require(timeline.all.last?.at)
@@ -80,18 +88,7 @@ import TestSupport
         let clock = RecordingClock()
         let schedulers = [SendScheduler(clock: clock), SendScheduler(clock: clock), SendScheduler(clock: clock)]
         for scheduler in schedulers { await scheduler.shareGlobalBudget(among: 3) }
-        let timeline = Timeline()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for chat in Int64(1)...300 {
-                let scheduler = schedulers[Int(chat) % 3]
-                group.addTask {
-                    try await scheduler.acquireFinal(chat: chat, isGroup: false)
-                    timeline.add(chat, clock.now.offset)
-                    await scheduler.finished()
-                }
-            }
-            try await group.waitForAll()
-        }
+        let timeline = try await Self.acquireFinals(chats: Int64(1)...300, clock: clock) { schedulers[Int($0) % 3] }
         #expect(timeline.all.count == 300)
         #expect(timeline.busiest(window: .seconds(1)) <= 30, "a burst of 5 split three ways, then 27 a second in all")
         // Back to one replica: the whole budget again, what was spent still spent.

@@ -2,6 +2,7 @@
 import AssistantStore
 import Logging
 import PostgresStore
+import Support
 
 /// Several `telegram-assistant run` on one PostgreSQL: with long polling, one replica leads (it
 /// polls Telegram); the others wait, and the first to get the lock takes over when the leader
@@ -34,7 +35,7 @@ enum Replica {
                 } catch {
                     failures += 1
                     logger.error("leadership_failed", metadata: ["error_type": "storage", "error": "\(error)", "failures": .stringConvertible(failures)])
-                    try await clock.sleep(for: min(interval * failures, .seconds(10)))
+                    try await clock.sleep(for: Backoff(base: interval, maximum: .seconds(10)).wait(after: failures))
                 }
             }
         }
