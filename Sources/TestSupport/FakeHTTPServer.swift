@@ -58,16 +58,24 @@ public struct ScriptedResponse: Sendable {
 ///
 /// Written for tests that need full control of the wire: every response is chunked, each scripted
 /// step is its own TCP write, and a response can stall or be cut off mid-body. One thread accepts,
-/// one thread serves each connection; every connection is closed after its response.
+/// one thread serves each connection. Like Telegram's and the providers' front ends, a connection
+/// stays open for the next request after a complete response (HTTP/1.1 keep-alive) unless the
+/// client asked to close it; `keepAlive: false` closes every connection after its response.
 public final class FakeHTTPServer: Sendable {
     public let port: Int
     private let listener: Int32
+    private let keepAlive: Bool
     private let handler: @Sendable (ReceivedRequest) -> ScriptedResponse
     private let disconnects = Mutex<Int>(0)
     private let stopped = Mutex(false)
+    /// Connections open now. A descriptor is closed only under this lock, so `shutdown` never
+    /// touches a number the process has reused for something else.
+    private let open = Mutex<Set<Int32>>([])
+    private let accepted = Atomic<Int>(0)
 
-    public init(handler: @escaping @Sendable (ReceivedRequest) -> ScriptedResponse) throws {
+    public init(keepAlive: Bool = true, handler: @escaping @Sendable (ReceivedRequest) -> ScriptedResponse) throws {
         self.handler = handler
+        self.keepAlive = keepAlive
         (listener, port) = try listenOnLoopback()
         let thread = Thread { [self] in acceptLoop() }
         thread.name = "fake-http-accept"
@@ -77,14 +85,22 @@ public final class FakeHTTPServer: Sendable {
     /// How many times a client closed a connection while the server was still sending or waiting.
     public var clientDisconnects: Int { disconnects.withLock { $0 } }
 
-    /// Stops accepting connections. Only the accept thread closes the listening socket, so its
-    /// descriptor number can never be reused under a thread that still uses it.
+    /// How many connections clients have opened so far.
+    public var connectionsAccepted: Int { accepted.load(ordering: .relaxed) }
+
+    /// Stops accepting connections and ends the open ones, as a server that goes down does. Only
+    /// the accept thread closes the listening socket, so its descriptor number can never be reused
+    /// under a thread that still uses it.
     public func shutdown() {
         let first = stopped.withLock { stopped in
             defer { stopped = true }
             return !stopped
         }
-        if first { Glibc.shutdown(listener, Int32(SHUT_RDWR)) }
+        guard first else { return }
+        Glibc.shutdown(listener, Int32(SHUT_RDWR))
+        open.withLock { fds in
+            for fd in fds { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     private func acceptLoop() {
@@ -97,23 +113,41 @@ public final class FakeHTTPServer: Sendable {
             }
             var yes: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
+            accepted.add(1, ordering: .relaxed)
+            open.withLock { _ = $0.insert(client) }
+            if stopped.withLock({ $0 }) { Glibc.shutdown(client, Int32(SHUT_RDWR)) }
             let thread = Thread { [self] in serve(client) }
             thread.start()
         }
     }
 
     private func serve(_ fd: Int32) {
-        defer { close(fd) }
-        guard let request = readRequest(fd) else { return }
-        let response = handler(request)
-        for step in response.beforeHead where !perform(step, fd) { return }
+        defer {
+            open.withLock { fds in
+                fds.remove(fd)
+                close(fd)
+            }
+        }
+        var carry = Data()
+        while let request = readRequest(fd, carry: &carry) {
+            guard respond(to: request, fd) else { return }
+        }
+    }
 
+    /// Answers one request; true when the connection stays open for the next one.
+    private func respond(to request: ReceivedRequest, _ fd: Int32) -> Bool {
+        let response = handler(request)
+        for step in response.beforeHead where !perform(step, fd) { return false }
+
+        let keepOpen = keepAlive && request.headers["connection"]?.lowercased() != "close"
         var head = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        guard send(fd, Data(head.utf8)) else { return }
-        for step in response.steps where !perform(step, fd) { return }
-        if case .complete = response.ending { _ = send(fd, Data("0\r\n\r\n".utf8)) }
+        head += "Transfer-Encoding: chunked\r\n"
+        head += keepOpen ? "\r\n" : "Connection: close\r\n\r\n"
+        guard send(fd, Data(head.utf8)) else { return false }
+        for step in response.steps where !perform(step, fd) { return false }
+        guard case .complete = response.ending else { return false }
+        return send(fd, Data("0\r\n\r\n".utf8)) && keepOpen
     }
 
     /// Returns false when the client has gone away.
@@ -158,11 +192,13 @@ public final class FakeHTTPServer: Sendable {
         }
     }
 
-    private func readRequest(_ fd: Int32) -> ReceivedRequest? {
-        var data = Data()
+    /// Reads one request; bytes past its end stay in `carry` for the next one.
+    private func readRequest(_ fd: Int32, carry: inout Data) -> ReceivedRequest? {
+        var data = carry
+        carry = Data()
         var buffer = [UInt8](repeating: 0, count: 16_384)
         let separator = Data("\r\n\r\n".utf8)
-        var headEnd: Range<Data.Index>?
+        var headEnd = data.range(of: separator)
         while headEnd == nil {
             let count = recv(fd, &buffer, buffer.count, 0)
             guard count > 0 else { return nil }
@@ -187,6 +223,10 @@ public final class FakeHTTPServer: Sendable {
             let count = recv(fd, &buffer, buffer.count, 0)
             guard count > 0 else { return nil }
             body.append(contentsOf: buffer[0..<count])
+        }
+        if body.count > expected {
+            carry = Data(body[(body.startIndex + expected)...])
+            body = Data(body.prefix(expected))
         }
         return ReceivedRequest(
             method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body, receivedAt: .now)

@@ -117,12 +117,16 @@ public final class FakeTelegramServer: Sendable {
     private let server = Mutex<FakeHTTPServer?>(nil)
     private let pusher = WebhookPusher()
 
-    public init(token: String = "123456:TEST-token-abcdefghijklmnopqrstuv", botUsername: String = "test_assistant_bot", limits: Limits = Limits(), supportsDrafts: Bool = true) throws {
+    /// `keepAlive: false` closes every connection after its answer, as a proxy in between may.
+    public init(
+        token: String = "123456:TEST-token-abcdefghijklmnopqrstuv", botUsername: String = "test_assistant_bot", limits: Limits = Limits(),
+        supportsDrafts: Bool = true, keepAlive: Bool = true
+    ) throws {
         self.token = token
         self.bot = (id: 123456, username: botUsername)
         self.limits = limits
         self.supportsDrafts = supportsDrafts
-        let http = try FakeHTTPServer { [weak self] request in
+        let http = try FakeHTTPServer(keepAlive: keepAlive) { [weak self] request in
             self?.respond(request) ?? .json(503, "{}")
         }
         server.withLock { $0 = http }
@@ -364,6 +368,8 @@ public final class FakeTelegramServer: Sendable {
     }
 
     public var calls: [Call] { state.withLock { $0.calls } }
+    /// How many connections the bot has opened so far.
+    public var connectionsAccepted: Int { server.withLock { $0?.connectionsAccepted ?? 0 } }
     public func calls(_ method: String) -> [Call] { calls.filter { $0.method == method } }
     /// How many 429s the server answered.
     public var tooManyRequests: Int { state.withLock { $0.tooManyRequests } }

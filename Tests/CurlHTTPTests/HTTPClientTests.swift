@@ -47,6 +47,21 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
         #expect(String(decoding: response.body, as: UTF8.self) == "{\"method\":\"POST\",\"auth\":\"Bearer k\",\"length\":200000,\"expect\":\"\"}")
     }
 
+    /// One connection per host, kept alive: requests one after another share it, and a server
+    /// that closes after each answer gets a new one each time.
+    @Test func requestsOneAfterAnotherShareAKeptAliveConnection() async throws {
+        let keeps = try FakeHTTPServer { _ in .json(200, "{}") }
+        let closes = try FakeHTTPServer(keepAlive: false) { _ in .json(200, "{}") }
+        for _ in 0..<5 {
+            for server in [keeps, closes] {
+                let response = try await client.fetch(HTTPRequest(method: "POST", url: url(server.port), body: Array("{}".utf8)), deadline: .seconds(10))
+                #expect(response.status == 200)
+            }
+        }
+        #expect(keeps.connectionsAccepted == 1)
+        #expect(closes.connectionsAccepted == 5)
+    }
+
     @Test func aBodyCutShortIsAnError() async throws {
         let server = try RawTCPServer { _ in [.readRequest, head("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")] }
         await #expect(throws: HTTPClientError(.connectionLost, code: 18)) {
