@@ -201,7 +201,13 @@ struct ChatCompletionStream: AsyncSequence, Sendable {
                             sawText = true
                             body.deliver(every: deliveryInterval)
                         }
-                        pending.append(.delta(text))
+                        // One piece per batch: what arrived in one hand-over goes on as one
+                        // delta, so the text is appended and shown once, not once per event.
+                        if case .delta(let earlier)? = pending.last {
+                            pending[pending.count - 1] = .delta(earlier + text)
+                        } else {
+                            pending.append(.delta(text))
+                        }
                     }
                     if let reason = choice.finishReason {
                         sawFinish = true

@@ -65,6 +65,12 @@ public struct TelegramSender: Sendable {
         return sent
     }
 
+    /// How long until the chat's budget would let an update go: zero when it could go now. A
+    /// streaming view waits this long instead of preparing updates that would be skipped.
+    public func untilIntermediate(_ chat: ChatHandle) async -> Duration {
+        await scheduler.wait(chat: chat.id, isGroup: chat.isGroup)
+    }
+
     /// The typing indicator. Best effort: a failure only means no indicator.
     public func typing(_ chat: ChatHandle, metrics: ReplyMetrics) async {
         metrics.call()

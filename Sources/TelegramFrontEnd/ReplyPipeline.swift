@@ -65,8 +65,8 @@ public struct ReplyPipeline: Sendable {
         }
         let (conversationID, model) = (conversation.id, conversation.model ?? engine.settings.model)
         let onSaved = showTranscript
-        // The presenter shows new text once a tick: text need not come more often than that.
-        let deliveryInterval = tick * 0.8
+        // The presenter shows new text as it comes: once a tick is as often as a draft may change.
+        let deliveryInterval = tick
         // The model's answer streams into the presenter until it ends, the stop button fires (the
         // engine then saves and returns what was shown), or shutdown cancels the reply.
         let answer: ReplyOutcome? = try? await race({

@@ -144,19 +144,27 @@ final class ReplyPresenter: Sendable {
         }
     }
 
-    /// Shows new text as soon as it arrives (the first text at once), then at most once per `tick`;
-    /// the scheduler decides whether an update actually goes, so a busy bot shows fewer of them.
+    /// Shows new text as soon as the chat's budget allows (the first text at once); the scheduler
+    /// decides whether an update actually goes, so a busy bot shows fewer of them.
+    ///
+    /// The model's text comes at most once per `tick` (the pipeline asks the HTTP client to hand it
+    /// over no more often, see `ReplyPipeline`). Telegram allows a chat about one update a second,
+    /// so text that comes sooner waits for the budget, and is rendered once when it may go, not on
+    /// every hand-over. Text the scheduler held back anyway is tried again a tick later.
     private func pump() async {
         while !Task.isCancelled {
             await changed.wait()
             guard !Task.isCancelled else { return }
-            try? await showIntermediate()
-            if state.withLock({ $0.version != $0.shownVersion }) { changed.notify() }  // text the scheduler held back
-            do {
-                try await clock.sleep(for: tick)
-            } catch {
-                return
+            let wait = await sender.untilIntermediate(chat)
+            if wait > .zero {
+                changed.notify()  // the text waits for the budget
+                guard (try? await clock.sleep(for: max(wait, tick))) != nil else { return }
+                continue
             }
+            try? await showIntermediate()
+            guard state.withLock({ $0.version != $0.shownVersion }) else { continue }
+            changed.notify()  // text the scheduler held back
+            guard (try? await clock.sleep(for: tick)) != nil else { return }
         }
     }
 

@@ -462,7 +462,7 @@ public final class FakeOpenAIServer: Sendable {
     }
 
     /// The pieces an answer is streamed in: words with their following space.
-    static func pieces(_ text: String) -> [String] {
+    public static func pieces(_ text: String) -> [String] {
         var pieces: [String] = []
         var current = ""
         for character in text {

@@ -157,6 +157,17 @@ import TestSupport
         #expect(events.last == .finished(reason: "stop"))
     }
 
+    /// Events that arrive together are handed on as one piece of text: the engine and the
+    /// presenter then append and show once per hand-over, not once per event.
+    @Test func eventsThatArriveTogetherBecomeOneDelta() async throws {
+        let server = try FakeOpenAIServer()
+        let sse = FakeOpenAIServer.sse(text: "Hello there, friend.", model: "m", finish: "stop", usage: nil)
+        server.enqueue(.rawSSE(sse, chunkSize: 1 << 20))  // one write
+        let events = try await collect(client(server), body()).get()
+        #expect(events == [.delta("Hello there, friend."), .finished(reason: "stop")])
+        #expect(FakeOpenAIServer.pieces("Hello there, friend.").count > 1, "the server sent several events")
+    }
+
     @Test func aConnectionRefusedIsAConnectionError() async throws {
         // Nothing listens on port 1 of the loopback interface here.
         let refused = ChatCompletionsClient(baseURL: URL(string: "http://127.0.0.1:1/v1")!, apiKey: Secret("k"), http: HTTPClient())
