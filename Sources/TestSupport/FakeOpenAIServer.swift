@@ -175,8 +175,6 @@ public final class FakeOpenAIServer: Sendable {
     /// The base URL to configure, e.g. `http://127.0.0.1:PORT/v1`.
     public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v1")! }
     public var port: Int { server.withLock { $0!.port } }
-    /// How many connections clients have opened so far.
-    public var connectionsAccepted: Int { server.withLock { $0?.connectionsAccepted ?? 0 } }
 
     /// Queues behaviours for the next requests, in order.
     public func enqueue(_ behaviors: Behavior...) {
