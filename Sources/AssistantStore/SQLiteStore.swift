@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The store on SQLite, the default: one file, one process. Calls are synchronous and short (WAL, one
 /// transaction each), so they also complete inside a cancelled task: a stopped reply is still saved.
@@ -11,6 +12,8 @@ public final class SQLiteStore: Store {
     private let busyTimeout: Double
     /// The wall clock rows are stamped with (injected: tests of retention move it).
     let now: @Sendable () -> Date
+    /// Writes of this process that have started and not ended (see `write`).
+    private let writesUnderWay = Atomic<Int>(0)
 
     /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits
     /// up to `busyTimeout` seconds for another process's write lock, then fails with a `StoreError`
@@ -72,12 +75,20 @@ public final class SQLiteStore: Store {
         writer = queue
     }
 
-    /// Runs `body` in a write transaction on GRDB's writer queue, off Swift's cooperative pool: a
-    /// write that waits for another process's lock suspends its task instead of holding a thread.
-    /// It is not cancelled with the calling task, so a stopped reply is still saved. An SQLite
-    /// failure becomes a `StoreError` that says what to do.
+    /// Runs `body` in a write transaction. It is not cancelled with the calling task, so a stopped
+    /// reply is still saved. An SQLite failure becomes a `StoreError` that says what to do.
+    ///
+    /// With no other write of this process under way, it runs right here, on the calling thread:
+    /// handing it to GRDB's queue and back would cost two thread wake-ups, more than a short commit.
+    /// Behind another write it waits on GRDB's queue instead, suspending its task rather than
+    /// holding a thread of Swift's cooperative pool. (Another process's lock, an operator's `sqlite3`
+    /// session, can still hold the calling thread for up to the busy timeout.)
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        defer { writesUnderWay.subtract(1, ordering: .relaxed) }
+        if writesUnderWay.add(1, ordering: .relaxed).newValue == 1 {
+            return try Result { try writer.write(body) }.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) }.get()
+        }
         return try await withCheckedThrowingContinuation { continuation in
             writer.asyncWrite(body) { _, result in
                 continuation.resume(with: result.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
@@ -85,14 +96,10 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// Runs `body` on a consistent snapshot, like `write` off the cooperative pool.
+    /// Runs `body` on a consistent snapshot, on the calling thread: in WAL mode a read waits for no
+    /// lock (only, for a moment, for one of the pool's two readers when both are busy).
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
-        return try await withCheckedThrowingContinuation { continuation in
-            writer.asyncRead { database in
-                continuation.resume(with: Result { try body(database.get()) }.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
-            }
-        }
+        try Result { try writer.read(body) }.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) }.get()
     }
 
     /// A GRDB failure in an operator's terms; anything else as it is.

@@ -43,6 +43,12 @@ enum ProcessBenchmark {
         return try await measure(options)
     }
 
+    /// "thread 12.3, …" for the busiest threads, per reply.
+    static func perThread(_ usage: Proc.Usage, _ replies: Double) -> String {
+        usage.switches.filter { $0.value > 0 }.sorted { $0.value > $1.value }.prefix(4)
+            .map { "\($0.key) \(String(format: "%.1f", Double($0.value) / replies))" }.joined(separator: ", ")
+    }
+
     static func measure(_ options: Options) async throws -> [Benchmarks.Row] {
         let telegram = try FakeTelegramServer()
         let llm = try FakeOpenAIServer()
@@ -140,7 +146,9 @@ enum ProcessBenchmark {
         let sequentialTransactions = database.map { $0.transactions() }
         let count = Double(options.sequential)
         row("sequential: CPU per reply", sequential.cpu * 1000 / count, "ms", "\(options.sequential) chats one after another")
+        row("sequential: CPU per reply (schedstat)", sequential.threadCPU * 1000 / count, "ms", "threads' own nanosecond account")
         row("sequential: syscalls per reply", Double(sequential.syscalls) / count, "calls", "read/write syscalls (/proc/PID/io)")
+        row("sequential: context switches per reply", Double(sequential.totalSwitches) / count, "", perThread(sequential, count))
         if let before = transactionsBefore, let after = sequentialTransactions {
             row("sequential: database transactions per reply", Double(after - before) / count, "", "pg_stat_database, every replica's")
         }
@@ -159,7 +167,9 @@ enum ProcessBenchmark {
         let burst = Proc.usage(pids) - burstStart
         row("\(options.burst) at once: all answered", Benchmarks.milliseconds(ContinuousClock.now - wallStart) / 1000, "s")
         row("\(options.burst) at once: CPU per reply", burst.cpu * 1000 / Double(options.burst), "ms")
+        row("\(options.burst) at once: CPU per reply (schedstat)", burst.threadCPU * 1000 / Double(options.burst), "ms", "threads' own nanosecond account")
         row("\(options.burst) at once: syscalls per reply", Double(burst.syscalls) / Double(options.burst), "calls")
+        row("\(options.burst) at once: context switches per reply", Double(burst.totalSwitches) / Double(options.burst), "", perThread(burst, Double(options.burst)))
         row("\(options.burst) at once: peak RSS", Double(Proc.status(pids[0], "VmHWM")) / 1024, "MiB")
         row("\(options.burst) at once: 429s", Double(telegram.tooManyRequests), "", "must be 0")
         if let database, let before = burstTransactions {
@@ -180,12 +190,49 @@ enum Proc {
     struct Usage {
         var cpu: Double
         var syscalls: Int
-        static func - (a: Usage, b: Usage) -> Usage { Usage(cpu: a.cpu - b.cpu, syscalls: a.syscalls - b.syscalls) }
+        /// Context switches by thread name (voluntary and not), over the threads alive now.
+        var switches: [String: Int] = [:]
+        /// CPU time in seconds from the scheduler's nanosecond account of each thread alive now
+        /// (`/proc/PID/task/TID/schedstat`): finer than `cpu`'s 10 ms ticks, a floor like `switches`.
+        var threadCPU: Double = 0
+        var totalSwitches: Int { switches.values.reduce(0, +) }
+        static func - (a: Usage, b: Usage) -> Usage {
+            Usage(
+                cpu: a.cpu - b.cpu, syscalls: a.syscalls - b.syscalls,
+                switches: a.switches.merging(b.switches.mapValues { -$0 }, uniquingKeysWith: +), threadCPU: a.threadCPU - b.threadCPU)
+        }
     }
 
     /// Several processes' together.
     static func usage(_ pids: [Int32]) -> Usage {
-        pids.map(usage).reduce(Usage(cpu: 0, syscalls: 0)) { Usage(cpu: $0.cpu + $1.cpu, syscalls: $0.syscalls + $1.syscalls) }
+        pids.map(usage).reduce(Usage(cpu: 0, syscalls: 0)) {
+            Usage(
+                cpu: $0.cpu + $1.cpu, syscalls: $0.syscalls + $1.syscalls, switches: $0.switches.merging($1.switches, uniquingKeysWith: +),
+                threadCPU: $0.threadCPU + $1.threadCPU)
+        }
+    }
+
+    /// Context switches of each thread of `pid`, summed by thread name. A thread that ends takes
+    /// its count with it, so a figure is a floor when threads come and go.
+    static func switches(_ pid: Int32) -> (byName: [String: Int], cpu: Double) {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var byName: [String: Int] = [:]
+        var nanoseconds = 0
+        for task in tasks {
+            let schedstat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8)) ?? ""
+            nanoseconds += Int(schedstat.split(separator: " ").first ?? "0") ?? 0
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
+            var name = "?"
+            var count = 0
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("Name:") { name = line.dropFirst(5).trimmingCharacters(in: .whitespaces) }
+                if line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+                    count += Int(line.split(separator: "\t").last ?? "0") ?? 0
+                }
+            }
+            byName[name, default: 0] += count
+        }
+        return (byName, Double(nanoseconds) / 1e9)
     }
 
     /// User + system CPU (clock ticks of `/proc/PID/stat`) and read/write syscalls (`/proc/PID/io`).
@@ -199,7 +246,8 @@ enum Proc {
         for line in io.split(separator: "\n") where line.hasPrefix("syscr:") || line.hasPrefix("syscw:") {
             syscalls += Int(line.split(separator: " ").last ?? "0") ?? 0
         }
-        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls)
+        let threads = switches(pid)
+        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls, switches: threads.byName, threadCPU: threads.cpu)
     }
 
     /// A `/proc/PID/status` value in kB.
