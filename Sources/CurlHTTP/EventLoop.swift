@@ -5,13 +5,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// The one thread that runs every transfer of an `HTTPClient`.
+/// The one thread that runs every transfer of an `HTTPClient`, and the sleeps of its `clock`.
 ///
 /// It drives libcurl's multi interface by its socket API: libcurl says which sockets to watch
 /// (`CURLMOPT_SOCKETFUNCTION`) and when to call back (`CURLMOPT_TIMERFUNCTION`); the thread waits in
-/// `epoll_wait` for exactly that, and an eventfd wakes it for work from other threads (a new
-/// transfer, a cancel, a reader that caught up). With nothing to do it sleeps with no timeout at all.
-/// After each wake-up every reader gets what arrived for it in one resume.
+/// `epoll_wait` for exactly that and for the earliest sleeper, and an eventfd wakes it for work from
+/// other threads (a new transfer, a cancel, a reader that caught up, a sleeper due sooner) while it
+/// sleeps. With nothing to do it sleeps with no timeout at all. After each wake-up every reader gets
+/// what arrived for it in one resume.
 final class EventLoop: @unchecked Sendable {
     enum Command {
         case add(Transfer)
@@ -20,8 +21,22 @@ final class EventLoop: @unchecked Sendable {
         case stop
     }
 
-    /// Work for the event thread; `nil` once it has stopped (and closed `wakeFD`).
-    private let commands = Mutex<[Command]?>([])
+    /// What other threads hand the event thread.
+    struct Shared {
+        var commands: [Command] = []
+        /// Set once the thread has stopped (and closed `wakeFD`).
+        var stopped = false
+        /// The thread waits in `epoll_wait`: new work must wake it. `wakesAt` is when it wakes by
+        /// itself (nil: never).
+        var asleep = false
+        var wakesAt: ContinuousClock.Instant?
+        /// Tasks sleeping on the loop's clock, by id; `due` orders them, soonest last (a sleeper
+        /// cancelled early stays there until it is due, then is skipped).
+        var sleepers: [Int: CheckedContinuation<Bool?, Never>] = [:]
+        var due: [(at: ContinuousClock.Instant, id: Int)] = []
+        var nextSleeper = 0
+    }
+    private let shared = Mutex(Shared())
     private let wakeFD: Int32
     private let epollFD: Int32
 
@@ -36,6 +51,9 @@ final class EventLoop: @unchecked Sendable {
     private var rests: [(due: ContinuousClock.Instant, transfer: Transfer)] = []
     /// Transfers on the event thread now (for tests and diagnostics).
     let activeCount = Atomic<Int>(0)
+    /// Tasks sleeping on the loop's clock now, and whether the thread has stopped (for tests).
+    var sleepersWaiting: Int { shared.withLock { $0.sleepers.count } }
+    var hasStopped: Bool { shared.withLock { $0.stopped } }
 
     init(maxConnectionsPerHost: Int = 0) {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -77,14 +95,51 @@ final class EventLoop: @unchecked Sendable {
         pthread_detach(thread)
     }
 
-    /// Queues work for the event thread and wakes it.
+    /// Queues work for the event thread, waking it if it sleeps.
     /// Does nothing once the loop has stopped.
     func post(_ command: Command) {
-        commands.withLock { queue in
-            guard queue != nil else { return }
-            queue!.append(command)
-            var one: UInt64 = 1
-            _ = write(wakeFD, &one, 8)
+        shared.withLock { shared in
+            guard !shared.stopped else { return }
+            shared.commands.append(command)
+            wakeIfAsleep(&shared)
+        }
+    }
+
+    /// Under the lock, so that `wakeFD` cannot be closed meanwhile.
+    private func wakeIfAsleep(_ shared: inout Shared) {
+        guard shared.asleep else { return }
+        shared.asleep = false
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Resumes the calling task at `deadline` (`true`), or `false` at once when the task is cancelled.
+    /// Returns nil, without waiting, once the loop has stopped.
+    func sleep(until deadline: ContinuousClock.Instant) async -> Bool? {
+        let id = shared.withLock { shared in
+            defer { shared.nextSleeper += 1 }
+            return shared.nextSleeper
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
+                let outcome = shared.withLock { shared -> Bool?? in
+                    if shared.stopped { return .some(nil) }
+                    if Task.isCancelled { return false }
+                    shared.sleepers[id] = continuation
+                    // Soonest last: after every sleeper due at or after this one.
+                    var (low, high) = (0, shared.due.count)
+                    while low < high {
+                        let middle = (low + high) / 2
+                        if shared.due[middle].at >= deadline { low = middle + 1 } else { high = middle }
+                    }
+                    shared.due.insert((deadline, id), at: low)
+                    if shared.wakesAt.map({ $0 > deadline }) ?? true { wakeIfAsleep(&shared) }
+                    return .none
+                }
+                if let outcome { continuation.resume(returning: outcome) }
+            }
+        } onCancel: {
+            shared.withLock { $0.sleepers.removeValue(forKey: id) }?.resume(returning: false)
         }
     }
 
@@ -93,10 +148,19 @@ final class EventLoop: @unchecked Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         var running: Int32 = 0
+        var due: [CheckedContinuation<Bool?, Never>] = []
         while true {
+            let ownDue = [timerDue, rests.map(\.due).min()].compactMap { $0 }.min()
+            // Decide to sleep under the lock: work posted after this wakes the thread.
+            let wake = shared.withLock { shared -> ContinuousClock.Instant?? in
+                if !shared.commands.isEmpty { return .some(.now) }
+                let wakesAt = [ownDue, shared.due.last?.at].compactMap { $0 }.min()
+                (shared.asleep, shared.wakesAt) = (true, wakesAt)
+                return .some(wakesAt)
+            }
             let timeout: Int32
-            if let due = [timerDue, rests.map(\.due).min()].compactMap({ $0 }).min() {
-                let left = due - .now
+            if let wakesAt = wake ?? nil {
+                let left = wakesAt - .now
                 // Round up: waking a little early would only spin.
                 timeout = left <= .zero ? 0 : Int32(min((left / .milliseconds(1)).rounded(.up), 60_000))
             } else {
@@ -108,6 +172,18 @@ final class EventLoop: @unchecked Sendable {
             // answer to that: every transfer would hang otherwise, and after systemd restarts the
             // bot, updates still open in the ledger are answered, so nothing is lost.
             if count < 0 && errno != EINTR { fatalError("epoll_wait failed: \(errno)") }
+            let now = ContinuousClock.now
+            let queued = shared.withLock { shared -> [Command] in
+                (shared.asleep, shared.wakesAt) = (false, nil)
+                while let last = shared.due.last, last.at <= now {
+                    shared.due.removeLast()
+                    if let sleeper = shared.sleepers.removeValue(forKey: last.id) { due.append(sleeper) }
+                }
+                defer { shared.commands.removeAll(keepingCapacity: true) }
+                return shared.commands
+            }
+            for sleeper in due { sleeper.resume(returning: true) }
+            due.removeAll(keepingCapacity: true)
             for index in 0..<max(Int(count), 0) {
                 let event = events[index]
                 let fd = event.data.fd
@@ -122,9 +198,8 @@ final class EventLoop: @unchecked Sendable {
                 if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { mask |= CURL_CSELECT_ERR }
                 curl_multi_socket_action(multi, fd, mask, &running)
             }
-            if !runCommands() { break }
+            if !run(queued) { break }
             if !rests.isEmpty {
-                let now = ContinuousClock.now
                 let due = rests.filter { $0.due <= now }
                 rests.removeAll { $0.due <= now }
                 for rest in due { rest.transfer.loopEndRest() }
@@ -141,11 +216,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Runs queued commands; false once told to stop.
-    private func runCommands() -> Bool {
-        let queued = commands.withLock { queue in
-            defer { queue = [] }
-            return queue ?? []
-        }
+    private func run(_ queued: [Command]) -> Bool {
         for command in queued {
             switch command {
             case .add(let transfer):
@@ -201,10 +272,14 @@ final class EventLoop: @unchecked Sendable {
         }
         curl_multi_cleanup(multi)
         close(epollFD)
-        commands.withLock { queue in
-            queue = nil
+        let sleepers = shared.withLock { shared in
+            shared.stopped = true
             close(wakeFD)
+            defer { shared.sleepers = [:] }
+            return shared.sleepers.values
         }
+        // They finish their sleeps on another clock (see `EventLoopClock`).
+        for sleeper in sleepers { sleeper.resume(returning: nil) }
     }
 
     /// Lets `transfer` read again after `interval` (event thread).

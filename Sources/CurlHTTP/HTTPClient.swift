@@ -36,6 +36,12 @@ public final class HTTPClient: Sendable {
         loop.post(.stop)
     }
 
+    /// The clock the bot's waits should use: its sleeps are kept by this client's event thread, at
+    /// no cost beyond the wake-up that ends them.
+    public var clock: EventLoopClock { EventLoopClock(loop: loop) }
+
+    var loopForTests: EventLoop { loop }
+
     /// Transfers the event thread is running now.
     var activeTransfers: Int { loop.activeCount.load(ordering: .relaxed) }
 

@@ -20,8 +20,9 @@ public struct Assistant: Sendable {
         public var http: HTTPClient?
         /// The database; opened at `DATABASE_PATH` when nil.
         public var store: (any Store)?
-        /// The clock of every wait and time line (cadence, budgets, backoff, deadlines).
-        public var clock: any Clock<Duration> = ContinuousClock()
+        /// The clock of every wait and time line (cadence, budgets, backoff, deadlines); the HTTP
+        /// client's (`HTTPClient.clock`, sleeps kept by its event thread) when nil.
+        public var clock: (any Clock<Duration>)?
         /// The clock of the model calls' backoff waits (a test's recording clock skips them).
         public var modelRetryClock: (any Clock<Duration>)?
         /// Jitter for every backoff: a number in 0..<1.
@@ -54,6 +55,8 @@ public struct Assistant: Sendable {
     public let logger: Logger
     /// Shared by Telegram and the model: one event thread and one connection pool per process.
     public let http: HTTPClient
+    /// Every wait and time line: `Overrides.clock`, or the HTTP client's.
+    let clock: any Clock<Duration>
     let overrides: Overrides
 
     /// Opens the database and wires the engine. Throws `StoreError` with a readable message.
@@ -63,18 +66,20 @@ public struct Assistant: Sendable {
         self.config = config
         self.logger = logger
         self.overrides = overrides
+        let clock = overrides.clock ?? http.clock
+        self.clock = clock
         store = try overrides.store ?? SQLiteStore(path: config.databasePath)
         let runner = CompletionRunner(
             client: Self.modelClient(config, http: http), policy: RetryPolicy(random: overrides.random),
-            timeouts: overrides.timeouts ?? config.timeouts, clock: overrides.modelRetryClock ?? overrides.clock,
-            deadlineClock: overrides.clock)
+            timeouts: overrides.timeouts ?? config.timeouts, clock: overrides.modelRetryClock ?? clock,
+            deadlineClock: clock)
         let transcriber = config.transcription.map { transcription in
             Transcriber(
                 client: TranscriptionClient(
                     baseURL: transcription.baseURL, apiKey: transcription.apiKey, model: transcription.model, http: http,
-                    policy: RetryPolicy(random: overrides.random), clock: overrides.modelRetryClock ?? overrides.clock,
+                    policy: RetryPolicy(random: overrides.random), clock: overrides.modelRetryClock ?? clock,
                     timeout: max(config.timeouts.firstByte, .seconds(30))),
-                maxSeconds: transcription.maxSeconds, pricePerMinute: transcription.pricePerMinute, clock: overrides.clock)
+                maxSeconds: transcription.maxSeconds, pricePerMinute: transcription.pricePerMinute, clock: clock)
         }
         engine = ConversationEngine(settings: EngineSettings(config), store: store, runner: runner, transcriber: transcriber, logger: logger)
     }
@@ -146,7 +151,7 @@ public struct Assistant: Sendable {
         }
         logStart(me, telegram)
 
-        let (clock, stopwatch) = (overrides.clock, Stopwatch(overrides.clock))
+        let stopwatch = Stopwatch(clock)
         let scheduler = SendScheduler(limits: overrides.limits, clock: clock)
         let sender = TelegramSender(
             client: client, scheduler: scheduler, clock: clock, logger: logger,
