@@ -20,7 +20,7 @@ extension SQLiteStore {
     /// does not make an update old: one that was seen before has the same content too.
     public func saveReceived(_ updates: [UpdateRow], nextOffset: Int64?) async throws -> [UpdateRow] {
         guard let offset = nextOffset ?? updates.map(\.id).max().map({ $0 + 1 }) else { return [] }
-        let now = self.now()
+        let now = self.stamp()
         return try await write { db in
             var fresh: [UpdateRow] = []
             for update in updates {
@@ -74,7 +74,7 @@ extension SQLiteStore {
                 UPDATE telegram_update SET status = ?, handled_at = CASE WHEN ? = 'handled' THEN ? ELSE handled_at END,
                 reply = CASE WHEN ? = 'handled' THEN NULL ELSE reply END WHERE update_id = ?
                 """,
-            [change.status, change.status, now(), change.status, change.updateID])
+            [change.status, change.status, stamp(), change.status, change.updateID])
     }
 
     /// Saves the final answer of an update before it is delivered (the update is `answering`).
@@ -113,7 +113,7 @@ extension SQLiteStore {
         try await write { db in
             try db.run(
                 "DELETE FROM telegram_update WHERE status = 'handled' AND received_at < ?",
-                [self.now().addingTimeInterval(-age)])
+                [self.stamp(ago: age)])
             return db.changesCount
         }
     }

@@ -65,6 +65,11 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// The time `age` seconds before now, as a column holds it (see `TimeStamp`).
+    func stamp(ago age: TimeInterval = 0) -> String {
+        TimeStamp.text(now().addingTimeInterval(-age))
+    }
+
     /// A private in-memory database, for tests and throwaway runs.
     public init(now: @escaping @Sendable () -> Date = { Date() }) throws {
         path = ":memory:"
@@ -138,7 +143,7 @@ public final class SQLiteStore: Store {
     @discardableResult
     public func deleteMessages(olderThan age: TimeInterval) async throws -> Int {
         try await write { db in
-            try db.run("DELETE FROM message WHERE created_at < ?", [self.now().addingTimeInterval(-age)])
+            try db.run("DELETE FROM message WHERE created_at < ?", [self.stamp(ago: age)])
             return db.changesCount
         }
     }
@@ -153,7 +158,7 @@ public final class SQLiteStore: Store {
     /// A new conversation.
     public func createConversation(kind: String, externalID: Int64?) async throws -> ConversationRecord {
         try await write { db in
-            let now = self.now()
+            let now = self.stamp()
             try db.run(
                 "INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 [kind, externalID, now, now])
@@ -171,7 +176,7 @@ public final class SQLiteStore: Store {
         }
         // Looked up again inside the write: another task may have created it in between.
         return try await write { db in
-            let now = self.now()
+            let now = self.stamp()
             try db.run(
                 """
                     INSERT INTO conversation (kind, external_id, created_at, updated_at) VALUES (?, ?, ?, ?)
@@ -219,7 +224,7 @@ public final class SQLiteStore: Store {
                     UPDATE conversation SET summary = NULL, summary_through_message_id = 0,
                     window_start_message_id = 0, updated_at = ? WHERE id = ?
                     """,
-                [self.now(), conversationID])
+                [self.stamp(), conversationID])
         }
     }
 
@@ -227,7 +232,7 @@ public final class SQLiteStore: Store {
         try await write { db in
             try db.run(
                 "UPDATE conversation SET \(assignments), updated_at = ? WHERE id = ?",
-                StatementArguments(values + [self.now().databaseValue, conversationID.databaseValue]))
+                StatementArguments(values + [self.stamp().databaseValue, conversationID.databaseValue]))
         }
     }
 
@@ -238,7 +243,7 @@ public final class SQLiteStore: Store {
             let existing = ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == newID)
             if try !existing.isEmpty(db) { return }
             try ConversationRecord.filter(ConversationRecord.Columns.kind == kind && ConversationRecord.Columns.externalID == oldID)
-                .updateAll(db, ConversationRecord.Columns.externalID.set(to: newID), ConversationRecord.Columns.updatedAt.set(to: self.now()))
+                .updateAll(db, ConversationRecord.Columns.externalID.set(to: newID), ConversationRecord.Columns.updatedAt.set(to: self.stamp()))
         }
     }
 
@@ -335,7 +340,7 @@ public final class SQLiteStore: Store {
         _ db: Database, conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status,
         model: String?, tokens: CallRecord.Tokens?
     ) throws -> MessageRecord {
-        let now = self.now()
+        let now = self.stamp()
         // SQLite hands text back up to its first NUL: keep the rest of the turn, with a visible mark.
         let content = content.utf8.contains(0) ? content.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : content
         try db.run(
@@ -417,7 +422,7 @@ public final class SQLiteStore: Store {
             } else if call.failed, !call.keepsTurn {
                 try db.run(
                     "UPDATE message SET status = 'failed', updated_at = ? WHERE id = ?",
-                    [self.now(), call.userMessageID])
+                    [self.stamp(), call.userMessageID])
             }
             try db.run(
                 """
@@ -429,7 +434,7 @@ public final class SQLiteStore: Store {
                     """,
                 [
                     call.failed ? 1 : 0, call.tokens?.prompt ?? 0, call.tokens?.completion ?? 0,
-                    call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, self.now(), conversationID,
+                    call.tokens?.estimated ?? false, call.costUSD, call.latencyMs, call.ttftMs, self.stamp(), conversationID,
                 ])
         }
     }
