@@ -128,8 +128,11 @@ public final class SQLiteStore: Store {
     }
 
     /// Gives the pages that deleted rows left free back to the file system, so the file shrinks.
+    /// It counts as a write under way, so a write meanwhile waits on GRDB's queue, not in a thread.
     public func compact() async throws {
         let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        writesUnderWay.add(1, ordering: .relaxed)
+        defer { writesUnderWay.subtract(1, ordering: .relaxed) }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             writer.asyncWriteWithoutTransaction { db in
                 continuation.resume(with: Result { try db.execute(sql: "PRAGMA incremental_vacuum") }
