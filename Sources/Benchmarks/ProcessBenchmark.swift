@@ -212,9 +212,9 @@ enum Proc {
         }
     }
 
-    /// Context switches of each thread of `pid`, summed by thread name. A thread that ends takes
-    /// its count with it, so a figure is a floor when threads come and go.
-    static func switches(_ pid: Int32) -> (byName: [String: Int], cpu: Double) {
+    /// Context switches of each thread of `pid`, summed by thread name, and the threads' CPU time.
+    /// A thread that ends takes its counts with it, so both are floors when threads come and go.
+    static func threads(_ pid: Int32) -> (switches: [String: Int], cpu: Double) {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         var byName: [String: Int] = [:]
         var nanoseconds = 0
@@ -246,8 +246,8 @@ enum Proc {
         for line in io.split(separator: "\n") where line.hasPrefix("syscr:") || line.hasPrefix("syscw:") {
             syscalls += Int(line.split(separator: " ").last ?? "0") ?? 0
         }
-        let threads = switches(pid)
-        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls, switches: threads.byName, threadCPU: threads.cpu)
+        let alive = threads(pid)
+        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls, switches: alive.switches, threadCPU: alive.cpu)
     }
 
     /// A `/proc/PID/status` value in kB.

@@ -21,6 +21,13 @@ final class EventLoop: @unchecked Sendable {
         case stop
     }
 
+    /// How a sleep on the loop's clock ended.
+    enum SleepEnd {
+        case due, cancelled
+        /// The thread had stopped: the sleeper must wait elsewhere.
+        case loopStopped
+    }
+
     /// What other threads hand the event thread.
     struct Shared {
         var commands: [Command] = []
@@ -32,11 +39,11 @@ final class EventLoop: @unchecked Sendable {
         var wakesAt: ContinuousClock.Instant?
         /// Tasks sleeping on the loop's clock, by id; `due` orders them, soonest last (a sleeper
         /// cancelled early stays there until it is due, then is skipped).
-        var sleepers: [Int: CheckedContinuation<Bool?, Never>] = [:]
+        var sleepers: [Int: CheckedContinuation<SleepEnd, Never>] = [:]
         var due: [(at: ContinuousClock.Instant, id: Int)] = []
-        var nextSleeper = 0
     }
     private let shared = Mutex(Shared())
+    private let nextSleeper = Atomic<Int>(0)
     private let wakeFD: Int32
     private let epollFD: Int32
 
@@ -113,18 +120,15 @@ final class EventLoop: @unchecked Sendable {
         _ = write(wakeFD, &one, 8)
     }
 
-    /// Resumes the calling task at `deadline` (`true`), or `false` at once when the task is cancelled.
-    /// Returns nil, without waiting, once the loop has stopped.
-    func sleep(until deadline: ContinuousClock.Instant) async -> Bool? {
-        let id = shared.withLock { shared in
-            defer { shared.nextSleeper += 1 }
-            return shared.nextSleeper
-        }
+    /// Resumes the calling task at `deadline`, at once when it is cancelled, and without waiting
+    /// once the loop has stopped.
+    func sleep(until deadline: ContinuousClock.Instant) async -> SleepEnd {
+        let id = nextSleeper.add(1, ordering: .relaxed).oldValue
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
-                let outcome = shared.withLock { shared -> Bool?? in
-                    if shared.stopped { return .some(nil) }
-                    if Task.isCancelled { return false }
+            await withCheckedContinuation { (continuation: CheckedContinuation<SleepEnd, Never>) in
+                let early = shared.withLock { shared -> SleepEnd? in
+                    if shared.stopped { return .loopStopped }
+                    if Task.isCancelled { return .cancelled }
                     shared.sleepers[id] = continuation
                     // Soonest last: after every sleeper due at or after this one.
                     var (low, high) = (0, shared.due.count)
@@ -134,12 +138,12 @@ final class EventLoop: @unchecked Sendable {
                     }
                     shared.due.insert((deadline, id), at: low)
                     if shared.wakesAt.map({ $0 > deadline }) ?? true { wakeIfAsleep(&shared) }
-                    return .none
+                    return nil
                 }
-                if let outcome { continuation.resume(returning: outcome) }
+                if let early { continuation.resume(returning: early) }
             }
         } onCancel: {
-            shared.withLock { $0.sleepers.removeValue(forKey: id) }?.resume(returning: false)
+            shared.withLock { $0.sleepers.removeValue(forKey: id) }?.resume(returning: .cancelled)
         }
     }
 
@@ -148,18 +152,20 @@ final class EventLoop: @unchecked Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         var running: Int32 = 0
-        var due: [CheckedContinuation<Bool?, Never>] = []
+        var due: [CheckedContinuation<SleepEnd, Never>] = []
         while true {
-            let ownDue = [timerDue, rests.map(\.due).min()].compactMap { $0 }.min()
+            let ownDue = rests.reduce(timerDue) { Self.earliest($0, $1.due) }
             // Decide to sleep under the lock: work posted after this wakes the thread.
-            let wake = shared.withLock { shared -> ContinuousClock.Instant?? in
-                if !shared.commands.isEmpty { return .some(.now) }
-                let wakesAt = [ownDue, shared.due.last?.at].compactMap { $0 }.min()
+            let (hasWork, wakesAt) = shared.withLock { shared -> (Bool, ContinuousClock.Instant?) in
+                if !shared.commands.isEmpty { return (true, nil) }
+                let wakesAt = Self.earliest(ownDue, shared.due.last?.at)
                 (shared.asleep, shared.wakesAt) = (true, wakesAt)
-                return .some(wakesAt)
+                return (false, wakesAt)
             }
             let timeout: Int32
-            if let wakesAt = wake ?? nil {
+            if hasWork {
+                timeout = 0
+            } else if let wakesAt {
                 let left = wakesAt - .now
                 // Round up: waking a little early would only spin.
                 timeout = left <= .zero ? 0 : Int32(min((left / .milliseconds(1)).rounded(.up), 60_000))
@@ -182,7 +188,7 @@ final class EventLoop: @unchecked Sendable {
                 defer { shared.commands.removeAll(keepingCapacity: true) }
                 return shared.commands
             }
-            for sleeper in due { sleeper.resume(returning: true) }
+            for sleeper in due { sleeper.resume(returning: .due) }
             due.removeAll(keepingCapacity: true)
             for index in 0..<max(Int(count), 0) {
                 let event = events[index]
@@ -279,7 +285,13 @@ final class EventLoop: @unchecked Sendable {
             return shared.sleepers.values
         }
         // They finish their sleeps on another clock (see `EventLoopClock`).
-        for sleeper in sleepers { sleeper.resume(returning: nil) }
+        for sleeper in sleepers { sleeper.resume(returning: .loopStopped) }
+    }
+
+    private static func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     /// Lets `transfer` read again after `interval` (event thread).

@@ -17,9 +17,9 @@ public struct EventLoopClock: Clock {
         try Task.checkCancellation()
         if deadline <= .now { return }
         switch await loop.sleep(until: deadline) {
-        case true?: return
-        case false?: throw CancellationError()
-        case nil: try await ContinuousClock().sleep(until: deadline, tolerance: tolerance)
+        case .due: return
+        case .cancelled: throw CancellationError()
+        case .loopStopped: try await ContinuousClock().sleep(until: deadline, tolerance: tolerance)
         }
     }
 }
