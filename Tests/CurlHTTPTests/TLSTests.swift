@@ -13,7 +13,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: directory) }
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        let made = try run([
+        let made = try await run([
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert,
         ])
@@ -41,14 +41,16 @@ import TestSupport
         #expect(error?.kind == .tls)
     }
 
-    private func run(_ arguments: [String]) throws -> Int32 {
+    /// Runs openssl to its end, polling: Foundation's blocking `waitUntilExit()` would spin a run
+    /// loop on a cooperative thread (see `CrashRecoveryTests.Bot.kill`).
+    private func run(_ arguments: [String]) async throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try launch(process)
-        process.waitUntilExit()
+        try await waitFor("openssl to exit", timeout: .seconds(30)) { !process.isRunning }
         return process.terminationStatus
     }
 

@@ -33,14 +33,18 @@ import TestSupport
             process.standardError = FileHandle.nullDevice
             try launch(process)
         }
-        func kill() {
+        /// SIGKILL, then waits (polling, as `waitUntilExit(_:)` does) until the bot is gone.
+        /// Foundation's blocking `Process.waitUntilExit()` spins a run loop on a cooperative
+        /// thread, and the test process crashed in `Process.run()` (a bad read while it copied the
+        /// environment) while another test waited that way.
+        func kill() async throws {
             Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try await waitUntilExit(process)
         }
         /// A test that fails half-way must not leave a bot running: it would go on polling ports
-        /// that the kernel hands to other tests' fake servers.
+        /// that the kernel hands to other tests' fake servers. (Foundation reaps it.)
         deinit {
-            if process.isRunning { kill() }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         }
         /// SIGTERM, then the exit status once the bot has shut down.
         func terminate() async throws -> Int32 {
@@ -117,7 +121,7 @@ import TestSupport
             let observer = try SQLiteStore(path: databasePath)
             try await eventually("the update recorded as handled") { (try? await observer.openUpdates().isEmpty) == true }
         }
-        first.kill()
+        try await first.kill()
         telegram.answerHeld()
 
         telegram.deliverText("second question", chatID: 4242, messageID: 2)

@@ -420,7 +420,7 @@ struct ReplicaTests {
             }
             return false
         }
-        bots[victim]?.kill()
+        try await bots[victim]?.kill()
         let notice = "I was restarted while answering your message. Please send it again."
         let whole = answer.trimmingCharacters(in: .whitespaces)
         try await harness.eventually("every message answered or marked", timeout: .seconds(90)) {
