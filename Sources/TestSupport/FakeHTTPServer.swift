@@ -106,7 +106,7 @@ public final class FakeHTTPServer: Sendable {
     private func acceptLoop() {
         defer { close(listener) }
         while !stopped.withLock({ $0 }) {
-            let client = accept(listener, nil, nil)
+            let client = acceptClosingOnExec(listener)
             if client < 0 {
                 if errno == EINTR { continue }
                 return
@@ -253,9 +253,18 @@ public enum FakeServerError: Error {
     case socket(Int32)
 }
 
+/// `accept`, with the new descriptor closed on exec: a child such as `pg_ctl start` must not
+/// inherit a test server's connection and keep it open after the test closes it (the client would
+/// then never see the end).
+func acceptClosingOnExec(_ listener: Int32) -> Int32 {
+    let fd = accept(listener, nil, nil)
+    if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    return fd
+}
+
 /// A listening TCP socket on 127.0.0.1 with a port the kernel picks: the descriptor and the port.
 func listenOnLoopback() throws -> (Int32, Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw FakeServerError.socket(errno) }
     var yes: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))

@@ -42,7 +42,7 @@ public final class RawTCPServer: Sendable {
 
     /// Whether anything accepts connections on 127.0.0.1:`port`.
     public static func isListening(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -63,7 +63,7 @@ public final class RawTCPServer: Sendable {
     private func acceptLoop() {
         defer { close(listener) }
         while true {
-            let client = accept(listener, nil, nil)
+            let client = acceptClosingOnExec(listener)
             if client < 0 {
                 if errno == EINTR { continue }
                 return

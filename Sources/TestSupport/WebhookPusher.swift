@@ -42,7 +42,7 @@ final class WebhookPusher: Sendable {
     /// One POST; the status, or nil when the connection failed or nothing came back in 30 s.
     static func send(_ body: String, to target: Target, withSecret: Bool = true) -> Int? {
         guard let host = target.url.host, let port = target.url.port else { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
