@@ -66,19 +66,70 @@ public func withCancellationDelay<T: Sendable>(
 public func abandoning<T: Sendable>(
     after limit: Duration, clock: any Clock<Duration> = ContinuousClock(), _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let once = ResumeOnce(continuation)
-        let work = Task {
-            do {
-                once.resume(with: .success(try await operation()))
-            } catch {
-                once.resume(with: .failure(error))
+    try await abandoning(operation) {
+        try await clock.sleep(for: limit)
+        throw DeadlineExceeded(limit: limit)
+    }
+}
+
+/// Runs `operation` beside `watcher`, like `race`, except that nothing is awaited once the result
+/// is known: when the watcher ends first (with its error, or `Abandoned` when it returns), or the
+/// caller is cancelled, the operation is cancelled and left behind. For work that may never notice
+/// cancellation, such as a query whose connection's server went away; the caller then makes it end
+/// for good (closes its connection). When the operation ends first, the watcher is cancelled.
+public func abandoning<T: Sendable>(
+    _ operation: @escaping @Sendable () async throws -> T, when watcher: @escaping @Sendable () async throws -> Void
+) async throws -> T {
+    let tasks = TaskPair()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            let operationTask = Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await operation()) } catch { result = .failure(error) }
+                once.resume(with: result, after: tasks.cancel)
             }
+            let watcherTask = Task {
+                let result: Result<T, any Error>
+                do {
+                    try await watcher()
+                    result = .failure(Abandoned())
+                } catch {
+                    result = .failure(error)
+                }
+                once.resume(with: result, after: tasks.cancel)
+            }
+            // One may have ended, or the caller been cancelled, before both were known here.
+            if tasks.set(operationTask, watcherTask) { tasks.cancel() }
         }
-        Task {
-            try? await clock.sleep(for: limit)
-            if once.resume(with: .failure(DeadlineExceeded(limit: limit))) { work.cancel() }
+    } onCancel: {
+        tasks.cancel()
+    }
+}
+
+/// `abandoning`'s watcher returned: the operation was left behind.
+public struct Abandoned: Error, CustomStringConvertible {
+    public var description: String { "left unfinished" }
+}
+
+/// The two tasks of an `abandoning`, cancelled together, also when asked before they are known.
+private final class TaskPair: Sendable {
+    private let state = Mutex<(tasks: [Task<Void, Never>], cancelled: Bool)>(([], false))
+
+    /// Keeps the tasks; true when they should be cancelled at once (cancel came first).
+    func set(_ first: Task<Void, Never>, _ second: Task<Void, Never>) -> Bool {
+        state.withLock { state in
+            state.tasks = [first, second]
+            return state.cancelled
         }
+    }
+
+    func cancel() {
+        let tasks = state.withLock { state in
+            state.cancelled = true
+            return state.tasks
+        }
+        for task in tasks { task.cancel() }
     }
 }
 
@@ -96,10 +147,11 @@ private final class ResumeOnce<T: Sendable>: Sendable {
         self.continuation = Mutex(continuation)
     }
 
-    /// True when this call resumed it.
-    @discardableResult func resume(with result: Result<T, any Error>) -> Bool {
-        guard let continuation = continuation.withLock({ $0.take() }) else { return false }
+    /// Resumes it with `result` unless that was done before; only then runs `first`, before the
+    /// waiting caller can go on.
+    func resume(with result: Result<T, any Error>, after first: () -> Void) {
+        guard let continuation = continuation.withLock({ $0.take() }) else { return }
+        first()
         continuation.resume(with: result)
-        return true
     }
 }
