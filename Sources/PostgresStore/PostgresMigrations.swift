@@ -121,7 +121,8 @@ extension PostgresStore {
         let schema = location.schema
         let logger = self.logger
         let lock = "telegram-assistant migrations of " + (schema ?? "public")
-        try await write { connection in
+        // No time limit: it may wait for another replica's migrations.
+        try await write(withoutTimeLimit: true) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lock)))", logger: logger)
             if let schema {
                 // Checked to be a plain lower-case identifier (`PostgresLocation`).

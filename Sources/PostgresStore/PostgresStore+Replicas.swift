@@ -102,29 +102,23 @@ extension PostgresStore: SharedStore {
                     do {
                         let connection = try await PostgresConnection.connect(
                             configuration: try Self.connectionConfiguration(location), id: 2, logger: logger)
+                        let listened = Flag()
+                        // A connection that listened counts as a success: its end is a new outage.
+                        defer { if listened.isSet { failures = 0 } }
                         do {
-                            try await connection.listen(on: channel) { notifications in
-                                failures = 0
-                                continuation.yield()  // what was saved while nobody listened
-                                try await withThrowingTaskGroup(of: Void.self) { group in
-                                    group.addTask {
-                                        for try await _ in notifications { continuation.yield() }
-                                    }
-                                    // A connection whose server went away may just stay silent:
-                                    // checked now and then, and closed (ending the notifications) when it does not answer.
-                                    group.addTask {
-                                        while true {
-                                            try await Task.sleep(for: .seconds(5))
-                                            do {
-                                                _ = try await abandoning(after: .seconds(5)) { try await connection.rows("SELECT 1 AS alive", logger) }
-                                            } catch {
-                                                try? await connection.close()
-                                                throw error
-                                            }
-                                        }
-                                    }
-                                    defer { group.cancelAll() }
-                                    try await group.next()
+                            // The notifications end when the connection closes, but a connection whose
+                            // server went away may just stay silent, and a query on it may never end:
+                            // checked now and then, and left behind (closed) when it does not answer.
+                            try await abandoning({
+                                try await connection.listen(on: channel) { notifications in
+                                    listened.set()
+                                    continuation.yield()  // what was saved while nobody listened
+                                    for try await _ in notifications { continuation.yield() }
+                                }
+                            }) {
+                                while true {
+                                    try await Task.sleep(for: .seconds(5))
+                                    _ = try await abandoning(after: .seconds(5)) { try await connection.rows("SELECT 1 AS alive", logger) }
                                 }
                             }
                         } catch {

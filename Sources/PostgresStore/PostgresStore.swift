@@ -2,12 +2,13 @@
 //
 // Owns: the PostgreSQL schema (the same named migrations as SQLite's), the connection pool, and
 // turning PostgreSQL's failures into `StoreError`s.
-// Imports: AssistantStore, PostgresNIO. Never imports: the wire protocols or anything above.
+// Imports: AssistantStore, Support, PostgresNIO. Never imports: the wire protocols or anything above.
 #if Cluster
 import AssistantStore
 import Foundation
 import Logging
 import PostgresNIO
+import Support
 import Synchronization
 
 /// The store on PostgreSQL. Every call is one transaction on a pooled connection; a lost connection
@@ -21,6 +22,13 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// How long a call waits for a connection before it fails (the server is down or unreachable).
     let leaseTimeout: Duration
+    /// How long a call's statements may take on their connection before the call fails and the
+    /// connection is closed. A server that went away mid-query can leave the query waiting for
+    /// ever (postgres-nio does not always fail it when the connection drops, and a silent network
+    /// never does), and that call would hold up its caller, and with it a shutdown, for good. Every
+    /// statement of this bot touches a few rows; only migrations (which may wait for another
+    /// replica's) go without a limit.
+    let answerTimeout: Duration
     /// Replicas: the heartbeat's own connection (`SharedStore`).
     let heartbeatConnection: DedicatedConnection
 
@@ -28,9 +36,10 @@ public final class PostgresStore: Store {
     /// the store; fails with a `StoreError` saying what is wrong.
     public static func open(
         _ location: PostgresLocation, maximumConnections: Int = 8, leaseTimeout: Duration = .seconds(5),
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+        answerTimeout: Duration = .seconds(10), now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) async throws -> PostgresStore {
-        let store = PostgresStore(location, maximumConnections: maximumConnections, leaseTimeout: leaseTimeout, now: now, logger: logger)
+        let store = PostgresStore(
+            location, maximumConnections: maximumConnections, leaseTimeout: leaseTimeout, answerTimeout: answerTimeout, now: now, logger: logger)
         do {
             try await checkConnection(location, logger: logger)
             try await store.migrate()
@@ -42,10 +51,12 @@ public final class PostgresStore: Store {
     }
 
     private init(
-        _ location: PostgresLocation, maximumConnections: Int, leaseTimeout: Duration, now: @escaping @Sendable () -> Date, logger: Logger
+        _ location: PostgresLocation, maximumConnections: Int, leaseTimeout: Duration, answerTimeout: Duration,
+        now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.location = location
         self.leaseTimeout = leaseTimeout
+        self.answerTimeout = answerTimeout
         self.now = now
         self.logger = logger
         heartbeatConnection = DedicatedConnection(location, id: 3, logger: logger)
@@ -131,9 +142,11 @@ public final class PostgresStore: Store {
 
     /// Runs `body` in a transaction on a pooled connection. It runs in its own task, so it is not
     /// cancelled with the caller's (a stopped reply is still saved); a failure becomes a `StoreError`.
-    func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(
+        withoutTimeLimit: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let logger = self.logger
-        return try await leased { connection in
+        return try await leased(answerWithin: withoutTimeLimit ? nil : answerTimeout) { connection in
             try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
         }
     }
@@ -150,14 +163,17 @@ public final class PostgresStore: Store {
     /// One statement, outside a transaction: for reads and writes that are a single statement.
     func run(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         let logger = self.logger
-        return try await leased { connection in try await connection.rows(query, logger) }
+        return try await leased(answerWithin: answerTimeout) { connection in try await connection.rows(query, logger) }
     }
 
     /// Runs `body` on a pooled connection, in a task of its own (not cancelled with the caller's).
     /// While the server is unreachable the pool would wait for a connection forever: after
     /// `leaseTimeout` without one, the call fails with a `StoreError` instead, and the caller's
-    /// rules for a failed write apply. Once `body` has its connection it runs to the end.
-    private func leased<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// rules for a failed write apply. Once `body` has its connection it runs to the end, or for
+    /// `limit`: then its connection is closed (which rolls the transaction back) and the call fails.
+    private func leased<T: Sendable>(
+        answerWithin limit: Duration?, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         let (client, location, timeout) = (self.client, self.location, self.leaseTimeout)
         return try await Task {
             let leased = Flag()
@@ -166,7 +182,14 @@ public final class PostgresStore: Store {
                     group.addTask {
                         try await client.withConnection { connection in
                             leased.set()
-                            return try await body(connection)
+                            guard let limit else { return try await body(connection) }
+                            do {
+                                return try await abandoning(after: limit) { try await body(connection) }
+                            } catch is DeadlineExceeded {
+                                try? await connection.close()
+                                throw StoreError(
+                                    description: "the PostgreSQL server of \(location) did not answer within \(limit): closed that connection")
+                            }
                         }
                     }
                     group.addTask {
@@ -196,8 +219,8 @@ public final class PostgresStore: Store {
     }
 }
 
-/// Set once a call has its connection.
-private final class Flag: Sendable {
+/// Set once, read from any task: a call has its connection, a listener listened.
+final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }

@@ -1,6 +1,8 @@
 import Foundation
+import Support
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import AssistantStore
 import PostgresStore
@@ -77,6 +79,30 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
                     "\(error)".contains(says) && !"\(error)".contains("secret-password")
                 }
             }
+        }
+
+        /// A server that goes silent in the middle of a call (its host vanished behind a firewall,
+        /// or it hangs): the call fails once the store's answer limit has passed, instead of
+        /// holding its caller, and with it a shutdown, for ever. Once the server answers again, the
+        /// next call works, on a new connection.
+        @Test(.enabled(if: StoreFixture.testDatabaseURL != nil)) func aServerThatGoesSilentFailsTheCallInsteadOfHangingIt() async throws {
+            var location = try StoreFixture(backend: .postgres).postgresLocation
+            let relay = try TCPRelay(to: location.port)
+            defer { relay.stop() }
+            (location.host, location.port) = ("127.0.0.1", relay.port)
+            let store = try await PostgresStore.open(location, answerTimeout: .seconds(1), logger: try LogCapture().logger)
+            defer { store.close() }
+            let conversation = try await store.conversation(kind: "telegram", externalID: 7)
+            relay.silence()
+            // Bounded here too, so that a call that hangs fails this test instead of the whole run.
+            await #expect {
+                try await abandoning(after: .seconds(30)) { try await store.conversation(kind: "telegram", externalID: 7) }
+            } throws: { error in
+                "\(error)".contains("did not answer within 1.0 seconds")
+            }
+            relay.speak()
+            let again = try await abandoning(after: .seconds(30)) { try await store.conversation(kind: "telegram", externalID: 7) }
+            #expect(again.id == conversation.id)
         }
     #endif
 
