@@ -85,20 +85,53 @@ public final class SQLiteStore: Store {
     ///
     /// With no other write of this process under way, it runs right here, on the calling thread:
     /// handing it to GRDB's queue and back would cost two thread wake-ups, more than a short commit.
-    /// Behind another write it waits on GRDB's queue instead, suspending its task rather than
-    /// holding a thread of Swift's cooperative pool. (Another process's lock, an operator's `sqlite3`
-    /// session, can still hold the calling thread for up to the busy timeout.)
+    /// Behind another write, or when another process holds the write lock (an operator's `sqlite3`
+    /// session), it waits on GRDB's queue instead, suspending its task rather than holding a thread
+    /// of Swift's cooperative pool, of which a small host has two.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
         defer { writesUnderWay.subtract(1, ordering: .relaxed) }
-        if writesUnderWay.add(1, ordering: .relaxed).newValue == 1 {
-            return try Result { try writer.write(body) }.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) }.get()
+        if writesUnderWay.add(1, ordering: .relaxed).newValue == 1,
+            let done = try Result(catching: { try Self.writeUnlessLocked(writer, busyTimeout: busyTimeout, body) })
+                .mapError({ Self.explain($0, path: path, busyTimeout: busyTimeout) }).get()
+        {
+            return done.value
         }
         return try await withCheckedThrowingContinuation { continuation in
             writer.asyncWrite(body) { _, result in
                 continuation.resume(with: result.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
             }
         }
+    }
+
+    /// `body` in a transaction, right away; nil, with nothing done, when another process holds
+    /// the write lock (the transaction's start does not wait for it).
+    private static func writeUnlessLocked<T>(
+        _ writer: any DatabaseWriter, busyTimeout: Double, _ body: (Database) throws -> T
+    ) throws -> Done<T>? {
+        guard busyTimeout > 0 else { return Done(value: try writer.write(body)) }  // in memory: no other process
+        return try writer.writeWithoutTransaction { db -> Done<T>? in
+            try db.execute(sql: "PRAGMA busy_timeout = 0")
+            var began = false
+            defer { if !began { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))") } }
+            var value: T?
+            do {
+                try db.inTransaction(.immediate) {
+                    began = true
+                    try db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))")
+                    value = try body(db)
+                    return .commit
+                }
+            } catch let error as DatabaseError where !began && error.resultCode == .SQLITE_BUSY {
+                return nil
+            }
+            return value.map(Done.init)
+        }
+    }
+
+    /// A write's result (which may itself be an optional).
+    private struct Done<T> {
+        let value: T
     }
 
     /// Runs `body` on a consistent snapshot, on the calling thread: in WAL mode a read waits for no

@@ -97,7 +97,9 @@ extension StoreTests {
     }
 
     /// A write that waits for another process's lock suspends its task: it does not hold one of
-    /// the few threads every task shares (two waiting writers used to stall a 2-core host).
+    /// the few threads every task shares (two waiting writers used to stall a 2-core host). Here
+    /// the writers and another task share one thread: the other task runs while the lock is held
+    /// only if no writer keeps that thread to wait.
     @Test func writesWaitingForALockLeaveTheTaskThreadsFree() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
@@ -105,27 +107,18 @@ extension StoreTests {
         let conversation = try await store.createConversation(kind: "terminal")
         let holder = try WriteLockHolder(path: path)
         let events = DeltaCollector()
-        let (started, start) = AsyncStream.makeStream(of: Void.self)
-        let writers = ProcessInfo.processInfo.activeProcessorCount + 1
-        await withTaskGroup(of: Void.self) { group in
-            for index in 0..<writers {
-                group.addTask {
-                    start.yield()
-                    _ = try? await store.appendMessage(conversationID: conversation.id, role: .user, content: "w\(index)")
-                    events.append("write")
-                }
+        let thread = OneThreadExecutor()
+        let writers = (0..<3).map { index in
+            Task(executorPreference: thread) {
+                try await store.appendMessage(conversationID: conversation.id, role: .user, content: "w\(index)")
+                events.append("write")
             }
-            var count = 0
-            for await _ in started {
-                count += 1
-                if count == writers { break }
-            }
-            // Every writer waits for the lock now; another task still gets a thread at once.
-            await Task { events.append("other task") }.value
-            holder.release()
         }
-        #expect(events.all.first == "other task", "\(events.all)")
-        #expect(try await store.allMessages(conversationID: conversation.id).count == writers, "the writes went through once the lock was free")
+        await Task(executorPreference: thread) { events.append("other task") }.value
+        holder.release()
+        for writer in writers { try await writer.value }
+        #expect(events.all == ["other task", "write", "write", "write"])
+        #expect(try await store.allMessages(conversationID: conversation.id).count == writers.count, "the writes went through once the lock was free")
     }
 
     @Test func aSecondBotOnTheSameDatabaseIsRefusedWithTheHoldersPID() async throws {
