@@ -99,11 +99,12 @@ extension StoreTests {
     /// A write that waits for another process's lock suspends its task: it does not hold one of
     /// the few threads every task shares (two waiting writers used to stall a 2-core host). Here
     /// the writers and another task share one thread: the other task runs while the lock is held
-    /// only if no writer keeps that thread to wait.
+    /// only if no writer keeps that thread to wait. (A long busy timeout: on a loaded machine the
+    /// lock may be let go seconds after the writers began to wait for it.)
     @Test func writesWaitingForALockLeaveTheTaskThreadsFree() async throws {
         let directory = TemporaryDirectory()
         let path = directory.path + "/assistant.sqlite"
-        let store = try SQLiteStore(path: path, busyTimeout: 2)
+        let store = try SQLiteStore(path: path, busyTimeout: 30)
         let conversation = try await store.createConversation(kind: "terminal")
         let holder = try WriteLockHolder(path: path)
         let events = DeltaCollector()
