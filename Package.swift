@@ -46,7 +46,9 @@ let package = Package(
         // The Telegram Bot API: wire types, client, send scheduler, Markdown to entities, splitting.
         .target(name: "TelegramBotAPI", dependencies: ["CurlHTTP", "Support", .product(name: "Logging", package: "swift-log")]),
         // Storage behind its own API (SQLite through GRDB); knows neither wire protocol.
-        .target(name: "AssistantStore", dependencies: ["Support", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "AssistantStore",
+            dependencies: ["Support", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // The same storage API on PostgreSQL (Cluster only): replicas share one database.
         .target(
             name: "PostgresStore",

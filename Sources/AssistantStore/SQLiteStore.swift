@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// The store on SQLite, the default: one file, one process. Calls are synchronous and short (WAL, one
@@ -111,14 +112,15 @@ public final class SQLiteStore: Store {
     ) throws -> Done<T>? {
         guard busyTimeout > 0 else { return Done(value: try writer.write(body)) }  // in memory: no other process
         return try writer.writeWithoutTransaction { db -> Done<T>? in
-            try db.execute(sql: "PRAGMA busy_timeout = 0")
+            // The connection's busy handler, off for the transaction's start only.
+            sqlite3_busy_timeout(db.sqliteConnection, 0)
             var began = false
-            defer { if !began { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))") } }
+            defer { if !began { sqlite3_busy_timeout(db.sqliteConnection, Int32(busyTimeout * 1000)) } }
             var value: T?
             do {
                 try db.inTransaction(.immediate) {
                     began = true
-                    try db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))")
+                    sqlite3_busy_timeout(db.sqliteConnection, Int32(busyTimeout * 1000))
                     value = try body(db)
                     return .commit
                 }

@@ -15,7 +15,7 @@ import Testing
         "CurlHTTP": ["CCurl", "FoundationEssentials", "Glibc", "Synchronization"],
         "OpenAIClient": ["CurlHTTP", "Support", "Foundation", "Synchronization"],
         "TelegramBotAPI": ["CurlHTTP", "Support", "Foundation", "Logging", "Synchronization"],
-        "AssistantStore": ["Support", "GRDB", "Foundation", "Synchronization"],
+        "AssistantStore": ["Support", "GRDB", "GRDBSQLite", "Foundation", "Synchronization"],
         "PostgresStore": ["AssistantStore", "Support", "PostgresNIO", "Foundation", "Logging", "Synchronization"],
         "ClusterServer": ["TelegramFrontEnd", "TelegramBotAPI", "AssistantStore", "Support", "HTTPTypes", "Hummingbird", "Logging", "Metrics", "Prometheus", "ServiceLifecycle"],
         "Conversation": ["OpenAIClient", "AssistantStore", "Support", "Foundation", "Logging", "Synchronization"],
