@@ -61,12 +61,14 @@ public func withCancellationDelay<T: Sendable>(
 
 /// Waits for `operation` at most `limit`, and past it throws `DeadlineExceeded` without waiting
 /// any longer: for a call that may never answer and never notice cancellation, such as a query on a
-/// connection whose server went away. The operation runs in a task of its own and is cancelled at
-/// the deadline; the caller makes it end for good (closes its connection).
+/// connection whose server went away. The operation runs in a task of its own, which the caller's
+/// cancellation does not reach (a heartbeat begun is best finished), and is cancelled at the
+/// deadline; the caller makes it end for good (closes its connection).
 public func abandoning<T: Sendable>(
     after limit: Duration, clock: any Clock<Duration> = ContinuousClock(), _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await abandoning(operation) {
+    let tasks = TaskPair()
+    return try await abandon(operation, tasks: tasks) {
         try await clock.sleep(for: limit)
         throw DeadlineExceeded(limit: limit)
     }
@@ -82,28 +84,36 @@ public func abandoning<T: Sendable>(
 ) async throws -> T {
     let tasks = TaskPair()
     return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            let operationTask = Task {
-                let result: Result<T, any Error>
-                do { result = .success(try await operation()) } catch { result = .failure(error) }
-                once.resume(with: result, after: tasks.cancel)
-            }
-            let watcherTask = Task {
-                let result: Result<T, any Error>
-                do {
-                    try await watcher()
-                    result = .failure(Abandoned())
-                } catch {
-                    result = .failure(error)
-                }
-                once.resume(with: result, after: tasks.cancel)
-            }
-            // One may have ended, or the caller been cancelled, before both were known here.
-            if tasks.set(operationTask, watcherTask) { tasks.cancel() }
-        }
+        try await abandon(operation, tasks: tasks, when: watcher)
     } onCancel: {
         tasks.cancel()
+    }
+}
+
+/// `operation` and `watcher` in tasks of their own; the first to end resumes the caller, after
+/// cancelling both.
+private func abandon<T: Sendable>(
+    _ operation: @escaping @Sendable () async throws -> T, tasks: TaskPair, when watcher: @escaping @Sendable () async throws -> Void
+) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let once = ResumeOnce(continuation)
+        let operationTask = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            once.resume(with: result, after: tasks.cancel)
+        }
+        let watcherTask = Task {
+            let result: Result<T, any Error>
+            do {
+                try await watcher()
+                result = .failure(Abandoned())
+            } catch {
+                result = .failure(error)
+            }
+            once.resume(with: result, after: tasks.cancel)
+        }
+        // One may have ended, or the caller been cancelled, before both were known here.
+        if tasks.set(operationTask, watcherTask) { tasks.cancel() }
     }
 }
 

@@ -67,6 +67,22 @@ import Testing
         await #expect(throws: CancellationError.self) { try await call.value }
     }
 
+    @Test func aDeadlinesOperationIsNotCancelledWithTheCaller() async throws {
+        let (finished, go) = AsyncStream.makeStream(of: Void.self)
+        let cancelled = Mutex(false)
+        let call = Task {
+            try await abandoning(after: .seconds(3600)) {
+                for await _ in finished { break }
+                cancelled.withLock { $0 = Task.isCancelled }
+                return 7
+            }
+        }
+        call.cancel()
+        go.yield()
+        #expect(try await call.value == 7)
+        #expect(!cancelled.withLock { $0 })
+    }
+
     @Test func aDeadlineEndsTheCallWithDeadlineExceeded() async throws {
         let stuck = Stuck()
         defer { stuck.release() }

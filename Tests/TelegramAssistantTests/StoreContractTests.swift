@@ -104,6 +104,22 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
             let again = try await abandoning(after: .seconds(30)) { try await store.conversation(kind: "telegram", externalID: 7) }
             #expect(again.id == conversation.id)
         }
+
+        /// A server that accepts the connection and then says nothing: the start fails with a clear
+        /// error instead of waiting for ever.
+        @Test(.enabled(if: StoreFixture.testDatabaseURL != nil)) func aSilentServerAtStartIsAClearError() async throws {
+            var location = try StoreFixture(backend: .postgres).postgresLocation
+            let relay = try TCPRelay(to: location.port)
+            defer { relay.stop() }
+            relay.silence()
+            (location.host, location.port) = ("127.0.0.1", relay.port)
+            let (silent, logger) = (location, try LogCapture().logger)
+            await #expect {
+                try await abandoning(after: .seconds(60)) { try await PostgresStore.open(silent, logger: logger) }
+            } throws: { error in
+                "\(error)".contains("cannot reach the PostgreSQL server")
+            }
+        }
     #endif
 
     @Test(arguments: StoreFixture.all) func migratesOnceAndKeepsEverythingAcrossReopening(_ fixture: StoreFixture) async throws {
