@@ -11,10 +11,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-swift test
+# Each step within its limit (build included): a test that hangs fails the run in minutes, saying
+# which step, instead of holding CI until its own limit with nothing to show.
+bounded() {
+  local limit=$1
+  shift
+  local status=0
+  timeout --kill-after=30 "$limit" "$@" || status=$?
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "deploy/test.sh: '$*' did not finish within $limit s; a test hangs (the last ones started above are the suspects)" >&2
+  fi
+  return "$status"
+}
+
+bounded 1800 swift test
 
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
-  swift test --traits Cluster --scratch-path .build-cluster
+  bounded 1800 swift test --traits Cluster --scratch-path .build-cluster
   exit 0
 fi
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -44,8 +57,8 @@ printf "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s
 export TEST_DATABASE_URL="postgres://assistant@127.0.0.1:$port/assistant_test?sslmode=disable"
 # The suites the Cluster build changes or adds; the rest ran above on the same sources, and running
 # them again would only double the real-time tests fighting for two cores.
-swift test --traits Cluster --scratch-path .build-cluster \
+bounded 1800 swift test --traits Cluster --scratch-path .build-cluster \
   --filter 'StoreContractTests|StoreTests|PostgresBotTests|ClusterServerTests|WebhookTests|ReplicaTests|ConfigurationTests|LayeringTests'
 # Last and alone: this one stops and starts the server under a running bot.
 TEST_POSTGRES_CTL="${as_server[*]} $bin/pg_ctl -D $workdir/data -l $workdir/server.log -w" \
-  swift test --traits Cluster --scratch-path .build-cluster --skip-build --filter PostgresRestartTests
+  bounded 600 swift test --traits Cluster --scratch-path .build-cluster --skip-build --filter PostgresRestartTests
