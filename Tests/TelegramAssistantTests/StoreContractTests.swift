@@ -5,7 +5,10 @@ import Testing
 import TestSupport
 
 @testable import AssistantStore
-import PostgresStore
+#if Cluster
+    import PostgresNIO
+    @testable import PostgresStore
+#endif
 
 /// A database both backends can open, again and again (a restart, or a second replica).
 struct StoreFixture: Sendable, CustomTestStringConvertible {
@@ -103,6 +106,45 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
             relay.speak()
             let again = try await abandoning(after: .seconds(30)) { try await store.conversation(kind: "telegram", externalID: 7) }
             #expect(again.id == conversation.id)
+        }
+
+        /// The listener that wakes a replica's claimer when updates are saved: when its server goes
+        /// silent, it notices (its check gets no answer), says so once, and once the server answers
+        /// again it listens on a new connection and wakes the claimer as before.
+        @Test(.enabled(if: StoreFixture.testDatabaseURL != nil)) func theUpdateListenerComesBackAfterItsServerWentSilent() async throws {
+            let fixture = StoreFixture(backend: .postgres)
+            var location = try fixture.postgresLocation
+            let relay = try TCPRelay(to: location.port)
+            defer { relay.stop() }
+            (location.host, location.port) = ("127.0.0.1", relay.port)
+            let log = try LogCapture()
+            let listener = try await PostgresStore.open(location, logger: log.logger)
+            defer { listener.close() }
+            let saver = try await PostgresStore.open(try fixture.postgresLocation, logger: log.logger)
+            defer { saver.close() }
+            let wakes = Mutex(0)
+            let counting = Task { for await _ in listener.updatesSaved() { wakes.withLock { $0 += 1 } } }
+            defer { counting.cancel() }
+            let listening = { @Sendable (after: Date) async -> Bool in
+                // The listener's connection, idle after its LISTEN, opened after `after`.
+                let rows = try? await saver.listenersSince(after)
+                return (rows ?? 0) > 0
+            }
+            let start = Date()
+            try await waitUntil("listening") { await listening(start) }
+            var before = wakes.withLock { $0 }
+            _ = try await saver.saveReceived([UpdateRow(id: 1, chatID: 1, payload: "{}")], nextOffset: 2)
+            try await waitUntil("woken by the save") { wakes.withLock { $0 } > before }
+
+            relay.silence()
+            try await waitUntil("the silence noticed", timeout: .seconds(60)) { !log.records(containing: "listen_failed").isEmpty }
+            let spoke = Date()
+            relay.speak()
+            try await waitUntil("listening again", timeout: .seconds(60)) { await listening(spoke) }
+            before = wakes.withLock { $0 }
+            _ = try await saver.saveReceived([UpdateRow(id: 2, chatID: 1, payload: "{}")], nextOffset: 3)
+            try await waitUntil("woken by the next save") { wakes.withLock { $0 } > before }
+            #expect(log.records(containing: "listen_failed").count == 1, "said once per outage")
         }
 
         /// A server that accepts the connection and then says nothing: the start fails with a clear
@@ -405,3 +447,18 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
         #expect(try await store.allMessages(conversationID: conversation.id).map(\.content) == ["stopped"])
     }
 }
+
+#if Cluster
+    extension PostgresStore {
+        /// Connections of this database opened after `date` that last ran the update listener's
+        /// LISTEN or its check.
+        func listenersSince(_ date: Date) async throws -> Int {
+            try await run(
+                """
+                SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_start > \(date)
+                AND (query LIKE 'LISTEN%' OR query = 'SELECT 1 AS alive')
+                """
+            ).first.map { try $0["n"].decode(Int.self) } ?? 0
+        }
+    }
+#endif
