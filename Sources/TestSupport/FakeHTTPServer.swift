@@ -262,6 +262,24 @@ func acceptClosingOnExec(_ listener: Int32) -> Int32 {
     return fd
 }
 
+/// A TCP connection to `host` (an IPv4 address) and `port`, closed on exec; nil when it fails.
+func connectTCP(host: String = "127.0.0.1", port: Int) -> Int32? {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
 /// A listening TCP socket on 127.0.0.1 with a port the kernel picks: the descriptor and the port.
 func listenOnLoopback() throws -> (Int32, Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -51,7 +51,7 @@ public final class TCPRelay: Sendable {
 
     private func relay(_ client: Int32) {
         defer { close(client) }
-        guard let server = connectToTarget() else { return }
+        guard let server = connectTCP(port: target) else { return }
         defer { close(server) }
         // A connection silenced once stays silent: what it swallowed is gone, so it could only
         // carry garbage afterwards.
@@ -75,22 +75,5 @@ public final class TCPRelay: Sendable {
                 }
             }
         }
-    }
-
-    private func connectToTarget() -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(target).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
     }
 }

@@ -42,19 +42,10 @@ final class WebhookPusher: Sendable {
     /// One POST; the status, or nil when the connection failed or nothing came back in 30 s.
     static func send(_ body: String, to target: Target, withSecret: Bool = true) -> Int? {
         guard let host = target.url.host, let port = target.url.port else { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard let fd = connectTCP(host: host == "localhost" ? "127.0.0.1" : host, port: port) else { return nil }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else { return nil }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
         let payload = Array(body.utf8)
         let path = target.url.path.isEmpty ? "/" : target.url.path
         let head = """
