@@ -13,6 +13,11 @@ import Glibc
 /// other threads (a new transfer, a cancel, a reader that caught up, a sleeper due sooner) while it
 /// sleeps. With nothing to do it sleeps with no timeout at all. After each wake-up every reader gets
 /// what arrived for it in one resume.
+///
+/// It is also a `TaskExecutor`: a task that prefers it (`HTTPClient.executor`) runs its jobs here,
+/// after each wake-up's I/O. A reader resumed by that I/O then runs on this same thread, without
+/// waking another one, which is most of what a reply costs when it streams alone. Its jobs must not
+/// block for long: every transfer waits meanwhile.
 final class EventLoop: @unchecked Sendable {
     enum Command {
         case add(Transfer)
@@ -41,6 +46,8 @@ final class EventLoop: @unchecked Sendable {
         /// cancelled early stays there until it is due, then is skipped).
         var sleepers: [Int: CheckedContinuation<SleepEnd, Never>] = [:]
         var due: [(at: ContinuousClock.Instant, id: Int)] = []
+        /// Jobs of tasks that prefer this thread (`TaskExecutor`).
+        var jobs: [UnownedJob] = []
     }
     private let shared = Mutex(Shared())
     private let nextSleeper = Atomic<Int>(0)
@@ -56,6 +63,8 @@ final class EventLoop: @unchecked Sendable {
     private var touched: [Transfer] = []
     /// Resting transfers and when each reads again (a handful at most: a list beats a heap).
     private var rests: [(due: ContinuousClock.Instant, transfer: Transfer)] = []
+    /// The jobs being run (swapped with `Shared.jobs`, so neither array is reallocated).
+    private var running: [UnownedJob] = []
     /// Transfers on the event thread now (for tests and diagnostics).
     let activeCount = Atomic<Int>(0)
     /// Tasks sleeping on the loop's clock now, and whether the thread has stopped (for tests).
@@ -157,7 +166,7 @@ final class EventLoop: @unchecked Sendable {
             let ownDue = rests.reduce(timerDue) { Self.earliest($0, $1.due) }
             // Decide to sleep under the lock: work posted after this wakes the thread.
             let (hasWork, wakesAt) = shared.withLock { shared -> (Bool, ContinuousClock.Instant?) in
-                if !shared.commands.isEmpty { return (true, nil) }
+                if !shared.commands.isEmpty || !shared.jobs.isEmpty { return (true, nil) }
                 let wakesAt = Self.earliest(ownDue, shared.due.last?.at)
                 (shared.asleep, shared.wakesAt) = (true, wakesAt)
                 return (false, wakesAt)
@@ -217,8 +226,18 @@ final class EventLoop: @unchecked Sendable {
             collectFinished()
             for transfer in touched { transfer.loopFlush() }
             touched.removeAll(keepingCapacity: true)
+            runJobs()
         }
         shutDown()
+    }
+
+    /// Runs the jobs queued so far; the jobs they queue run on the next turn, after its I/O.
+    private func runJobs() {
+        shared.withLock { swap(&$0.jobs, &running) }
+        guard !running.isEmpty else { return }
+        let executor = asUnownedTaskExecutor()
+        for job in running { job.runSynchronously(on: executor) }
+        running.removeAll(keepingCapacity: true)
     }
 
     /// Runs queued commands; false once told to stop.
@@ -278,14 +297,16 @@ final class EventLoop: @unchecked Sendable {
         }
         curl_multi_cleanup(multi)
         close(epollFD)
-        let sleepers = shared.withLock { shared in
+        let (sleepers, jobs) = shared.withLock { shared in
             shared.stopped = true
             close(wakeFD)
-            defer { shared.sleepers = [:] }
-            return shared.sleepers.values
+            defer { (shared.sleepers, shared.jobs) = ([:], []) }
+            return (shared.sleepers.values, shared.jobs)
         }
         // They finish their sleeps on another clock (see `EventLoopClock`).
         for sleeper in sleepers { sleeper.resume(returning: .loopStopped) }
+        // Tasks that prefer this thread go on in Swift's global pool, as later jobs do.
+        for job in jobs { globalConcurrentExecutor.enqueue(job) }
     }
 
     private static func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
@@ -323,5 +344,20 @@ final class EventLoop: @unchecked Sendable {
 
     private func setTimer(_ milliseconds: Int) {
         timerDue = milliseconds < 0 ? nil : .now + .milliseconds(milliseconds)
+    }
+}
+
+extension EventLoop: TaskExecutor {
+    /// Queues `job` for the event thread, waking it if it sleeps; once the thread has stopped, the
+    /// job runs in Swift's global pool instead.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let queued = shared.withLock { shared -> Bool in
+            guard !shared.stopped else { return false }
+            shared.jobs.append(job)
+            wakeIfAsleep(&shared)
+            return true
+        }
+        if !queued { globalConcurrentExecutor.enqueue(job) }
     }
 }

@@ -42,6 +42,11 @@ public final class HTTPClient: Sendable {
 
     var loopForTests: EventLoop { loop }
 
+    /// The event thread as a task executor: a task that prefers it runs its jobs between the
+    /// thread's I/O, so a response that arrives resumes its reader without waking another thread.
+    /// For work that never blocks for long; jobs go to Swift's global pool once the client is gone.
+    public var executor: any TaskExecutor { loop }
+
     /// Transfers the event thread is running now.
     var activeTransfers: Int { loop.activeCount.load(ordering: .relaxed) }
 

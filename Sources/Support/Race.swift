@@ -34,7 +34,7 @@ public func race<T: Sendable>(
 /// failure, reported as such.
 public func shielded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     // An unstructured task does not inherit cancellation; it is awaited here, never left behind.
-    try await Task { try await operation() }.value
+    try await Task(executorPreference: TaskExecutors.preferred) { try await operation() }.value
 }
 
 /// Runs `operation`, letting it outlive the caller's cancellation by `delay`: when the caller is
@@ -97,12 +97,12 @@ private func abandon<T: Sendable>(
 ) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         let once = ResumeOnce(continuation)
-        let operationTask = Task {
+        let operationTask = Task(executorPreference: TaskExecutors.preferred) {
             let result: Result<T, any Error>
             do { result = .success(try await operation()) } catch { result = .failure(error) }
             once.resume(with: result, after: tasks.cancel)
         }
-        let watcherTask = Task {
+        let watcherTask = Task(executorPreference: TaskExecutors.preferred) {
             let result: Result<T, any Error>
             do {
                 try await watcher()

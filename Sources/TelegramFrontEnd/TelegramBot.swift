@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Support
 import UnixSignals
 
 /// Why the bot could not start; the message is for the operator.
@@ -28,11 +29,15 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     public let leases: ChatLeases?
     /// How long replies in flight may finish after a shutdown begins before they are cut off.
     public let grace: Duration
+    /// Where the bot's services run their tasks (`HTTPClient.executor`: the HTTP event thread);
+    /// nil: Swift's global pool.
+    public let executor: (any TaskExecutor)?
 
     public init(
         username: String, intake: UpdateIntake, dispatcher: ChatDispatcher, status: StatusReporter, maintenance: Maintenance,
-        leases: ChatLeases? = nil, grace: Duration
+        leases: ChatLeases? = nil, grace: Duration, executor: (any TaskExecutor)? = nil
     ) {
+        self.executor = executor
         self.leases = leases
         self.username = username
         self.intake = intake
@@ -46,7 +51,12 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     public var description: String { "TelegramBot(@\(username))" }
 
     /// The leases stop after the dispatcher: the heartbeat goes on while replies in flight finish.
-    public var services: [any Service] { [maintenance, status] + (leases.map { [$0] } ?? []) + [dispatcher, intake] }
+    /// All but maintenance run on `executor` when there is one; maintenance's long statements (a
+    /// purge, a vacuum) stay off it.
+    public var services: [any Service] {
+        let services: [any Service] = [status] + (leases.map { [$0] } ?? []) + [dispatcher, intake]
+        return [maintenance] + services.map { service in executor.map { PreferringExecutor(service: service, executor: $0) } ?? service }
+    }
 
     /// The service group that runs the bot, shutting down gracefully on `signals`. `alongWith` start
     /// first and stop last (the HTTP listener: /healthz answers until the end).
@@ -56,4 +66,17 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
         configuration.maximumGracefulShutdownDuration = grace
         return ServiceGroup(configuration: configuration)
     }
+}
+
+/// Runs a service with a task executor preference, so that its tasks run there.
+struct PreferringExecutor: Service, CustomStringConvertible {
+    let service: any Service
+    let executor: any TaskExecutor
+
+    func run() async throws {
+        try await TaskExecutors.prefer(executor) { try await service.run() }
+    }
+
+    /// The service's own name in the service group's logs.
+    var description: String { String(describing: service) }
 }

@@ -194,7 +194,7 @@ public struct Assistant: Sendable {
             historyRetention: config.historyRetentionDays.map { .seconds($0 * 86_400) }, clock: clock, logger: logger)
         return TelegramBot(
             username: me.username ?? "?", intake: intake, dispatcher: dispatcher, status: status, maintenance: maintenance, leases: leases,
-            grace: telegram.shutdownGrace)
+            grace: telegram.shutdownGrace, executor: http.executor)
     }
 
     /// This process's name among replicas: the host, the process id, and a random suffix (a
