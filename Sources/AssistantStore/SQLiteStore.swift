@@ -15,6 +15,11 @@ public final class SQLiteStore: Store {
     let now: @Sendable () -> Date
     /// Writes of this process that have started and not ended (see `write`).
     private let writesUnderWay = Atomic<Int>(0)
+    /// Commits are synced to the disk (`synchronous=FULL`), except those of writes that need not be
+    /// (`write(durable: false)`).
+    private let syncsCommits: Bool
+    /// Commits synced to the disk so far (what a reply costs in `fdatasync`s, for tests).
+    let durableCommits = Atomic<Int>(0)
 
     /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits
     /// up to `busyTimeout` seconds for another process's write lock, then fails with a `StoreError`
@@ -25,6 +30,7 @@ public final class SQLiteStore: Store {
         self.path = path
         self.now = now
         self.busyTimeout = busyTimeout
+        syncsCommits = durability == .full
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let files = FileManager.default
@@ -76,6 +82,7 @@ public final class SQLiteStore: Store {
         path = ":memory:"
         self.now = now
         busyTimeout = 0
+        syncsCommits = false
         let queue = try DatabaseQueue()
         try Migrations.migrator.migrate(queue)
         writer = queue
@@ -84,31 +91,59 @@ public final class SQLiteStore: Store {
     /// Runs `body` in a write transaction. It is not cancelled with the calling task, so a stopped
     /// reply is still saved. An SQLite failure becomes a `StoreError` that says what to do.
     ///
+    /// `durable: false` commits without syncing the disk (`synchronous=NORMAL` for that commit): the
+    /// write is as safe as any from a crash of the process, and a power cut can roll it back only
+    /// together with every later commit up to the next durable one, which syncs it along (the WAL is
+    /// one file, written in order). For writes that nothing outside the process relies on before a
+    /// durable commit follows.
+    ///
     /// With no other write of this process under way, it runs right here, on the calling thread:
     /// handing it to GRDB's queue and back would cost two thread wake-ups, more than a short commit.
     /// Behind another write, or when another process holds the write lock (an operator's `sqlite3`
-    /// session), it waits on GRDB's queue instead, suspending its task rather than holding a thread
-    /// of Swift's cooperative pool, of which a small host has two.
-    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// session), it waits on GRDB's queue instead, suspending its task rather than holding a thread.
+    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
+        let lazy = syncsCommits && !durable
+        if syncsCommits && durable { durableCommits.add(1, ordering: .relaxed) }
         defer { writesUnderWay.subtract(1, ordering: .relaxed) }
         if writesUnderWay.add(1, ordering: .relaxed).newValue == 1,
-            let done = try Result(catching: { try Self.writeUnlessLocked(writer, busyTimeout: busyTimeout, body) })
+            let done = try Result(catching: { try Self.writeUnlessLocked(writer, busyTimeout: busyTimeout, lazy: lazy, body) })
                 .mapError({ Self.explain($0, path: path, busyTimeout: busyTimeout) }).get()
         {
             return done.value
         }
         return try await withCheckedThrowingContinuation { continuation in
-            writer.asyncWrite(body) { _, result in
-                continuation.resume(with: result.mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
+            writer.asyncWriteWithoutTransaction { db in
+                continuation.resume(
+                    with: Result { try Self.unsynced(db, if: lazy) { try Self.transaction(db, body) } }
+                        .mapError { Self.explain($0, path: path, busyTimeout: busyTimeout) })
             }
         }
+    }
+
+    /// `body` in an immediate transaction, committed.
+    private static func transaction<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        var value: T?
+        try db.inTransaction(.immediate) {
+            value = try body(db)
+            return .commit
+        }
+        return value!
+    }
+
+    /// `transaction` (a commit) with `synchronous=NORMAL` when `lazy`, FULL again after it.
+    private static func unsynced<T>(_ db: Database, if lazy: Bool, _ transaction: () throws -> T) throws -> T {
+        guard lazy else { return try transaction() }
+        try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+        let result = Result { try transaction() }
+        try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+        return try result.get()
     }
 
     /// `body` in a transaction, right away; nil, with nothing done, when another process holds
     /// the write lock (the transaction's start does not wait for it).
     private static func writeUnlessLocked<T>(
-        _ writer: any DatabaseWriter, busyTimeout: Double, _ body: (Database) throws -> T
+        _ writer: any DatabaseWriter, busyTimeout: Double, lazy: Bool, _ body: (Database) throws -> T
     ) throws -> Done<T>? {
         guard busyTimeout > 0 else { return Done(value: try writer.write(body)) }  // in memory: no other process
         return try writer.writeWithoutTransaction { db -> Done<T>? in
@@ -118,11 +153,13 @@ public final class SQLiteStore: Store {
             defer { if !began { sqlite3_busy_timeout(db.sqliteConnection, Int32(busyTimeout * 1000)) } }
             var value: T?
             do {
-                try db.inTransaction(.immediate) {
-                    began = true
-                    sqlite3_busy_timeout(db.sqliteConnection, Int32(busyTimeout * 1000))
-                    value = try body(db)
-                    return .commit
+                try unsynced(db, if: lazy) {
+                    try db.inTransaction(.immediate) {
+                        began = true
+                        sqlite3_busy_timeout(db.sqliteConnection, Int32(busyTimeout * 1000))
+                        value = try body(db)
+                        return .commit
+                    }
                 }
             } catch let error as DatabaseError where !began && error.resultCode == .SQLITE_BUSY {
                 return nil
@@ -213,7 +250,7 @@ public final class SQLiteStore: Store {
             return existing
         }
         // Looked up again inside the write: another task may have created it in between.
-        return try await write { db in
+        return try await write(durable: false) { db in
             let now = self.stamp()
             try db.run(
                 """
@@ -312,9 +349,9 @@ public final class SQLiteStore: Store {
     @discardableResult
     public func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status, model: String?,
-        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange]
+        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange], durable: Bool
     ) async throws -> MessageRecord {
-        try await write { db in
+        try await write(durable: durable) { db in
             for change in changes { try self.apply(change, db) }
             let message = try self.insertMessage(
                 db, conversationID: conversationID, role: role, content: content, status: status, model: model, tokens: nil)
@@ -451,8 +488,8 @@ public final class SQLiteStore: Store {
     }
 
     /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
-    public func record(_ call: CallRecord, conversationID: Int64) async throws {
-        try await write { db in
+    public func record(_ call: CallRecord, conversationID: Int64, durable: Bool) async throws {
+        try await write(durable: durable) { db in
             if let reply = call.reply {
                 _ = try self.insertMessage(
                     db, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,

@@ -4,7 +4,10 @@ import Foundation
 /// build, `DATABASE_URL=postgres://…`) when replicas share one. Both keep the same named migrations
 /// and the same rules, and the storage tests run against both (`StoreContractTests`):
 ///
-/// - every call is one transaction, committed durably before it returns;
+/// - every call is one transaction, committed before it returns, and durably (synced to the disk)
+///   unless it says otherwise: a commit that is not durable is safe from a crash of the process,
+///   and a power cut can only roll it back together with every commit after it up to the next
+///   durable one, which makes it durable too (the log is written in order);
 /// - a write is not cancelled with its calling task, so a stopped reply is still saved;
 /// - a failure is a `StoreError` that says what to do, never SQL or saved text.
 public protocol Store: AnyObject, Sendable {
@@ -43,7 +46,8 @@ public protocol Store: AnyObject, Sendable {
     /// A new conversation.
     func createConversation(kind: String, externalID: Int64?) async throws -> ConversationRecord
     /// The conversation for an external id (a Telegram chat), created on first use; two callers
-    /// asking at once get the same one.
+    /// asking at once get the same one. The creation need not be durable: its first turn's
+    /// commit, or the next durable one, makes it so.
     func conversation(kind: String, externalID: Int64) async throws -> ConversationRecord
     func conversation(id: Int64) async throws -> ConversationRecord?
     /// The most recently used conversation of a kind (the terminal chat resumes it).
@@ -66,10 +70,11 @@ public protocol Store: AnyObject, Sendable {
     /// conversation's window start in the same commit (the request for this turn was planned
     /// before it had an id). `alongWith` are update status changes committed in the same
     /// transaction; `inputCostUSD` (a transcription's) is added to the conversation's cost, and the
-    /// attachments to its image and audio counts.
+    /// attachments to its image and audio counts. `durable: false`: the commit need not be
+    /// synced (a user's turn whose answer is saved durably later).
     @discardableResult func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status, model: String?,
-        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange]
+        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange], durable: Bool
     ) async throws -> MessageRecord
     /// The newest attachment that came from `sourceID` (a Telegram file_unique_id) in the
     /// conversation, with its turn's text: a reply to a photo or voice note the bot has seen reuses
@@ -87,7 +92,8 @@ public protocol Store: AnyObject, Sendable {
     /// Turns that will be remembered (not failed).
     func messageCount(conversationID: Int64) async throws -> Int
     /// Saves the outcome of a model call: the reply (if any), the user turn's fate, and the totals.
-    func record(_ call: CallRecord, conversationID: Int64) async throws
+    /// `durable: false` when the caller commits durably right after (a reply's final text).
+    func record(_ call: CallRecord, conversationID: Int64, durable: Bool) async throws
 }
 
 extension Store {
@@ -112,11 +118,16 @@ extension Store {
     @discardableResult
     public func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status = .complete, model: String? = nil,
-        attachments: [Attachment] = [], inputCostUSD: Double = 0, moveWindow: WindowMove? = nil, alongWith changes: [UpdateStatusChange] = []
+        attachments: [Attachment] = [], inputCostUSD: Double = 0, moveWindow: WindowMove? = nil, alongWith changes: [UpdateStatusChange] = [],
+        durable: Bool = true
     ) async throws -> MessageRecord {
         try await appendMessage(
             conversationID: conversationID, role: role, content: content, status: status, model: model, attachments: attachments,
-            inputCostUSD: inputCostUSD, moveWindow: moveWindow, alongWith: changes)
+            inputCostUSD: inputCostUSD, moveWindow: moveWindow, alongWith: changes, durable: durable)
+    }
+
+    public func record(_ call: CallRecord, conversationID: Int64) async throws {
+        try await record(call, conversationID: conversationID, durable: true)
     }
 
     /// The turns a request may use: not failed, with id ≥ `fromID`, oldest first.

@@ -54,9 +54,16 @@ public final class ConversationEngine: Sendable {
     /// `alongWith` is committed with the user's turn (a front end's "this update is being answered"),
     /// and so are the turn's attachments; `onSaved` runs right after that commit. `deliveryInterval`:
     /// how often the front end wants new text once it has begun (it shows it no more often).
+    ///
+    /// The turn's commit is not synced to the disk when there is no `onSaved` (which shows something
+    /// that relies on it): nothing else relies on it before the outcome's commit, which syncs it
+    /// along. That one is durable unless `durableOutcome` is false, for a front end that commits
+    /// durably right after (the Telegram bot saves the final text to deliver). A power cut before
+    /// then loses the turn with its answer, never one without the other.
     public func reply(
         to turn: UserTurn, conversationID: Int64, alongWith changes: [UpdateStatusChange] = [], logger: Logger? = nil,
-        onSaved: (@Sendable () async -> Void)? = nil, deliveryInterval: Duration? = nil, onDelta: @escaping @Sendable (String) async -> Void
+        onSaved: (@Sendable () async -> Void)? = nil, deliveryInterval: Duration? = nil, durableOutcome: Bool = true,
+        onDelta: @escaping @Sendable (String) async -> Void
     ) async -> ReplyOutcome {
         var logger = logger ?? self.logger
         logger[metadataKey: "conversation_id"] = .stringConvertible(conversationID)
@@ -69,7 +76,7 @@ public final class ConversationEngine: Sendable {
         do {
             userTurn = try await store.appendMessage(
                 conversationID: conversationID, role: .user, content: text, attachments: turn.attachments, inputCostUSD: turn.inputCostUSD,
-                moveWindow: early?.move, alongWith: changes)
+                moveWindow: early?.move, alongWith: changes, durable: onSaved != nil)
         } catch let error as StoreError where error.isUpdateTaken {
             return .answeredElsewhere
         } catch {
@@ -94,7 +101,7 @@ public final class ConversationEngine: Sendable {
                             + turn.attachments.filter { $0.kind == .image }.reduce(0) { $0 + TokenEstimator.imageTokens(width: $1.width ?? 1024, height: $1.height ?? 1024) }
                         try? await store.record(
                             CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true),
-                            conversationID: conversationID)
+                            conversationID: conversationID, durable: durableOutcome)
                         return .messageTooLong(estimatedTokens: tokens, budget: tokenBudget)
                     }
                     (messages, model) = built
@@ -121,7 +128,7 @@ public final class ConversationEngine: Sendable {
                         tokens: completion.usage.record, costUSD: settings.cost(of: completion.usage),
                         latencyMs: completion.latency.milliseconds, ttftMs: completion.timeToFirstToken?.milliseconds,
                         failed: false),
-                    conversationID: conversationID, logger: logger)
+                    conversationID: conversationID, durable: durableOutcome, logger: logger)
                 logCall(
                     logger, model: completion.model, latency: completion.latency,
                     ttft: completion.timeToFirstToken, usage: completion.usage, attempts: completion.attempts,
@@ -138,7 +145,7 @@ public final class ConversationEngine: Sendable {
                     }
                     await save(
                         CallRecord(userMessageID: userTurn.id, reply: nil, tokens: nil, costUSD: 0, failed: true, keepsTurn: true),
-                        conversationID: conversationID, logger: logger)
+                        conversationID: conversationID, durable: durableOutcome, logger: logger)
                     logCall(
                         logger, model: failure.model, latency: nil, ttft: nil, usage: nil, attempts: failure.attempts,
                         fallbackUsed: failure.fallbackUsed, error: failure.error)
@@ -158,7 +165,7 @@ public final class ConversationEngine: Sendable {
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, failure.model),
                         tokens: usage?.record, costUSD: usage.map(settings.cost(of:)) ?? 0, latencyMs: nil,
                         ttftMs: failure.timeToFirstToken?.milliseconds, failed: true),
-                    conversationID: conversationID, logger: logger)
+                    conversationID: conversationID, durable: durableOutcome, logger: logger)
                 logCall(
                     logger, model: failure.model, latency: nil, ttft: failure.timeToFirstToken,
                     usage: usage, attempts: failure.attempts, fallbackUsed: failure.fallbackUsed, error: failure.error)
@@ -174,7 +181,7 @@ public final class ConversationEngine: Sendable {
                     CallRecord(
                         userMessageID: userTurn.id, reply: partial.isEmpty ? nil : (partial, .partial, model),
                         tokens: usage.record, costUSD: settings.cost(of: usage), latencyMs: nil, ttftMs: nil, failed: true),
-                    conversationID: conversationID, logger: logger)
+                    conversationID: conversationID, durable: durableOutcome, logger: logger)
                 logCall(
                     logger, model: model, latency: nil, ttft: nil, usage: usage, attempts: 1,
                     fallbackUsed: false, error: nil, cancelled: true)
@@ -409,9 +416,9 @@ public final class ConversationEngine: Sendable {
 
     // MARK: Saving and logging
 
-    private func save(_ call: CallRecord, conversationID: Int64, logger: Logger) async {
+    private func save(_ call: CallRecord, conversationID: Int64, durable: Bool, logger: Logger) async {
         do {
-            try await store.record(call, conversationID: conversationID)
+            try await store.record(call, conversationID: conversationID, durable: durable)
         } catch {
             logStoreFailure(error, logger)
         }

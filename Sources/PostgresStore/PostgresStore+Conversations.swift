@@ -102,10 +102,10 @@ extension PostgresStore {
 
     public func appendMessage(
         conversationID: Int64, role: MessageRecord.Role, content: String, status: MessageRecord.Status, model: String?,
-        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange]
+        attachments: [Attachment], inputCostUSD: Double, moveWindow: WindowMove?, alongWith changes: [UpdateStatusChange], durable: Bool
     ) async throws -> MessageRecord {
         let (now, logger) = (self.now(), self.logger)
-        return try await write { connection in
+        return try await write(durable: durable) { connection in
             for change in changes { try await Self.apply(change, now: now, connection, logger) }
             let message = try await Self.insertMessage(
                 connection, logger, now: now, conversationID: conversationID, role: role, content: content, status: status, model: model,
@@ -196,9 +196,9 @@ extension PostgresStore {
             .first.map { try $0["n"].decode(Int.self) } ?? 0
     }
 
-    public func record(_ call: CallRecord, conversationID: Int64) async throws {
+    public func record(_ call: CallRecord, conversationID: Int64, durable: Bool) async throws {
         let (now, logger) = (self.now(), self.logger)
-        try await write { connection in
+        try await write(durable: durable) { connection in
             if let reply = call.reply {
                 _ = try await Self.insertMessage(
                     connection, logger, now: now, conversationID: conversationID, role: .assistant, content: reply.text, status: reply.status,

@@ -142,12 +142,17 @@ public final class PostgresStore: Store {
 
     /// Runs `body` in a transaction on a pooled connection. It runs in its own task, so it is not
     /// cancelled with the caller's (a stopped reply is still saved); a failure becomes a `StoreError`.
+    /// `durable: false` commits without waiting for the server's WAL flush (`synchronous_commit`
+    /// off for this transaction); the next durable commit flushes it along.
     func write<T: Sendable>(
-        withoutTimeLimit: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        withoutTimeLimit: Bool = false, durable: Bool = true, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let logger = self.logger
         return try await leased(answerWithin: withoutTimeLimit ? nil : answerTimeout) { connection in
-            try await connection.withTransaction(logger: logger) { connection in try await body(connection) }
+            try await connection.withTransaction(logger: logger) { connection in
+                if !durable { try await connection.query("SET LOCAL synchronous_commit TO OFF", logger: logger) }
+                return try await body(connection)
+            }
         }
     }
 

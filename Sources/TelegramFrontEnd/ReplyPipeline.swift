@@ -68,12 +68,14 @@ public struct ReplyPipeline: Sendable {
         // The presenter shows new text as it comes: once a tick is as often as a draft may change.
         let deliveryInterval = tick
         // The model's answer streams into the presenter until it ends, the stop button fires (the
-        // engine then saves and returns what was shown), or shutdown cancels the reply.
+        // engine then saves and returns what was shown), or shutdown cancels the reply. Its outcome
+        // need not be synced to the disk: the final text's journal entry, saved durably before
+        // anything is delivered, syncs it along.
         let answer: ReplyOutcome? = try? await race({
             try await permits.withPermit {
                 await engine.reply(
                     to: turn, conversationID: conversationID, alongWith: answering, logger: logger, onSaved: onSaved,
-                    deliveryInterval: deliveryInterval, onDelta: { presenter.append($0) })
+                    deliveryInterval: deliveryInterval, durableOutcome: false, onDelta: { presenter.append($0) })
             }
         }, against: {
             // The presenter shows the answer as it comes; the stop button ends the race.

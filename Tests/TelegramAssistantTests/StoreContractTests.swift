@@ -192,6 +192,20 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
         #expect(try await reopened.conversation(id: conversationID + 1000) == nil)
     }
 
+    /// A turn and an outcome that need not be durable are committed all the same: another
+    /// connection (a reopened store) sees them at once.
+    @Test(arguments: StoreFixture.all) func commitsThatNeedNotBeDurableAreCommittedAllTheSame(_ fixture: StoreFixture) async throws {
+        let store = try await fixture.open()
+        let conversation = try await store.conversation(kind: "telegram", externalID: 77)
+        let user = try await store.appendMessage(conversationID: conversation.id, role: .user, content: "quick", durable: false)
+        try await store.record(
+            CallRecord(userMessageID: user.id, reply: ("answer", .complete, "m"), tokens: nil, costUSD: 0, failed: false),
+            conversationID: conversation.id, durable: false)
+        let reopened = try await fixture.open()
+        #expect(try await reopened.conversation(kind: "telegram", externalID: 77).id == conversation.id)
+        #expect(try await reopened.contextMessages(conversationID: conversation.id).map(\.content) == ["quick", "answer"])
+    }
+
     @Test(arguments: StoreFixture.all) func aFailedCallMarksTheTurnFailedUnlessItKeepsIt(_ fixture: StoreFixture) async throws {
         let store = try await fixture.open()
         let conversation = try await store.createConversation(kind: "terminal")
