@@ -56,7 +56,10 @@ public struct ClusterServer: Service, CustomStringConvertible {
         quiet.logLevel = .warning
         application = Application(
             router: router, configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) }, logger: quiet)
+            onServerRunning: { channel in
+                webhook?.intake.listenerIsUp()
+                await onListening(channel.localAddress?.port ?? port)
+            }, logger: quiet)
     }
 
     private static func route(_ webhook: Webhook, on router: Router<BasicRequestContext>) {

@@ -29,6 +29,8 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
     let logger: Logger
     /// Webhook mode: Telegram pushes updates to `receivePushed` instead of being polled.
     let webhook: TelegramConfig.Webhook?
+    /// Notified when the webhook's listener runs (`listenerIsUp`).
+    private let listenerUp = ChangeSignal()
     /// Set once what a restart left open has been handed over: a pushed update waits for it.
     private let resumed = Mutex(false)
     /// Replicas on one database: the chats this one answers. Updates reach the dispatcher only
@@ -80,7 +82,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
             return
         }
         // Webhook mode: updates arrive through `receivePushed` until the shutdown.
-        try await cancelWhenGracefulShutdown { try await self.setWebhook(webhook) }
+        try await cancelWhenGracefulShutdown { try await self.setWebhookOnceListening(webhook) }
         status.pushed()
         status.ready()
         try? await gracefulShutdown()
@@ -112,7 +114,7 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await leases.claim { await self.handOver($0) } }
                 if let webhook = self.webhook {
-                    try await self.setWebhook(webhook)
+                    try await self.setWebhookOnceListening(webhook)
                     self.status.pushed()
                     self.status.ready()
                     return
@@ -127,6 +129,19 @@ public final class UpdateIntake: Service, Sendable, CustomStringConvertible {
                 try await (self.leadPolling ?? { try await $0() })(poll)
             }
         }
+    }
+
+    /// The webhook's listener accepts connections (its server calls this once it runs).
+    public func listenerIsUp() {
+        listenerUp.notify()
+    }
+
+    /// Sets the webhook once its listener is up: Telegram posts to it at once, and a post that
+    /// finds nothing there waits for Telegram's retry, which can be minutes later.
+    private func setWebhookOnceListening(_ webhook: TelegramConfig.Webhook) async throws {
+        await listenerUp.wait()
+        try Task.checkCancellation()
+        try await setWebhook(webhook)
     }
 
     /// Asks Telegram to push to the webhook. Replicas starting together all ask, and Telegram

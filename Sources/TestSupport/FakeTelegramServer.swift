@@ -96,6 +96,7 @@ public final class FakeTelegramServer: Sendable {
         /// Set by `setWebhook`: pending updates are posted there instead of served to getUpdates.
         var webhook: WebhookPusher.Target?
         var webhookSetAt: ContinuousClock.Instant?
+        var webhookListening: [Bool] = []
         /// When an update that was not answered 2xx may be posted again.
         var webhookRetryAt: [Int64: ContinuousClock.Instant] = [:]
         /// Every post and its status (nil: no answer).
@@ -598,7 +599,10 @@ public final class FakeTelegramServer: Sendable {
         guard parameters["allowed_updates"] != nil else {
             return Self.failure(400, "Bad Request: this fake insists on an explicit allowed_updates")
         }
+        // Whether anything listened at the URL when it was set (Telegram posts to it at once).
+        let listening = connectTCP(host: url.host == "localhost" ? "127.0.0.1" : url.host!, port: url.port!).map { close($0) } != nil
         let tooSoon = state.withLock { state -> Bool in
+            state.webhookListening.append(listening)
             if let last = state.webhookSetAt, ContinuousClock.now - last < .seconds(1) { return true }
             state.webhookSetAt = .now
             state.webhookSet = true
@@ -682,6 +686,9 @@ public final class FakeTelegramServer: Sendable {
 
     /// The webhook URL set, if any.
     public var webhookURL: URL? { state.withLock { $0.webhook?.url } }
+
+    /// For each setWebhook (valid ones), whether something listened at its URL at that moment.
+    public var webhookListening: [Bool] { state.withLock { $0.webhookListening } }
 
     private static func chatID(of update: String) -> Int64 {
         guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(update.utf8)) else { return 0 }

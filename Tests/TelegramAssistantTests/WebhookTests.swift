@@ -97,6 +97,8 @@ import TestSupport
         let forged = #"{"update_id":5,"message":{"message_id":1,"date":0,"chat":{"id":77,"type":"private"},"from":{"id":77,"is_bot":false,"first_name":"M"},"text":"forged"}}"#
         try await bot.run {
             try await harness.eventually("the webhook set") { harness.telegram.webhookURL != nil }
+            // Set only once its listener was up: Telegram's first post comes at once.
+            #expect(harness.telegram.webhookListening == [true])
             #expect(await FakeTelegramServer.postToWebhook(forged, url: bot.url, secret: "wrong") == 401)
             #expect(await FakeTelegramServer.postToWebhook(forged, url: bot.url, secret: nil) == 401)
             #expect(await FakeTelegramServer.postToWebhook(forged, url: bot.url, secret: String(Self.secret.dropLast())) == 401)
@@ -169,6 +171,9 @@ import TestSupport
         let first = try BotHarness(telegram: telegram, overrides: settings)
         let second = try BotHarness(telegram: telegram, overrides: settings)
         let bots = try await (first.connect(), second.connect())
+        // No listener here (the setWebhook calls are the point): the intakes are told it is up.
+        bots.0.intake.listenerIsUp()
+        bots.1.intake.listenerIsUp()
         let runs = [
             Task { try await bots.0.serviceGroup(logger: first.log.logger).run() },
             Task { try await bots.1.serviceGroup(logger: second.log.logger).run() },
