@@ -101,6 +101,10 @@ public final class SQLiteStore: Store {
     /// handing it to GRDB's queue and back would cost two thread wake-ups, more than a short commit.
     /// Behind another write, or when another process holds the write lock (an operator's `sqlite3`
     /// session), it waits on GRDB's queue instead, suspending its task rather than holding a thread.
+    /// In the bot the calling thread is the HTTP event thread, so a commit that syncs holds every
+    /// transfer for as long as the disk takes (0.3–0.6 ms here, three times a reply); sending those
+    /// to GRDB's queue measured 4% more CPU and 12 more context switches per reply, for no change a
+    /// user could see (drafts change once a second).
     func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let (writer, path, busyTimeout) = (self.writer, self.path, self.busyTimeout)
         let lazy = syncsCommits && !durable
