@@ -18,7 +18,7 @@ public final class SQLiteStore: Store {
     /// Commits are synced to the disk (`synchronous=FULL`), except those of writes that need not be
     /// (`write(durable: false)`).
     private let syncsCommits: Bool
-    /// Commits synced to the disk so far (what a reply costs in `fdatasync`s, for tests).
+    /// Writes begun so far whose commit syncs the disk (what a reply costs in `fdatasync`s, for tests).
     let durableCommits = Atomic<Int>(0)
 
     /// Opens (creating if needed, mode 0600) the database at `path` and migrates it. A statement waits

@@ -59,6 +59,62 @@ extension StoreTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: state).contains("assistant.sqlite.lock"))
     }
+
+    /// `write(durable: false)` commits with `synchronous=NORMAL` (no sync of the disk) and leaves
+    /// the connection at FULL for the next write, both in place and behind another write (on
+    /// GRDB's queue); a durable write commits at FULL.
+    @Test func aWriteThatNeedNotBeDurableSkipsTheSyncAndOnlyThatOne() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.path + "/assistant.sqlite")
+        let level: @Sendable (Database) throws -> Int = { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
+        let durableBefore = store.durableCommits.load(ordering: .relaxed)
+        #expect(try await store.write(durable: false, level) == 1)
+        #expect(try store.synchronousLevel() == 2)
+        #expect(try await store.write(level) == 2)
+        #expect(store.durableCommits.load(ordering: .relaxed) == durableBefore + 1)
+
+        // Behind a write that holds the connection, the lazy one waits on GRDB's queue. The holding
+        // write blocks its thread: one of its own, never one of the two the other tests share.
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let first = Task(executorPreference: OneThreadExecutor()) {
+            try await store.write { db in
+                holding.signal()
+                release.wait()
+                return try level(db)
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                holding.wait()
+                continuation.resume()
+            }
+        }
+        let queued = Task.detached { try await store.write(durable: false, level) }
+        release.signal()
+        #expect(try await first.value == 2)
+        #expect(try await queued.value == 1)
+        #expect(try store.synchronousLevel() == 2)
+    }
+
+    /// A Telegram reply in a new chat syncs the disk three times: the update received (before
+    /// Telegram is told), the final text (before it is delivered), the update handled. The
+    /// conversation, the user's turn and the model's answer ride along with those.
+    @Test func aReplySyncsTheDiskThreeTimes() async throws {
+        let directory = TemporaryDirectory()
+        let store = try SQLiteStore(path: directory.path + "/bot.sqlite")
+        let harness = try BotHarness(store: store)
+        try await harness.withBot { _ in
+            try await harness.eventually("the bot's first poll") { harness.telegram.calls.contains { $0.method == "getUpdates" } }
+            let before = store.durableCommits.load(ordering: .relaxed)
+            harness.telegram.deliverText("hello", chatID: 1_234)
+            try await harness.eventually("the answer") { harness.texts(1_234).count == 1 }
+            try await harness.eventually("the update handled") { await store.openUpdatesCount == 0 }
+            #expect(store.durableCommits.load(ordering: .relaxed) - before == 3)
+        }
+        let conversation = try await store.conversation(kind: "telegram", externalID: 1_234)
+        #expect(try await store.allMessages(conversationID: conversation.id).map(\.role) == [.user, .assistant])
+    }
 }
 
 @Suite(.timeLimit(.minutes(2))) struct LockedDatabaseTests {
@@ -121,61 +177,6 @@ extension StoreTests {
         for writer in writers { try await writer.value }
         #expect(events.all == ["other task", "write", "write", "write"])
         #expect(try await store.allMessages(conversationID: conversation.id).count == writers.count, "the writes went through once the lock was free")
-    }
-
-    /// `write(durable: false)` commits with `synchronous=NORMAL` (no sync of the disk) and leaves
-    /// the connection at FULL for the next write, both in place and behind another write (on
-    /// GRDB's queue); a durable write commits at FULL.
-    @Test func aWriteThatNeedNotBeDurableSkipsTheSyncAndOnlyThatOne() async throws {
-        let directory = TemporaryDirectory()
-        let store = try SQLiteStore(path: directory.path + "/assistant.sqlite")
-        let level: @Sendable (Database) throws -> Int = { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
-        let durableBefore = store.durableCommits.load(ordering: .relaxed)
-        #expect(try await store.write(durable: false, level) == 1)
-        #expect(try store.synchronousLevel() == 2)
-        #expect(try await store.write(level) == 2)
-        #expect(store.durableCommits.load(ordering: .relaxed) == durableBefore + 1)
-
-        // Behind a write that holds the connection, the lazy one waits on GRDB's queue.
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let first = Task.detached {
-            try await store.write { db in
-                holding.signal()
-                release.wait()
-                return try level(db)
-            }
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                holding.wait()
-                continuation.resume()
-            }
-        }
-        let queued = Task.detached { try await store.write(durable: false, level) }
-        release.signal()
-        #expect(try await first.value == 2)
-        #expect(try await queued.value == 1)
-        #expect(try store.synchronousLevel() == 2)
-    }
-
-    /// A Telegram reply in a new chat syncs the disk three times: the update received (before
-    /// Telegram is told), the final text (before it is delivered), the update handled. The
-    /// conversation, the user's turn and the model's answer ride along with those.
-    @Test func aReplySyncsTheDiskThreeTimes() async throws {
-        let directory = TemporaryDirectory()
-        let store = try SQLiteStore(path: directory.path + "/bot.sqlite")
-        let harness = try BotHarness(store: store)
-        try await harness.withBot { _ in
-            try await harness.eventually("the bot's first poll") { harness.telegram.calls.contains { $0.method == "getUpdates" } }
-            let before = store.durableCommits.load(ordering: .relaxed)
-            harness.telegram.deliverText("hello", chatID: 1_234)
-            try await harness.eventually("the answer") { harness.texts(1_234).count == 1 }
-            try await harness.eventually("the update handled") { await store.openUpdatesCount == 0 }
-            #expect(store.durableCommits.load(ordering: .relaxed) - before == 3)
-        }
-        let conversation = try await store.conversation(kind: "telegram", externalID: 1_234)
-        #expect(try await store.allMessages(conversationID: conversation.id).map(\.role) == [.user, .assistant])
     }
 
     @Test func aSecondBotOnTheSameDatabaseIsRefusedWithTheHoldersPID() async throws {
