@@ -20,8 +20,12 @@ public final class PostgresStore: Store {
     public let location: PostgresLocation
     let now: @Sendable () -> Date
     let logger: Logger
-    /// How long a call waits for a connection before it fails (the server is down or unreachable).
+    /// How long a call waits for a connection while no other call finishes before it fails (the
+    /// server is down or unreachable). A pool that is only busy serves other calls meanwhile, and
+    /// the wait goes on while it does: a burst must queue, not fail.
     let leaseTimeout: Duration
+    /// Calls that finished their work on a pooled connection: the server is serving.
+    private let served = Atomic<Int>(0)
     /// How long a call's statements may take on their connection before the call fails and the
     /// connection is closed. A server that went away mid-query can leave the query waiting for
     /// ever (postgres-nio does not always fail it when the connection drops, and a silent network
@@ -173,9 +177,10 @@ public final class PostgresStore: Store {
 
     /// Runs `body` on a pooled connection, in a task of its own (not cancelled with the caller's).
     /// While the server is unreachable the pool would wait for a connection forever: after
-    /// `leaseTimeout` without one, the call fails with a `StoreError` instead, and the caller's
-    /// rules for a failed write apply. Once `body` has its connection it runs to the end, or for
-    /// `limit`: then its connection is closed (which rolls the transaction back) and the call fails.
+    /// `leaseTimeout` without one, and without any other call finishing meanwhile, the call fails
+    /// with a `StoreError` instead, and the caller's rules for a failed write apply. Once `body`
+    /// has its connection it runs to the end, or for `limit`: then its connection is closed (which
+    /// rolls the transaction back) and the call fails.
     private func leased<T: Sendable>(
         answerWithin limit: Duration?, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
@@ -187,19 +192,31 @@ public final class PostgresStore: Store {
                     group.addTask {
                         try await client.withConnection { connection in
                             leased.set()
-                            guard let limit else { return try await body(connection) }
-                            do {
-                                return try await abandoning(after: limit) { try await body(connection) }
-                            } catch is DeadlineExceeded {
-                                try? await connection.close()
-                                throw StoreError(
-                                    description: "the PostgreSQL server of \(location) did not answer within \(limit): closed that connection")
+                            let value: T
+                            if let limit {
+                                do {
+                                    value = try await abandoning(after: limit) { try await body(connection) }
+                                } catch is DeadlineExceeded {
+                                    try? await connection.close()
+                                    throw StoreError(
+                                        description: "the PostgreSQL server of \(location) did not answer within \(limit): closed that connection")
+                                }
+                            } else {
+                                value = try await body(connection)
                             }
+                            self.served.add(1, ordering: .relaxed)
+                            return value
                         }
                     }
                     group.addTask {
-                        try await Task.sleep(for: timeout)
-                        return nil
+                        // A busy pool, not a lost server, while other calls go on finishing.
+                        var seen = self.served.load(ordering: .relaxed)
+                        while true {
+                            try await Task.sleep(for: timeout)
+                            let now = self.served.load(ordering: .relaxed)
+                            if now == seen { return nil }
+                            seen = now
+                        }
                     }
                     while let result = try await group.next() {
                         if let value = result {

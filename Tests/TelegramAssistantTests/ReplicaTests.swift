@@ -338,10 +338,20 @@ struct ReplicaTests {
     func burst(_ harnesses: [BotHarness], _ replicas: Replicas) async throws {
         let (telegram, llm) = (replicas.telegram, replicas.llm)
         try await harnesses[0].eventually("all joined") { harnesses.allSatisfy(Self.joined) }
-        try await harnesses[0].eventually("each counts three") {
-            harnesses.allSatisfy { harness in
-                harness.log.records.contains { $0["msg"] as? String == "replicas_alive" && "\($0["replicas"] ?? "")" == "3" }
+        do {
+            try await harnesses[0].eventually("each counts three") {
+                harnesses.allSatisfy { harness in
+                    harness.log.records.contains { $0["msg"] as? String == "replicas_alive" && "\($0["replicas"] ?? "")" == "3" }
+                }
             }
+        } catch {
+            // What each replica's heartbeat saw, for a failure that happens once in many runs.
+            let seen = harnesses.map { harness in
+                harness.log.records.filter { ["replicas_alive", "replica_joined", "heartbeat_failed", "store_failed"].contains($0["msg"] as? String ?? "") }
+                    .map { "\($0["ts"] ?? "") \($0["msg"] ?? "") \($0["replicas"] ?? "") \($0["error"] ?? "")" }
+            }
+            Issue.record("the replicas' heartbeats: \(seen)")
+            throw error
         }
         let chats = (1...200).map { Int64(20_000 + $0) }
         for chat in chats { telegram.deliverText("question \(chat)", chatID: chat) }

@@ -108,6 +108,32 @@ struct StoreFixture: Sendable, CustomTestStringConvertible {
             #expect(again.id == conversation.id)
         }
 
+        /// A burst queues for the pool's connections longer than the lease timeout while the server
+        /// serves all along: every call waits its turn. Before, the calls at the back of the queue
+        /// failed as if the server were unreachable, and a webhook burst on a loaded host had posts
+        /// answered 500.
+        @Test(.enabled(if: StoreFixture.testDatabaseURL != nil)) func callsQueueForABusyPoolInsteadOfFailing() async throws {
+            let store = try await PostgresStore.open(
+                try StoreFixture(backend: .postgres).postgresLocation, maximumConnections: 1, leaseTimeout: .milliseconds(300),
+                logger: try LogCapture().logger)
+            defer { store.close() }
+            // Eight calls of 100 ms each on one connection: the last waits 700 ms for it.
+            let failures = try await withThrowingTaskGroup(of: String?.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do {
+                            _ = try await store.run("SELECT pg_sleep(0.1)")
+                            return nil
+                        } catch {
+                            return "\(error)"
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { failures, failure in failure.map { failures.append($0) } }
+            }
+            #expect(failures.isEmpty, "\(failures)")
+        }
+
         /// The listener that wakes a replica's claimer when updates are saved: when its server goes
         /// silent, it notices (its check gets no answer), says so once, and once the server answers
         /// again it listens on a new connection and wakes the claimer as before.
