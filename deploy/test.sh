@@ -43,14 +43,22 @@ if [ "$(id -u)" -eq 0 ]; then
   as_server=(runuser -u postgres --)
 fi
 stop() {
+  # Connections the server refused for want of slots would fail tests at random: say so.
+  local refused
+  refused=$(grep -c "too many clients" "$workdir/server.log" 2>/dev/null || true)
+  if [ "${refused:-0}" -gt 0 ]; then
+    echo "deploy/test.sh: PostgreSQL refused $refused connections (max_connections); tests that failed may have failed on that" >&2
+  fi
   "${as_server[@]}" "$bin/pg_ctl" -D "$workdir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$workdir"
 }
 trap stop EXIT
 port=$((20000 + RANDOM % 20000))
 "${as_server[@]}" "$bin/initdb" -D "$workdir/data" -U assistant --auth=trust -E UTF8 --no-locale >"$workdir/initdb.log"
-# In the cluster's own configuration, so that a test can stop and start it again as it is.
-printf "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 300\nfsync = off\n" \
+# In the cluster's own configuration, so that a test can stop and start it again as it is. The
+# suites run in parallel, each store with a pool of up to 8 connections: 150 at once here, more on
+# a machine with more cores, so room for several times that.
+printf "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 1000\nfsync = off\n" \
   "$port" "$workdir" >>"$workdir/data/postgresql.conf"
 "${as_server[@]}" "$bin/pg_ctl" -D "$workdir/data" -l "$workdir/server.log" -w start >/dev/null
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U assistant assistant_test
