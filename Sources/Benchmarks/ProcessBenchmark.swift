@@ -109,16 +109,27 @@ enum ProcessBenchmark {
         try await Task.sleep(for: .seconds(options.idleSeconds))
         let idle = Proc.usage(pids) - idleStart
         row("idle CPU over \(options.idleSeconds) s", idle.cpu * 1000, "ms", "\(idle.syscalls) read/write syscalls")
+        row("idle CPU over \(options.idleSeconds) s (schedstat)", idle.threadCPU * 1000, "ms", "wake-ups: \(perThread(idle, 1))")
 
         var chat: Int64 = 1
-        func reply() async throws -> (toModel: Duration, toDraft: Duration?) {
-            chat += 1
+        /// One question and its whole answer, in a new chat or, with `in`, in that chat.
+        func reply(in existing: Int64? = nil) async throws -> (toModel: Duration, toDraft: Duration?) {
+            let id: Int64
+            if let existing {
+                id = existing
+            } else {
+                chat += 1
+                id = chat
+            }
             let requestsBefore = llm.requests.count
+            let answered = telegram.visibleMessages(chatID: id).count
             llm.enqueue(.paced(answer, charactersPerEvent: 4, every: .milliseconds(10)))
             let delivered = ContinuousClock.now
-            telegram.deliverText("question", chatID: chat)
-            let id = chat
-            try await waitFor("the complete answer", timeout: .seconds(60)) { telegram.visibleMessages(chatID: id).last?.text == answer }
+            telegram.deliverText("question", chatID: id)
+            try await waitFor("the complete answer", timeout: .seconds(60)) {
+                let shown = telegram.visibleMessages(chatID: id)
+                return shown.count > answered && shown.last?.text == answer
+            }
             let request = llm.requests[requestsBefore].receivedAt
             let shown = telegram.calls.first {
                 ($0.method == "sendMessageDraft" || $0.method == "sendMessage") && $0.status == 200 && $0.at > request
@@ -156,6 +167,14 @@ enum ProcessBenchmark {
         row("sequential: model's first event → first visible draft p50", percentile(toDraft, 0.5), "ms", "the fake sends the first event as the request arrives")
         row("sequential: model's first event → first visible draft p95", percentile(toDraft, 0.95), "ms")
         row("peak RSS after the sequential replies", Double(Proc.status(pids[0], "VmHWM")) / 1024, "MiB")
+
+        // A single user: one chat whose history grows with every reply, up to the model's window.
+        let oneChat: Int64 = 1
+        let oneChatStart = Proc.usage(pids)
+        for _ in 0..<options.sequential { _ = try await reply(in: oneChat) }
+        let inOneChat = Proc.usage(pids) - oneChatStart
+        row("one chat: CPU per reply (schedstat)", inOneChat.threadCPU * 1000 / count, "ms", "\(options.sequential) replies in one chat, its history growing")
+        row("one chat: context switches per reply", Double(inOneChat.totalSwitches) / count, "", perThread(inOneChat, count))
 
         let burstStart = Proc.usage(pids)
         let wallStart = ContinuousClock.now
