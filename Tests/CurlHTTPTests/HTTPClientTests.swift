@@ -26,6 +26,17 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
         #expect(try await body.next() == Array("first ".utf8))
     }
 
+    /// Status lines as libcurl hands them over, read from the bytes.
+    @Test func statusLines() {
+        func status(_ line: String) -> Int { Array(line.utf8).withUnsafeBufferPointer { Transfer.status($0) } }
+        #expect(status("HTTP/1.1 200 OK") == 200)
+        #expect(status("HTTP/2 429") == 429)
+        #expect(status("HTTP/1.1 100 Continue") == 100)
+        #expect(status("HTTP/1.1 20") == 0)
+        #expect(status("HTTP/1.1 2000 Too Long") == 0)
+        #expect(status("HTTP/1.1") == 0)
+    }
+
     @Test func contentLengthBody() async throws {
         let server = try RawTCPServer { _ in
             [.readRequest, head("HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-Thing:  spaced \r\n\r\nhello"), .pause(.milliseconds(20)), head(" world")]
