@@ -3,8 +3,8 @@ import FoundationEssentials
 
 /// HTTP/1.1 and HTTP/2 over libcurl, with streamed bodies, for every call the bot makes.
 ///
-/// One event thread (see `EventLoop`) serves all transfers of a client; connections (and TLS
-/// sessions) are pooled per host with no cap, so keep one client for the whole process. Proxies come
+/// One event thread (`EventThread`, see `EventLoop`) serves all transfers of a client; connections
+/// (and TLS sessions) are pooled per host with no cap, so keep one client for the whole process. Proxies come
 /// from the usual `https_proxy` / `no_proxy` variables, as libcurl reads them.
 ///
 /// Redirects are followed (at most five, http and https only); libcurl never sends a request's
@@ -24,28 +24,25 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    private let loop: EventLoop
+    /// Where the transfers run; shared with the process's other clients and tasks when given.
+    public let thread: EventThread
+    private var loop: EventLoop { thread.loop }
     private let configuration: Configuration
 
-    public init(_ configuration: Configuration = .init()) {
+    /// A client on `thread`, or on an event thread of its own.
+    public init(_ configuration: Configuration = .init(), on thread: EventThread = EventThread()) {
         self.configuration = configuration
-        loop = EventLoop()
+        self.thread = thread
     }
 
-    deinit {
-        loop.post(.stop)
-    }
-
-    /// The clock the bot's waits should use: its sleeps are kept by this client's event thread, at
-    /// no cost beyond the wake-up that ends them.
-    public var clock: EventLoopClock { EventLoopClock(loop: loop) }
+    /// The clock the bot's waits should use (`EventThread.clock`).
+    public var clock: EventLoopClock { thread.clock }
 
     var loopForTests: EventLoop { loop }
 
-    /// The event thread as a task executor: a task that prefers it runs its jobs between the
-    /// thread's I/O, so a response that arrives resumes its reader without waking another thread.
-    /// For work that never blocks for long; jobs go to Swift's global pool once the client is gone.
-    public var executor: any TaskExecutor { loop }
+    /// The event thread as a task executor (`EventThread.executor`). Jobs go to Swift's global
+    /// pool once the thread is gone.
+    public var executor: any TaskExecutor { thread.executor }
 
     /// Transfers the event thread is running now.
     var activeTransfers: Int { loop.activeCount.load(ordering: .relaxed) }

@@ -103,7 +103,9 @@ public actor SendScheduler {
                 }
             }
         } onCancel: {
-            Task { await self.stopWaiting(id) }
+            // Where the canceller's tasks run (the event thread): not Swift's global pool, whose
+            // first use would start libdispatch's once-a-second worker-pool monitor.
+            Task(executorPreference: TaskExecutors.preferred) { await self.stopWaiting(id) }
         }
         try Task.checkCancellation()
     }

@@ -32,12 +32,17 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     /// Where the bot's services run their tasks (`HTTPClient.executor`: the HTTP event thread);
     /// nil: Swift's global pool.
     public let executor: (any TaskExecutor)?
+    /// Maintenance's own thread, with `executor`: its long statements (a purge, a vacuum) stay off
+    /// the event thread, and off Swift's global pool, whose first use would start libdispatch's
+    /// once-a-second pool monitor for the rest of the process's life.
+    let maintenanceThread: WorkerThread?
 
     public init(
         username: String, intake: UpdateIntake, dispatcher: ChatDispatcher, status: StatusReporter, maintenance: Maintenance,
         leases: ChatLeases? = nil, grace: Duration, executor: (any TaskExecutor)? = nil
     ) {
         self.executor = executor
+        maintenanceThread = executor == nil ? nil : WorkerThread(name: "db-maintenance")
         self.leases = leases
         self.username = username
         self.intake = intake
@@ -51,10 +56,10 @@ public struct TelegramBot: Sendable, CustomStringConvertible {
     public var description: String { "TelegramBot(@\(username))" }
 
     /// The leases stop after the dispatcher: the heartbeat goes on while replies in flight finish.
-    /// All but maintenance run on `executor` when there is one; maintenance's long statements (a
-    /// purge, a vacuum) stay off it.
+    /// All but maintenance run on `executor` when there is one, maintenance then on a thread of its own.
     public var services: [any Service] {
         let services: [any Service] = [status] + (leases.map { [$0] } ?? []) + [dispatcher, intake]
+        let maintenance: any Service = maintenanceThread.map { PreferringExecutor(service: self.maintenance, executor: $0) } ?? self.maintenance
         return [maintenance] + services.map { service in executor.map { PreferringExecutor(service: service, executor: $0) } ?? service }
     }
 

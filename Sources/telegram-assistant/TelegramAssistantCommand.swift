@@ -1,8 +1,16 @@
 import ArgumentParser
 import TelegramAssistant
 
-/// `telegram-assistant`: parses the command line and hands over to the library.
+/// The process: every command runs on the library's event thread (`AssistantApp.onEventThread`).
 @main
+enum Main {
+    /// On the main actor: a nonisolated `main` would take its first step in Swift's global pool.
+    @MainActor static func main() async {
+        await AssistantApp.onEventThread { await TelegramAssistantCommand.main() }
+    }
+}
+
+/// `telegram-assistant`: parses the command line and hands over to the library.
 struct TelegramAssistantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "telegram-assistant",

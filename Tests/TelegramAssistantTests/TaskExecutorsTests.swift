@@ -40,3 +40,47 @@ import Testing
         #expect(try await shielded { Self.preferred() } == nil)
     }
 }
+
+/// `WorkerThread`: a thread of its own, as a task executor, for work that may block it.
+@Suite(.timeLimit(.minutes(1))) struct WorkerThreadTests {
+    static func threadName() -> String {
+        ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .newlines)
+    }
+
+    @Test func aTaskThatPrefersItRunsOnItsThreadAroundSuspensionsAndInChildren() async throws {
+        let worker = WorkerThread(name: "test-worker")
+        let names = await withTaskExecutorPreference(worker) {
+            var names = [Self.threadName()]
+            // Resumed from another thread: the task comes back to the worker's.
+            await withCheckedContinuation { continuation in DispatchQueue.global().async { continuation.resume() } }
+            names.append(Self.threadName())
+            let child = await withTaskGroup(of: String.self) { group in
+                group.addTask { Self.threadName() }
+                return await group.next() ?? ""
+            }
+            names.append(child)
+            return names
+        }
+        #expect(names == ["test-worker", "test-worker", "test-worker"])
+        #expect(Self.threadName() != "test-worker")
+    }
+
+    /// Its jobs run one at a time, in order: a job that blocks holds the next one back.
+    @Test func itRunsOneJobAtATime() async throws {
+        final class Overlap: Sendable {
+            let counts = Mutex((running: 0, most: 0))
+        }
+        let worker = WorkerThread(name: "test-worker")
+        let overlap = Overlap()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask(executorPreference: worker) {
+                    overlap.counts.withLock { $0.running += 1; $0.most = max($0.most, $0.running) }
+                    usleep(20_000)  // blocks the thread, as a long statement would
+                    overlap.counts.withLock { $0.running -= 1 }
+                }
+            }
+        }
+        #expect(overlap.counts.withLock { $0.most } == 1)
+    }
+}

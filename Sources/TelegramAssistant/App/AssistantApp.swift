@@ -1,8 +1,10 @@
 import AssistantStore
 import ClusterServer
+import CurlHTTP
 import Foundation
 import Logging
 import ServiceLifecycle
+import Support
 import Synchronization
 import TelegramFrontEnd
 import TerminalFrontEnd
@@ -12,6 +14,23 @@ import TerminalFrontEnd
 public enum AssistantApp {
     /// Exit statuses: 78 (EX_CONFIG) means "fix the configuration", which the unit does not restart.
     public static let configurationStatus: Int32 = 78
+
+    /// The process's one event thread: every HTTP transfer, and every task that `onEventThread`
+    /// starts (all but the database's maintenance, which has a thread of its own).
+    public static let eventThread = EventThread()
+
+    /// Runs `body` (a whole command, from `main`) with its tasks, and the tasks they start, on
+    /// `eventThread`. Nothing then starts libdispatch's worker pool, whose monitor would wake the
+    /// process once a second for as long as it lives: an idle bot sleeps until Telegram answers its
+    /// long poll.
+    /// Called from an isolated `main` (the main actor), so that not even its first step runs in
+    /// Swift's global pool.
+    public static func onEventThread<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
+        let executor = eventThread.executor
+        return try await withTaskExecutorPreference(executor, isolation: isolation) {
+            try await TaskExecutors.$preferred.withValue(executor, operation: body, isolation: isolation)
+        }
+    }
 
     /// Loads and validates the configuration, or prints every problem and returns nil.
     public static func loadConfig(envFile: String?, requireTelegram: Bool) async -> AssistantConfig? {
@@ -30,6 +49,7 @@ public enum AssistantApp {
             let sink = try config.logFile.map { try LogSink(appendingTo: $0, creatingDirectory: true) } ?? .standardError
             var logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
             var overrides = Assistant.Overrides()
+            overrides.http = config.makeHTTPClient(on: eventThread)
             overrides.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
             #if Cluster
                 // The webhook's listener serves the metrics too unless METRICS_LISTEN is elsewhere.
@@ -83,7 +103,9 @@ public enum AssistantApp {
                 .appendingPathComponent("chat.log").path
             let sink = logPath == "-" ? LogSink.standardError : try LogSink(appendingTo: logPath, creatingDirectory: true)
             let logger = Assistant.makeLogger(label: "telegram-assistant", level: config.logLevel, sink: sink)
-            let chat = try await Assistant.open(config: config, logger: logger).terminalChat(fresh: fresh) { text in
+            var overrides = Assistant.Overrides()
+            overrides.http = config.makeHTTPClient(on: eventThread)
+            let chat = try await Assistant.open(config: config, logger: logger, overrides: overrides).terminalChat(fresh: fresh) { text in
                 FileHandle.standardOutput.write(Data(text.utf8))
             }
             let service = TerminalChatService(chat: chat, lines: StandardInput.lines())
@@ -98,7 +120,7 @@ public enum AssistantApp {
 
     /// `check`: prints the report; 0 only when every check passed.
     public static func check(_ config: AssistantConfig) async -> Int32 {
-        let results = await Checkup(config: config, clock: ContinuousClock()).run()
+        let results = await Checkup(config: config, http: config.makeHTTPClient(on: eventThread), clock: ContinuousClock()).run()
         FileHandle.standardOutput.write(Data((Checkup.report(results, config: config) + "\n").utf8))
         return results.allSatisfy(\.passed) ? 0 : 1
     }
@@ -132,8 +154,10 @@ final class SecondSignalExit {
 
     init() {
         let count = Count()
+        // A serial queue, not a global one: that would start libdispatch's monitored worker pool.
+        let queue = DispatchQueue(label: "second-signal")
         sources = [SIGTERM, SIGINT].map { signal in
-            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
             source.setEventHandler {
                 if count.increment() >= 2 {
                     FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))

@@ -62,9 +62,9 @@ public struct AssistantConfig: Sendable {
         public var maxSeconds: Int
     }
 
-    /// The one HTTP client (one event thread, one connection pool) for every call the process makes.
-    func makeHTTPClient() -> HTTPClient {
-        HTTPClient(.init(caBundlePath: caBundlePath))
+    /// The one HTTP client (one connection pool) for every call the process makes, on `thread`.
+    func makeHTTPClient(on thread: EventThread = EventThread()) -> HTTPClient {
+        HTTPClient(.init(caBundlePath: caBundlePath), on: thread)
     }
 
     static let defaultSystemPrompt =
