@@ -209,37 +209,43 @@ enum Proc {
     struct Usage {
         var cpu: Double
         var syscalls: Int
-        /// Context switches by thread name (voluntary and not), over the threads alive now.
-        var switches: [String: Int] = [:]
-        /// CPU time in seconds from the scheduler's nanosecond account of each thread alive now
-        /// (`/proc/PID/task/TID/schedstat`): finer than `cpu`'s 10 ms ticks, a floor like `switches`.
-        var threadCPU: Double = 0
-        var totalSwitches: Int { switches.values.reduce(0, +) }
+        /// Each thread's context switches (voluntary and not) and CPU time in nanoseconds from the
+        /// scheduler's account (`/proc/PID/task/TID/schedstat`, finer than `cpu`'s 10 ms ticks),
+        /// by "PID/TID".
+        var threads: [String: (name: String, switches: Int, nanoseconds: Int)] = [:]
+        /// Context switches by thread name.
+        var switches: [String: Int] { threads.values.reduce(into: [:]) { $0[$1.name, default: 0] += $1.switches } }
+        var totalSwitches: Int { threads.values.reduce(0) { $0 + $1.switches } }
+        /// CPU time in seconds, from the threads' own account.
+        var threadCPU: Double { Double(threads.values.reduce(0) { $0 + $1.nanoseconds }) / 1e9 }
+        /// What happened between `b` and `a`: a thread that ended meanwhile takes its counts with
+        /// it (the figures are floors then); one that began counts from zero.
         static func - (a: Usage, b: Usage) -> Usage {
             Usage(
                 cpu: a.cpu - b.cpu, syscalls: a.syscalls - b.syscalls,
-                switches: a.switches.merging(b.switches.mapValues { -$0 }, uniquingKeysWith: +), threadCPU: a.threadCPU - b.threadCPU)
+                threads: a.threads.reduce(into: [:]) { result, entry in
+                    let then = b.threads[entry.key]
+                    result[entry.key] = (
+                        entry.value.name, entry.value.switches - (then?.switches ?? 0), entry.value.nanoseconds - (then?.nanoseconds ?? 0)
+                    )
+                })
         }
     }
 
     /// Several processes' together.
     static func usage(_ pids: [Int32]) -> Usage {
         pids.map(usage).reduce(Usage(cpu: 0, syscalls: 0)) {
-            Usage(
-                cpu: $0.cpu + $1.cpu, syscalls: $0.syscalls + $1.syscalls, switches: $0.switches.merging($1.switches, uniquingKeysWith: +),
-                threadCPU: $0.threadCPU + $1.threadCPU)
+            Usage(cpu: $0.cpu + $1.cpu, syscalls: $0.syscalls + $1.syscalls, threads: $0.threads.merging($1.threads) { first, _ in first })
         }
     }
 
-    /// Context switches of each thread of `pid`, summed by thread name, and the threads' CPU time.
-    /// A thread that ends takes its counts with it, so both are floors when threads come and go.
-    static func threads(_ pid: Int32) -> (switches: [String: Int], cpu: Double) {
+    /// Context switches and CPU time of each thread of `pid`, by "PID/TID".
+    static func threads(_ pid: Int32) -> [String: (name: String, switches: Int, nanoseconds: Int)] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        var byName: [String: Int] = [:]
-        var nanoseconds = 0
+        var threads: [String: (name: String, switches: Int, nanoseconds: Int)] = [:]
         for task in tasks {
             let schedstat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8)) ?? ""
-            nanoseconds += Int(schedstat.split(separator: " ").first ?? "0") ?? 0
+            let nanoseconds = Int(schedstat.split(separator: " ").first ?? "0") ?? 0
             let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8)) ?? ""
             var name = "?"
             var count = 0
@@ -249,9 +255,9 @@ enum Proc {
                     count += Int(line.split(separator: "\t").last ?? "0") ?? 0
                 }
             }
-            byName[name, default: 0] += count
+            threads["\(pid)/\(task)"] = (name, count, nanoseconds)
         }
-        return (byName, Double(nanoseconds) / 1e9)
+        return threads
     }
 
     /// User + system CPU (clock ticks of `/proc/PID/stat`) and read/write syscalls (`/proc/PID/io`).
@@ -265,8 +271,7 @@ enum Proc {
         for line in io.split(separator: "\n") where line.hasPrefix("syscr:") || line.hasPrefix("syscw:") {
             syscalls += Int(line.split(separator: " ").last ?? "0") ?? 0
         }
-        let alive = threads(pid)
-        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls, switches: alive.switches, threadCPU: alive.cpu)
+        return Usage(cpu: ticks / Double(sysconf(Int32(_SC_CLK_TCK))), syscalls: syscalls, threads: threads(pid))
     }
 
     /// A `/proc/PID/status` value in kB.
