@@ -7,9 +7,12 @@ public enum TaskExecutors {
 
     /// Runs `operation`, and every task it starts, on `executor` (default actors included), except
     /// where something else decides: actors with their own executor, work on GRDB's queues.
-    public static func prefer<T>(_ executor: any TaskExecutor, _ operation: () async throws -> T) async rethrows -> T {
-        try await withTaskExecutorPreference(executor) {
-            try await $preferred.withValue(executor) { try await operation() }
+    /// Keeps the caller's isolation (`main` on the main actor), so nothing runs elsewhere first.
+    public static func prefer<T>(
+        _ executor: any TaskExecutor, isolation: isolated (any Actor)? = #isolation, _ operation: () async throws -> T
+    ) async rethrows -> T {
+        try await withTaskExecutorPreference(executor, isolation: isolation) {
+            try await $preferred.withValue(executor, operation: operation, isolation: isolation)
         }
     }
 }

@@ -22,14 +22,10 @@ public enum AssistantApp {
     /// Runs `body` (a whole command, from `main`) with its tasks, and the tasks they start, on
     /// `eventThread`. Nothing then starts libdispatch's worker pool, whose monitor would wake the
     /// process once a second for as long as it lives: an idle bot sleeps until Telegram answers its
-    /// long poll.
-    /// Called from an isolated `main` (the main actor), so that not even its first step runs in
-    /// Swift's global pool.
+    /// long poll. Call it from an isolated `main` (the main actor), so that not even its first step
+    /// runs in Swift's global pool.
     public static func onEventThread<T>(isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async rethrows -> T {
-        let executor = eventThread.executor
-        return try await withTaskExecutorPreference(executor, isolation: isolation) {
-            try await TaskExecutors.$preferred.withValue(executor, operation: body, isolation: isolation)
-        }
+        try await TaskExecutors.prefer(eventThread.executor, isolation: isolation, body)
     }
 
     /// Loads and validates the configuration, or prints every problem and returns nil.
