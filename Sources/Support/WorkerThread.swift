@@ -57,7 +57,7 @@ public final class WorkerThread: TaskExecutor, @unchecked Sendable {
         let name: String
         init(queue: Queue, name: String) {
             self.queue = queue
-            self.name = String(name.utf8.prefix(15))!
+            self.name = String(decoding: name.utf8.prefix(15), as: UTF8.self)
         }
     }
 
