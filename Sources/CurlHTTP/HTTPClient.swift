@@ -4,8 +4,8 @@ import FoundationEssentials
 /// HTTP/1.1 and HTTP/2 over libcurl, with streamed bodies, for every call the bot makes.
 ///
 /// One event thread (`EventThread`, see `EventLoop`) serves all transfers of a client; connections
-/// (and TLS sessions) are pooled per host with no cap, so keep one client for the whole process. Proxies come
-/// from the usual `https_proxy` / `no_proxy` variables, as libcurl reads them.
+/// (and TLS sessions) are pooled per host with no cap, so keep one client for the whole process.
+/// Proxies come from the usual `https_proxy` / `no_proxy` variables, as libcurl reads them.
 ///
 /// Redirects are followed (at most five, http and https only); libcurl never sends a request's
 /// `Authorization` header to another host or port than the one it was written for.

@@ -12,7 +12,7 @@ import TestSupport
             let base = "/proc/\(pid)/task/\(tid)"
             let name = ((try? String(contentsOfFile: base + "/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             guard name != "curl-event-loop", let status = try? String(contentsOfFile: base + "/status", encoding: .utf8) else { continue }
-            let switches = status.split(separator: "\n").filter { $0.hasSuffix("ctxt_switches") || $0.contains("ctxt_switches:") }
+            let switches = status.split(separator: "\n").filter { $0.contains("ctxt_switches:") }
                 .compactMap { Int($0.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") }.reduce(0, +)
             counts["\(name) (\(tid))"] = switches
         }

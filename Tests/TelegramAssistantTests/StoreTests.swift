@@ -77,7 +77,7 @@ extension StoreTests {
         // write blocks its thread: one of its own, never one of the two the other tests share.
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        let first = Task(executorPreference: OneThreadExecutor()) {
+        let first = Task(executorPreference: WorkerThread(name: "one-thread")) {
             try await store.write { db in
                 holding.signal()
                 release.wait()
@@ -165,7 +165,7 @@ extension StoreTests {
         let conversation = try await store.createConversation(kind: "terminal")
         let holder = try WriteLockHolder(path: path)
         let events = DeltaCollector()
-        let thread = OneThreadExecutor()
+        let thread = WorkerThread(name: "one-thread")
         let writers = (0..<3).map { index in
             Task(executorPreference: thread) {
                 try await store.appendMessage(conversationID: conversation.id, role: .user, content: "w\(index)")

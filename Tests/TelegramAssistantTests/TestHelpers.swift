@@ -181,15 +181,3 @@ final class WriteLockHolder: Sendable {
         done.wait()
     }
 }
-
-/// Runs its tasks one at a time, as if the cooperative pool had a single thread: a task that
-/// blocks its thread keeps every other one of them from running.
-final class OneThreadExecutor: TaskExecutor {
-    private let queue = DispatchQueue(label: "one-thread-executor")
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        let executor = asUnownedTaskExecutor()
-        queue.async { job.runSynchronously(on: executor) }
-    }
-}
