@@ -72,28 +72,22 @@ enum ProcessBenchmark {
             environment["DATABASE_URL"] = database.url
         }
         let bots = try (0..<options.replicas).map { index in
-            let bot = Process()
-            bot.executableURL = URL(fileURLWithPath: options.bot)
-            bot.arguments = ["run"]
-            bot.environment = environment
+            var environment = environment
             // BENCH_LOG_DIR keeps each bot's log (info level) there, to see what it did.
             if let logs = ProcessInfo.processInfo.environment["BENCH_LOG_DIR"] {
-                bot.environment?["LOG_FILE"] = "\(logs)/bot-\(index).log"
-                bot.environment?["LOG_LEVEL"] = "info"
+                environment["LOG_FILE"] = "\(logs)/bot-\(index).log"
+                environment["LOG_LEVEL"] = "info"
             }
-            bot.standardOutput = FileHandle.nullDevice
-            bot.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try bot.run()
-            return bot
+            return try ChildProcess(options.bot, ["run"], environment: environment)
         }
         let started = ContinuousClock.now
         defer {
             for bot in bots {
-                bot.terminate()
-                bot.waitUntilExit()
+                bot.send(SIGTERM)
+                bot.waitForEnd()
             }
         }
-        let pids = bots.map(\.processIdentifier)
+        let pids = bots.map(\.pid)
         var rows: [Benchmarks.Row] = []
         func row(_ name: String, _ value: Double, _ unit: String, _ note: String = "") {
             rows.append(.init(name: name, value: value, unit: unit, note: note))
@@ -291,17 +285,14 @@ struct PostgresCounter {
 
     func transactions() -> Int {
         Thread.sleep(forTimeInterval: 1.5)
-        let psql = Process()
-        psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
         let base = url.components(separatedBy: "schema=").first ?? url
-        psql.arguments = [base.hasSuffix("&") || base.hasSuffix("?") ? String(base.dropLast()) : base, "-Atc",
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("psql-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let arguments = [base.hasSuffix("&") || base.hasSuffix("?") ? String(base.dropLast()) : base, "-Atc",
             "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"]
-        let output = Pipe()
-        psql.standardOutput = output
-        psql.standardError = FileHandle.nullDevice
-        guard (try? psql.run()) != nil else { return 0 }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        psql.waitUntilExit()
-        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        guard let psql = try? ChildProcess("/usr/bin/psql", arguments, output: output) else { return 0 }
+        psql.waitForEnd()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 }

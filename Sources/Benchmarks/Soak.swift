@@ -63,17 +63,13 @@ enum Soak {
         let stop: () async -> Void
         let residentKilobytes: () -> Int
         if let path = option("--bot") {
-            let bot = Process()
-            bot.executableURL = URL(fileURLWithPath: path)
-            bot.arguments = ["run"]
-            bot.environment = values.merging(["LOG_FILE": logPath, "LOG_LEVEL": "info", "MALLOC_ARENA_MAX": "2", "PATH": "/usr/bin:/bin"]) { $1 }
-            bot.standardOutput = FileHandle.nullDevice
-            bot.standardError = FileHandle.nullDevice
-            try bot.run()
-            let pid = bot.processIdentifier
+            let bot = try ChildProcess(
+                path, ["run"],
+                environment: values.merging(["LOG_FILE": logPath, "LOG_LEVEL": "info", "MALLOC_ARENA_MAX": "2", "PATH": "/usr/bin:/bin"]) { $1 })
+            let pid = bot.pid
             stop = {
-                bot.terminate()
-                bot.waitUntilExit()
+                bot.send(SIGTERM)
+                bot.waitForEnd()
             }
             residentKilobytes = { Proc.status(pid, "VmRSS") }
         } else {

@@ -320,13 +320,3 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
         #expect(HTTPClientError(curl: CURLE_OPERATION_TIMEDOUT, connected: true).kind == .timedOut)
     }
 }
-
-/// Lets one test process hold a thousand connections at both ends.
-func raiseOpenFileLimit(to wanted: rlim_t) {
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    if limit.rlim_cur < wanted {
-        limit.rlim_cur = min(wanted, limit.rlim_max)
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-}

@@ -20,13 +20,8 @@ import TestSupport
         try #require(made == 0, "openssl could not make a certificate")
 
         let port = try freePort()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        server.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-quiet"]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer { server.terminate() }
+        let server = try ChildProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-quiet"])
+        defer { server.send(SIGTERM) }
         try await waitFor("openssl s_server to listen", timeout: .seconds(10)) { RawTCPServer.isListening(port: port) }
 
         let url = URL(string: "https://127.0.0.1:\(port)/")!
@@ -41,15 +36,9 @@ import TestSupport
         #expect(error?.kind == .tls)
     }
 
-    /// Runs openssl to its end, polling: Foundation's blocking `waitUntilExit()` would spin a run
-    /// loop on a cooperative thread (see `CrashRecoveryTests.Bot.kill`).
+    /// Runs openssl to its end, polling, so no cooperative thread blocks in `waitpid`.
     private func run(_ arguments: [String]) async throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try launch(process)
+        let process = try ChildProcess("/usr/bin/openssl", arguments)
         try await waitFor("openssl to exit", timeout: .seconds(30)) { !process.isRunning }
         return process.terminationStatus
     }

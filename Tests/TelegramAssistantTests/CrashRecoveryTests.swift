@@ -23,32 +23,20 @@ import TestSupport
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
+    /// The binary running `run`; killed when the test lets go of it (`ChildProcess`).
     final class Bot {
-        let process = Process()
+        let process: ChildProcess
         init(binary: URL, environment: [String: String]) throws {
-            process.executableURL = binary
-            process.arguments = ["run"]
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try launch(process)
+            process = try ChildProcess(binary.path, ["run"], environment: environment)
         }
-        /// SIGKILL, then waits (polling, as `waitUntilExit(_:)` does) until the bot is gone.
-        /// Foundation's blocking `Process.waitUntilExit()` spins a run loop on a cooperative
-        /// thread, and the test process crashed in `Process.run()` (a bad read while it copied the
-        /// environment) while another test waited that way.
+        /// SIGKILL, then waits until the bot is gone.
         func kill() async throws {
-            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.send(SIGKILL)
             try await waitUntilExit(process)
-        }
-        /// A test that fails half-way must not leave a bot running: it would go on polling ports
-        /// that the kernel hands to other tests' fake servers. (Foundation reaps it.)
-        deinit {
-            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         }
         /// SIGTERM, then the exit status once the bot has shut down.
         func terminate() async throws -> Int32 {
-            process.terminate()
+            process.send(SIGTERM)
             try await waitUntilExit(process)
             return process.terminationStatus
         }
@@ -176,7 +164,7 @@ import TestSupport
         let (status, message) = try await runToEnd(binary, ["run"], environment: environment, timeout: .seconds(20))
         #expect(status == 1)
         #expect(
-            message.contains("another telegram-assistant (pid \(first.process.processIdentifier)) is running a bot on the database"),
+            message.contains("another telegram-assistant (pid \(first.process.pid)) is running a bot on the database"),
             "\(message)")
         #expect(first.process.isRunning, "the first bot goes on")
         #expect(try await first.terminate() == 0)
@@ -193,14 +181,14 @@ import TestSupport
             environment: Self.environment(llm, telegram, database: directory.path + "/db.sqlite", ["SHUTDOWN_GRACE_SECONDS": "600"]))
         telegram.deliverText("question", chatID: 77)
         try await waitUntil("a draft") { !telegram.drafts(chatID: 77).isEmpty }
-        kill(bot.process.processIdentifier, SIGTERM)
+        bot.process.send(SIGTERM)
         try await waitUntil("polling to stop", timeout: .seconds(20)) {
             let polls = telegram.pollsReceived
             try? await Task.sleep(for: .seconds(1.5))
             return telegram.pollsReceived == polls
         }
         #expect(bot.process.isRunning, "the first signal waits for the reply in flight")
-        kill(bot.process.processIdentifier, SIGTERM)
+        bot.process.send(SIGTERM)
         try await waitUntil("the exit", timeout: .seconds(20)) { !bot.process.isRunning }
         #expect(bot.process.terminationStatus == 1)
     }

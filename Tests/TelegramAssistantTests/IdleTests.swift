@@ -36,7 +36,7 @@ import TestSupport
         // A libdispatch thread that ran GRDB's queue at start (the first compaction) retires after
         // five idle seconds, and waking to do so is no idling wake-up: start after that.
         try await Task.sleep(until: started + .seconds(6))
-        let pid = bot.process.processIdentifier
+        let pid = bot.process.pid
         let before = Self.wakeUps(pid)
         // The window of the measurement, not a wait for something to happen: the monitor would
         // wake its thread about three times in it.

@@ -413,7 +413,7 @@ struct ReplicaTests {
         // Kill one that streams answers (not the poller, whose death a test above covers).
         let database = try #require(observer as? PostgresStore)
         func streaming(_ name: String) async -> Int {
-            let pid = bots[name]!.process.processIdentifier
+            let pid = bots[name]!.process.pid
             let rows = try? await database.run(
                 """
                 SELECT count(*) AS n FROM telegram_update u JOIN chat_lease l ON l.chat_id = u.chat_id

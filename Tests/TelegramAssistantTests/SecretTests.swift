@@ -86,21 +86,11 @@ import TestSupport
         var environment = CrashRecoveryTests.environment(llm, telegram, database: directory.path + "/db.sqlite", ["LOG_LEVEL": "trace"])
         environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
         let output = directory.path + "/output.txt"
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["run"]
-        process.environment = environment
-        process.standardOutput = handle
-        process.standardError = handle
-        try launch(process)
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let process = try ChildProcess(binary.path, ["run"], environment: environment, output: output)
         telegram.deliverText("hello", chatID: 32)
         try await waitUntil("the answer") { telegram.visibleMessages(chatID: 32).count == 1 }
-        process.terminate()
+        process.send(SIGTERM)
         try await waitUntilExit(process)
-        try handle.close()
         let text = try String(contentsOfFile: output, encoding: .utf8)
         #expect(text.contains("\"level\":\"trace\"") || text.contains("Starting service"), "it logged at trace: \(text.prefix(300))")
         Self.expectNoSecret(text, "the binary's output")

@@ -125,25 +125,15 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: ()
 /// so a chatty program can never fill a pipe and hang.
 func runToEnd(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil, timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
     let output = FileManager.default.temporaryDirectory.appendingPathComponent("output-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: output) }
-    let handle = try FileHandle(forWritingTo: output)
-    defer { try? handle.close() }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    if let directory { process.currentDirectoryURL = directory }
-    process.standardOutput = handle
-    process.standardError = handle
-    try launch(process)
+    let process = try ChildProcess(executable.path, arguments, environment: environment, directory: directory?.path, output: output.path)
     try await waitUntilExit(process, timeout: timeout)
     return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
 }
 
-/// Waits for a child process to exit, polling, so no cooperative thread blocks in `waitUntilExit`.
-func waitUntilExit(_ process: Process, timeout: Duration = .seconds(60)) async throws {
-    try await waitUntil("process \(process.processIdentifier) to exit", timeout: timeout) { !process.isRunning }
+/// Waits for a child process to exit, polling, so no cooperative thread blocks in `waitpid`.
+func waitUntilExit(_ process: ChildProcess, timeout: Duration = .seconds(60)) async throws {
+    try await waitUntil("process \(process.pid) to exit", timeout: timeout) { !process.isRunning }
 }
 
 /// Another process's write transaction on a database file (an sqlite3 shell left in `BEGIN`, or a
