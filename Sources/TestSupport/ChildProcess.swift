@@ -134,17 +134,6 @@ public final class ChildProcess: Sendable {
     }
 }
 
-/// Lets this process hold `wanted` descriptors (a thousand connections at both ends), as far as
-/// the hard limit allows.
-public func raiseOpenFileLimit(to wanted: rlim_t) {
-    var limit = rlimit()
-    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    if limit.rlim_cur < wanted {
-        limit.rlim_cur = min(wanted, limit.rlim_max)
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    }
-}
-
 /// A program could not be started.
 public struct SpawnError: Error, CustomStringConvertible {
     public let what: String

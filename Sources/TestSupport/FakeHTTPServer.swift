@@ -107,10 +107,7 @@ public final class FakeHTTPServer: Sendable {
         defer { close(listener) }
         while !stopped.withLock({ $0 }) {
             let client = acceptClosingOnExec(listener)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            guard client >= 0 else { return }
             var yes: Int32 = 1
             setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             accepted.add(1, ordering: .relaxed)
@@ -253,13 +250,49 @@ public enum FakeServerError: Error {
     case socket(Int32)
 }
 
+/// Lets this process hold `wanted` descriptors (a thousand connections at both ends), as far as
+/// the hard limit allows.
+public func raiseOpenFileLimit(to wanted: rlim_t) {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    if limit.rlim_cur < wanted {
+        limit.rlim_cur = min(wanted, limit.rlim_max)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+/// Once per process, before the first fake server listens: the whole hard limit. The tests run
+/// side by side and hold some 4,700 descriptors at the peak, past the
+/// soft limit of 1,024 or 4,096 that many machines start a process with.
+let openFileLimitRaised: Void = {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    raiseOpenFileLimit(to: limit.rlim_max)
+}()
+
 /// `accept`, with the new descriptor closed on exec: a child such as `pg_ctl start` must not
 /// inherit a test server's connection and keep it open after the test closes it (the client would
 /// then never see the end).
+///
+/// Returns -1 only once the listener is shut down. Any other failure is retried, as a real server
+/// does (a fake that stopped accepting left every later client of its test hanging until a
+/// timeout): a client that reset its connection before it was accepted (`ECONNABORTED`, and the
+/// network errors Linux passes on from a pending connection), or a moment without descriptors or
+/// memory (a burst test holds thousands of sockets), after which it waits 10 ms first.
 func acceptClosingOnExec(_ listener: Int32) -> Int32 {
-    let fd = accept(listener, nil, nil)
-    if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    return fd
+    while true {
+        let fd = accept(listener, nil, nil)
+        if fd >= 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            return fd
+        }
+        let error = errno
+        if error == EBADF || error == EINVAL || error == ENOTSOCK { return -1 }
+        // Rare enough to say, so that a test that fails after it can be explained.
+        let message = "fake server: accept failed (\(String(cString: strerror(error)))); trying again\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error) { usleep(10_000) }
+    }
 }
 
 /// A TCP connection to `host` (an IPv4 address) and `port`, closed on exec; nil when it fails.
@@ -282,6 +315,7 @@ func connectTCP(host: String = "127.0.0.1", port: Int) -> Int32? {
 
 /// A listening TCP socket on 127.0.0.1 with a port the kernel picks: the descriptor and the port.
 func listenOnLoopback() throws -> (Int32, Int) {
+    _ = openFileLimitRaised
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw FakeServerError.socket(errno) }
     var yes: Int32 = 1

@@ -58,10 +58,7 @@ public final class RawTCPServer: Sendable {
         defer { close(listener) }
         while true {
             let client = acceptClosingOnExec(listener)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            guard client >= 0 else { return }
             let number = record.withLock { record in
                 defer { record.connections += 1 }
                 return record.connections

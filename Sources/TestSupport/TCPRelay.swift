@@ -41,10 +41,7 @@ public final class TCPRelay: Sendable {
         defer { close(listener) }
         while true {
             let client = acceptClosingOnExec(listener)
-            guard client >= 0 else {
-                if errno == EINTR { continue }
-                return
-            }
+            guard client >= 0 else { return }
             Thread.detachNewThread { [self] in relay(client) }
         }
     }
