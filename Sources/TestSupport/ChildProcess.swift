@@ -8,12 +8,13 @@ import Glibc
 ///
 /// Foundation's `Process` is not used because:
 /// - its `run()` copies every `/proc/self/fd` entry's whole 256-byte name. The test process crashed
-///   there (a read past the end of `readdir`'s buffer) while one test held 2,000 sockets open.
+///   there (a read past the end of `readdir`'s buffer) while one test held 2,000 sockets open, and
+///   Swift's backtracer then held all 1,700 threads for 27 s: every test waiting meanwhile failed.
 /// - its manager thread and run loop notice an exit only when they get to it.
 ///
 /// Here the child starts with:
 /// - no descriptor of ours but the three standard ones (`closefrom` in the child);
-/// - no signal blocked: libdispatch's threads block them all, and a child would inherit that;
+/// - no signal blocked: libdispatch's threads block nearly all, and a child would inherit that;
 /// - a process group of its own, so a signal meant for the tests never reaches it.
 ///
 /// Nothing waits in a thread: `isRunning` reaps the child with `waitpid(WNOHANG)`.

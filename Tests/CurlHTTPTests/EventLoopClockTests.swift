@@ -61,7 +61,9 @@ import TestSupport
         var owner: HTTPClient? = HTTPClient()
         let clock = owner!.clock
         let sleeping = Task {
-            let deadline = clock.now + .milliseconds(200)
+            // Long enough that it is still asleep when this test looks, even at the start of the
+            // suite, when a task can wait seconds for a thread (200 ms was not, in CI).
+            let deadline = clock.now + .seconds(3)
             try await clock.sleep(until: deadline)
             return clock.now >= deadline
         }

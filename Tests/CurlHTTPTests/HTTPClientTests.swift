@@ -247,7 +247,7 @@ private func head(_ text: String) -> RawTCPServer.Action { .send(Array(text.utf8
         let upload = Task {
             try await client.send(HTTPRequest(method: "POST", url: url(server.port), body: [UInt8](repeating: 1, count: 64 << 20)))
         }
-        try await waitFor("the client to be sending", timeout: .seconds(5)) { client.activeTransfers == 1 }
+        try await waitFor("the client to be sending") { client.activeTransfers == 1 }
         upload.cancel()
         await #expect(throws: CancellationError.self) { _ = try await upload.value }
         try await waitFor("the event thread to drop the transfer") { client.activeTransfers == 0 }
