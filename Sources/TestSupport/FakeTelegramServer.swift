@@ -119,11 +119,15 @@ public final class FakeTelegramServer: Sendable {
     private let pusher = WebhookPusher()
 
     /// `keepAlive: false` closes every connection after its answer, as a proxy in between may.
+    ///
+    /// Each server has a token of its own unless one is given: a bot that outlived its test, polling
+    /// a port the kernel has since given another test's fake, is refused (401) and stops, instead of
+    /// taking that test's updates.
     public init(
-        token: String = "123456:TEST-token-abcdefghijklmnopqrstuv", botUsername: String = "test_assistant_bot", limits: Limits = Limits(),
+        token: String? = nil, botUsername: String = "test_assistant_bot", limits: Limits = Limits(),
         supportsDrafts: Bool = true, keepAlive: Bool = true
     ) throws {
-        self.token = token
+        self.token = token ?? "123456:TEST-token-" + String((0..<22).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
         self.bot = (id: 123456, username: botUsername)
         self.limits = limits
         self.supportsDrafts = supportsDrafts

@@ -62,6 +62,7 @@ import TestSupport
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }
+            defer { running.cancel() }  // no bot outlives its test, however the test ends
             telegram.deliverPhoto(chatID: 1303, caption: "describe", messageID: 1, fileID: "C1", sizes: [(400, 300)], mediaGroupID: "g3")
             telegram.deliverPhoto(chatID: 1303, messageID: 2, fileID: "C2", sizes: [(400, 300)], mediaGroupID: "g3")
             try await harness.eventually("the draft") { !telegram.drafts(chatID: 1303).isEmpty }

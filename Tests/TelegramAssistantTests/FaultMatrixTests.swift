@@ -175,6 +175,7 @@ import TestSupport
         let harness = try BotHarness()
         let group = try await harness.connect().serviceGroup(logger: harness.log.logger)
         let running = Task { try await group.run() }
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         try await harness.eventually("polling") { harness.telegram.pollsReceived > 0 }
         for _ in 0..<3 { harness.telegram.failNext("getUpdates", status: 401, description: "Unauthorized") }
         await #expect(throws: TelegramError.unauthorized) { try await running.value }

@@ -161,6 +161,7 @@ import TestSupport
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }
+            defer { running.cancel() }  // no bot outlives its test, however the test ends
             telegram.deliverPhoto(chatID: 1108, caption: "is this ripe?", fileID: "P8", sizes: [(640, 480)])
             try await harness.eventually("the download under way") { telegram.calls("file").count == 1 }
             await group.triggerGracefulShutdown()

@@ -69,6 +69,7 @@ import TestSupport
         let bot = try await harness.connect(logger: logger)
         let group = bot.serviceGroup(logger: logger)
         let running = Task { try await group.run() }
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         telegram.deliverText("hello there", chatID: 31)
         try await harness.eventually("the answer") { harness.texts(31) == ["Echo: hello there"] }
         await group.triggerGracefulShutdown()

@@ -26,6 +26,7 @@ import TestSupport
         let systemd = try SystemdNotifierTests.FakeSystemd()
         let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
         harness.telegram.deliverText("tell me", chatID: 950)
         try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 950).isEmpty }
@@ -54,6 +55,7 @@ import TestSupport
             let harness = try BotHarness(llmServer: llm, telegram: telegram, overrides: ["SHUTDOWN_GRACE_SECONDS": "0"], store: try SQLiteStore(path: path))
             let bot = try await harness.connect()
             let (group, running) = runInGroup(bot, logger: harness.log.logger)
+            defer { running.cancel() }  // no bot outlives its test, however the test ends
             telegram.deliverText("first", chatID: 952, messageID: 1)
             try await harness.eventually("the draft") { !telegram.drafts(chatID: 952).isEmpty }
             telegram.deliverText("second", chatID: 952, messageID: 2)
@@ -80,6 +82,7 @@ import TestSupport
         harness.llm.enqueue(.answer(String(repeating: "steady ", count: 40), chunkSize: 150, pause: .milliseconds(100)))
         let bot = try await harness.connect()
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         harness.telegram.deliverText("tell me", chatID: 951)
         try await harness.eventually("the draft") { !harness.telegram.drafts(chatID: 951).isEmpty }
         await group.triggerGracefulShutdown()
@@ -98,6 +101,7 @@ import TestSupport
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
         let bot = try await harness.connect(notifier: notifier)
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
         // Each long poll (1 s here) that returns pings the watchdog; a poller that hangs would not.
         #expect(await systemd.receive() == "WATCHDOG=1")
@@ -114,6 +118,7 @@ import TestSupport
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "400000"])
         let bot = try await harness.connect(notifier: notifier)
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         do {
             var first = await systemd.receive()
             while first == "WATCHDOG=1" { first = await systemd.receive() }
@@ -165,6 +170,7 @@ import TestSupport
         let systemd = try SystemdNotifierTests.FakeSystemd()
         let bot = try await harness.connect(notifier: SystemdNotifier(environment: ["NOTIFY_SOCKET": systemd.path]))
         let (group, running) = runInGroup(bot, logger: harness.log.logger)
+        defer { running.cancel() }  // no bot outlives its test, however the test ends
         #expect(await systemd.receive() == "READY=1\nSTATUS=Polling; 0 chats served since start, 0 replying now")
         harness.telegram.deliverText("hello", chatID: 31)
         try await harness.eventually("the answer") { harness.replyRecords.count == 1 }

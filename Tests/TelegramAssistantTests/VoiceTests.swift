@@ -136,6 +136,7 @@ import TestSupport
             let bot = try await harness.connect()
             let group = bot.serviceGroup(logger: harness.log.logger)
             let running = Task { try await group.run() }
+            defer { running.cancel() }  // no bot outlives its test, however the test ends
             telegram.deliverVoice(chatID: 1206, fileID: "V9")
             try await harness.eventually("the transcription under way") { llm.transcriptionRequests.count == 1 }
             await group.triggerGracefulShutdown()
