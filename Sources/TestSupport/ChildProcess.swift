@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -90,6 +91,27 @@ public final class ChildProcess: Sendable {
         case .signalled(let signal): signal
         case nil: -1
         }
+    }
+
+    /// Waits until the child has ended, polling, so that no cooperative thread blocks in
+    /// `waitpid`; throws `WaitTimedOut` after `timeout`.
+    @discardableResult
+    public func end(within timeout: Duration = .seconds(60)) async throws -> Ending {
+        try await waitFor("process \(pid) to exit", timeout: timeout) { !isRunning }
+        return ended!
+    }
+
+    /// Runs a program to its end: how it ended and what it wrote on standard output and error.
+    /// The output goes through a file, so a chatty program can never fill a pipe and hang.
+    public static func run(
+        _ executable: String, _ arguments: [String] = [], environment: [String: String]? = nil, directory: String? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> (ending: Ending, output: String) {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("output-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let child = try ChildProcess(executable, arguments, environment: environment, directory: directory, output: output)
+        let ending = try await child.end(within: timeout)
+        return (ending, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
     /// Blocks the calling thread until the child has ended (for benchmarks and tools: a test

@@ -13,11 +13,11 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: directory) }
         let cert = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        let made = try await run([
+        let (made, output) = try await ChildProcess.run("/usr/bin/openssl", [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert,
         ])
-        try #require(made == 0, "openssl could not make a certificate")
+        try #require(made == .exited(0), "openssl could not make a certificate: \(output)")
 
         let port = try freePort()
         let server = try ChildProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-quiet"])
@@ -34,13 +34,6 @@ import TestSupport
             _ = try await HTTPClient().fetch(HTTPRequest(url: url), deadline: .seconds(10))
         }
         #expect(error?.kind == .tls)
-    }
-
-    /// Runs openssl to its end, polling, so no cooperative thread blocks in `waitpid`.
-    private func run(_ arguments: [String]) async throws -> Int32 {
-        let process = try ChildProcess("/usr/bin/openssl", arguments)
-        try await waitFor("openssl to exit", timeout: .seconds(30)) { !process.isRunning }
-        return process.terminationStatus
     }
 
     /// A port nothing listens on right now (the kernel's pick, released at once).

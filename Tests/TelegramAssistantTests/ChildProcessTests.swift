@@ -4,15 +4,6 @@ import TestSupport
 
 /// The tests' way to start programs (`ChildProcess`, not Foundation's `Process`).
 @Suite(.timeLimit(.minutes(1))) struct ChildProcessTests {
-    /// The program's output, once it has ended.
-    func run(_ executable: String, _ arguments: [String], directory: String? = nil) async throws -> (ChildProcess.Ending?, String) {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let child = try ChildProcess(executable, arguments, directory: directory, output: output)
-        try await waitFor("\(executable) to end") { !child.isRunning }
-        return (child.ended, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
-    }
-
     /// With two thousand sockets open here (a burst test's worth), the child still starts, and
     /// it holds none of them: a bot that kept a fake server's connection open would hide from
     /// that server that the test had hung up.
@@ -21,7 +12,7 @@ import TestSupport
         let sockets = (0..<2000).map { _ in socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
         defer { sockets.forEach { close($0) } }
         try #require(sockets.allSatisfy { $0 >= 0 }, "the test could not open its sockets")
-        let (ended, listing) = try await run("/bin/ls", ["/proc/self/fd"])
+        let (ended, listing) = try await ChildProcess.run("/bin/ls", ["/proc/self/fd"])
         #expect(ended == .exited(0))
         // 0, 1 and 2, and the directory ls reads.
         let descriptors = Set(listing.split(separator: "\n").compactMap { Int32($0) })
@@ -31,23 +22,22 @@ import TestSupport
     /// libdispatch's threads, where tests run, block every signal; the child must not inherit
     /// that, or a bot would never see the SIGTERM a test sends it.
     @Test func theChildStartsWithNoSignalBlocked() async throws {
-        let (ended, status) = try await run("/bin/grep", ["SigBlk", "/proc/self/status"])
+        let (ended, status) = try await ChildProcess.run("/bin/grep", ["SigBlk", "/proc/self/status"])
         #expect(ended == .exited(0))
         #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "SigBlk:\t0000000000000000")
     }
 
     @Test func exitCodesSignalsAndTheDirectoryAreReported() async throws {
-        let (exited, _) = try await run("/bin/sh", ["-c", "exit 3"])
+        let (exited, _) = try await ChildProcess.run("/bin/sh", ["-c", "exit 3"])
         #expect(exited == .exited(3))
-        let (_, directory) = try await run("/bin/pwd", [], directory: "/usr/lib")
+        let (_, directory) = try await ChildProcess.run("/bin/pwd", [], directory: "/usr/lib")
         #expect(directory == "/usr/lib\n")
 
         let sleeper = try ChildProcess("/bin/sleep", ["30"])
         #expect(sleeper.isRunning)
         #expect(sleeper.terminationStatus == -1)
         sleeper.send(SIGKILL)
-        try await waitFor("sleep to end") { !sleeper.isRunning }
-        #expect(sleeper.ended == .signalled(SIGKILL))
+        #expect(try await sleeper.end() == .signalled(SIGKILL))
         #expect(sleeper.terminationStatus == SIGKILL)
     }
 

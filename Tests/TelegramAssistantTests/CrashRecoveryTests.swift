@@ -32,12 +32,12 @@ import TestSupport
         /// SIGKILL, then waits until the bot is gone.
         func kill() async throws {
             process.send(SIGKILL)
-            try await waitUntilExit(process)
+            try await process.end()
         }
         /// SIGTERM, then the exit status once the bot has shut down.
         func terminate() async throws -> Int32 {
             process.send(SIGTERM)
-            try await waitUntilExit(process)
+            try await process.end()
             return process.terminationStatus
         }
     }

@@ -91,7 +91,7 @@ import TestSupport
         telegram.deliverText("hello", chatID: 32)
         try await waitUntil("the answer") { telegram.visibleMessages(chatID: 32).count == 1 }
         process.send(SIGTERM)
-        try await waitUntilExit(process)
+        try await process.end()
         let text = try String(contentsOfFile: output, encoding: .utf8)
         #expect(text.contains("\"level\":\"trace\"") || text.contains("Starting service"), "it logged at trace: \(text.prefix(300))")
         Self.expectNoSecret(text, "the binary's output")

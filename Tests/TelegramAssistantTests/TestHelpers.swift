@@ -120,20 +120,13 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: ()
     }
 }
 
-/// Runs a program to its end without blocking a cooperative thread (the pool has one per core, and
-/// a blocked pool stalls every other test's streams into their timeouts). Output goes through a file,
-/// so a chatty program can never fill a pipe and hang.
+/// Runs a program to its end (`ChildProcess.run`): its exit status, or the signal that ended it,
+/// and its output.
 func runToEnd(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil, timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("output-\(UUID().uuidString)")
-    defer { try? FileManager.default.removeItem(at: output) }
-    let process = try ChildProcess(executable.path, arguments, environment: environment, directory: directory?.path, output: output.path)
-    try await waitUntilExit(process, timeout: timeout)
-    return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
-}
-
-/// Waits for a child process to exit, polling, so no cooperative thread blocks in `waitpid`.
-func waitUntilExit(_ process: ChildProcess, timeout: Duration = .seconds(60)) async throws {
-    try await waitUntil("process \(process.pid) to exit", timeout: timeout) { !process.isRunning }
+    let (ending, output) = try await ChildProcess.run(executable.path, arguments, environment: environment, directory: directory?.path, timeout: timeout)
+    switch ending {
+    case .exited(let code), .signalled(let code): return (code, output)
+    }
 }
 
 /// Another process's write transaction on a database file (an sqlite3 shell left in `BEGIN`, or a
