@@ -262,8 +262,8 @@ public func raiseOpenFileLimit(to wanted: rlim_t) {
 }
 
 /// Once per process, before the first fake server listens: the whole hard limit. The tests run
-/// side by side and hold some 4,700 descriptors at the peak, past the
-/// soft limit of 1,024 or 4,096 that many machines start a process with.
+/// side by side and hold some 4,700 descriptors at the peak, past the soft limit of 1,024 or 4,096
+/// that many machines start a process with.
 let openFileLimitRaised: Void = {
     var limit = rlimit()
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
